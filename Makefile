@@ -1,0 +1,51 @@
+# nhm: the two commands are `make run` and `make test`; each sets itself up (virtualenv, install).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PACKAGES := sdk services/platform services/registry services/scoring services/allocation services/remediation
+BUF := node_modules/.bin/buf
+BUF_AGAINST ?= .git\#branch=main
+PYTEST_ARGS ?=
+
+.PHONY: install run test gen gen-check lint clean
+
+$(STAMP): constraints.txt requirements-dev.txt $(addsuffix /pyproject.toml,$(PACKAGES))
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -r requirements-dev.txt $(addprefix -e ,$(PACKAGES))
+	touch $@
+
+install: $(STAMP)
+
+## Start every service on localhost (SQLite under ./data); Ctrl-C stops them.
+run: install
+	$(PY) -m nhm_platform.devstack --data-dir data
+
+## Run the test suite (PostgreSQL tests too when NHM_TEST_POSTGRES_URL is set).
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+## Regenerate the SDK's generated code from protos/.
+gen: install
+	$(PY) tools/gen_protos.py
+
+## Fail when the committed generated code differs from protos/.
+gen-check: install
+	@tmp=$$(mktemp -d) && $(PY) tools/gen_protos.py --out $$tmp >/dev/null && \
+	  diff -r -x __pycache__ $$tmp/nhm sdk/src/nhm && rm -rf $$tmp && echo "generated code is current"
+
+$(BUF): package.json package-lock.json
+	npm ci --no-audit --no-fund --silent
+	touch $@
+
+## ruff, buf lint, buf format, buf breaking (against main).
+lint: install $(BUF)
+	$(PY) -m ruff check .
+	$(BUF) lint
+	$(BUF) format --diff --exit-code
+	@if git rev-parse --verify -q main:protos >/dev/null; then $(BUF) breaking --against '$(BUF_AGAINST)'; \
+	  else echo "buf breaking: main has no protos yet"; fi
+
+clean:
+	rm -rf $(VENV) node_modules data .pytest_cache .ruff_cache .mypy_cache test-artifacts bench-results
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

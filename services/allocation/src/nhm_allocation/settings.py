@@ -1,0 +1,16 @@
+"""The allocation service's settings (environment variables NHM_ALLOCATION_<FIELD> or NHM_<FIELD>)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nhm_platform.settings import ServerSettings
+
+
+@dataclass(frozen=True)
+class AllocationSettings(ServerSettings):
+    port: int = 50053
+    # Address of the registry service, whose change feed this service follows.
+    registry_target: str = "localhost:50051"
+    # Address of the scoring service, whose change feed this service follows.
+    scoring_target: str = "localhost:50052"

@@ -1,0 +1,157 @@
+"""Domain errors, raised by the service layer and turned into rich gRPC statuses at the edge.
+
+Each error carries a status code, a message a person can act on, a machine-readable reason
+(google.rpc.ErrorInfo), and optionally field violations (google.rpc.BadRequest), a retry delay
+(google.rpc.RetryInfo) and further typed detail messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+import grpc
+from google.protobuf import any_pb2
+from google.protobuf.message import Message
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+ERROR_DOMAIN = "nhm"
+
+
+@dataclass(frozen=True)
+class FieldViolation:
+    field: str
+    description: str
+
+
+class DomainError(Exception):
+    code: grpc.StatusCode = grpc.StatusCode.UNKNOWN
+    default_reason = "ERROR"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        violations: Sequence[FieldViolation] = (),
+        retry_after: timedelta | None = None,
+        details: Iterable[Message] = (),
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.reason = reason or self.default_reason
+        self.metadata = dict(metadata or {})
+        self.violations = list(violations)
+        self.retry_after = retry_after
+        self.details = list(details)
+
+    def to_status(self, extra_trailing_metadata: Sequence[tuple[str, str]] = ()) -> grpc.Status:
+        proto = status_pb2.Status(code=_CODE_NUMBERS[self.code], message=self.message)
+        info = error_details_pb2.ErrorInfo(reason=self.reason, domain=ERROR_DOMAIN, metadata=self.metadata)
+        _pack(proto, info)
+        if self.violations:
+            bad = error_details_pb2.BadRequest(
+                field_violations=[
+                    error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+                    for v in self.violations
+                ]
+            )
+            _pack(proto, bad)
+        if self.retry_after is not None:
+            retry = error_details_pb2.RetryInfo()
+            retry.retry_delay.FromTimedelta(self.retry_after)
+            _pack(proto, retry)
+        for detail in self.details:
+            _pack(proto, detail)
+        status = rpc_status.to_status(proto)
+        if extra_trailing_metadata:
+            metadata = tuple(status.trailing_metadata) + tuple(extra_trailing_metadata)
+            return _Status(status.code, status.details, metadata)
+        return status
+
+
+class InvalidArgument(DomainError):
+    code = grpc.StatusCode.INVALID_ARGUMENT
+    default_reason = "INVALID_ARGUMENT"
+
+    @classmethod
+    def for_field(cls, field: str, description: str, *, reason: str | None = None) -> InvalidArgument:
+        return cls(f"{field}: {description}", reason=reason, violations=[FieldViolation(field, description)])
+
+    @classmethod
+    def for_fields(cls, violations: Sequence[FieldViolation], *, reason: str | None = None) -> InvalidArgument:
+        shown = "; ".join(f"{v.field}: {v.description}" for v in violations[:5])
+        more = f" (and {len(violations) - 5} more)" if len(violations) > 5 else ""
+        return cls(f"{len(violations)} invalid field(s): {shown}{more}", reason=reason, violations=violations)
+
+
+class NotFound(DomainError):
+    code = grpc.StatusCode.NOT_FOUND
+    default_reason = "NOT_FOUND"
+
+
+class AlreadyExists(DomainError):
+    code = grpc.StatusCode.ALREADY_EXISTS
+    default_reason = "ALREADY_EXISTS"
+
+
+class FailedPrecondition(DomainError):
+    code = grpc.StatusCode.FAILED_PRECONDITION
+    default_reason = "FAILED_PRECONDITION"
+
+
+class Aborted(DomainError):
+    """A concurrent change won (stale etag, serialization failure): read again and retry."""
+
+    code = grpc.StatusCode.ABORTED
+    default_reason = "ABORTED"
+
+
+class ResourceExhausted(DomainError):
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    default_reason = "RESOURCE_EXHAUSTED"
+
+
+class Unauthenticated(DomainError):
+    code = grpc.StatusCode.UNAUTHENTICATED
+    default_reason = "UNAUTHENTICATED"
+
+
+class PermissionDenied(DomainError):
+    code = grpc.StatusCode.PERMISSION_DENIED
+    default_reason = "PERMISSION_DENIED"
+
+
+class Unavailable(DomainError):
+    """A dependency (the database, an upstream) cannot be reached now; retrying later may work."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+    default_reason = "UNAVAILABLE"
+
+
+class DeadlineExceeded(DomainError):
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+    default_reason = "DEADLINE_EXCEEDED"
+
+
+def internal_status(message: str = "internal error; the incident was logged") -> grpc.Status:
+    return rpc_status.to_status(status_pb2.Status(code=code_pb2.INTERNAL, message=message))
+
+
+@dataclass(frozen=True)
+class _Status(grpc.Status):
+    code: grpc.StatusCode
+    details: str
+    trailing_metadata: tuple[tuple[str, str | bytes], ...]
+
+
+def _pack(status: status_pb2.Status, message: Message) -> None:
+    holder = any_pb2.Any()
+    holder.Pack(message)
+    status.details.append(holder)
+
+
+_CODE_NUMBERS = {code: code.value[0] for code in grpc.StatusCode}

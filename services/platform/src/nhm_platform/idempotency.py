@@ -1,0 +1,73 @@
+"""Idempotent writes: a client-generated request id is claimed in the same transaction as the write.
+
+A retry with the same id returns the first answer (even if the first call's client saw an error after the
+commit); the same id with different parameters is refused, never applied twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+
+from google.protobuf.message import Message
+from sqlalchemy import Column, DateTime, LargeBinary, MetaData, PrimaryKeyConstraint, String, Table, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from nhm_platform.errors import FailedPrecondition, InvalidArgument
+
+MAX_REQUEST_ID_LENGTH = 128
+
+
+def fingerprint(request: Message, exclude: tuple[str, ...] = ("request_id",)) -> str:
+    """Digest of a request's content, ignoring the id fields themselves."""
+    copy = type(request)()
+    copy.CopyFrom(request)
+    for name in exclude:
+        copy.ClearField(name)
+    return hashlib.sha256(copy.SerializeToString(deterministic=True)).hexdigest()
+
+
+class IdempotencyStore:
+    def __init__(self, metadata: MetaData, name: str = "idempotency_keys") -> None:
+        self.table = Table(
+            name,
+            metadata,
+            Column("tenant_id", String(64), nullable=False),
+            Column("request_id", String(MAX_REQUEST_ID_LENGTH), nullable=False),
+            Column("method", String(64), nullable=False),
+            Column("fingerprint", String(64), nullable=False),
+            Column("response", LargeBinary, nullable=True),
+            Column("create_time", DateTime(timezone=True), nullable=False),
+            PrimaryKeyConstraint("tenant_id", "request_id"),
+        )
+
+    def claim(self, session: Session, *, tenant_id: str, request_id: str, method: str, request_fingerprint: str,
+              now: datetime, field: str = "request_id") -> bytes | None:
+        """None if this request id is new (it is now claimed); else the stored response of the first call."""
+        if len(request_id) > MAX_REQUEST_ID_LENGTH or not request_id.isprintable():
+            raise InvalidArgument.for_field(field, f"at most {MAX_REQUEST_ID_LENGTH} printable characters")
+        dialect = session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        inserted = session.execute(
+            insert(self.table).values(tenant_id=tenant_id, request_id=request_id, method=method,
+                                      fingerprint=request_fingerprint, response=None, create_time=now)
+            .on_conflict_do_nothing(index_elements=["tenant_id", "request_id"])
+            .returning(self.table.c.request_id)
+        ).first()
+        if inserted is not None:
+            return None
+        row = session.execute(select(self.table.c.method, self.table.c.fingerprint, self.table.c.response).where(
+            self.table.c.tenant_id == tenant_id, self.table.c.request_id == request_id)).one()
+        if row.method != method or row.fingerprint != request_fingerprint:
+            raise FailedPrecondition(
+                f"{field} {request_id!r} was already used for a different request; use a new id for a new request",
+                reason="REQUEST_ID_REUSED")
+        if row.response is None:
+            raise FailedPrecondition(f"{field} {request_id!r} is still being processed", reason="REQUEST_IN_PROGRESS")
+        return bytes(row.response)
+
+    def complete(self, session: Session, *, tenant_id: str, request_id: str, response: Message) -> None:
+        session.execute(update(self.table).where(
+            self.table.c.tenant_id == tenant_id, self.table.c.request_id == request_id,
+        ).values(response=response.SerializeToString()))

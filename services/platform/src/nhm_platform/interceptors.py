@@ -1,0 +1,181 @@
+"""Server interceptors: access log, metrics, request ids and error mapping; authentication.
+
+gRPC looks handlers up on its polling thread, so the work here happens inside the wrapped behaviour,
+on the worker thread that serves the call (and where the context variables are then visible).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import structlog
+
+from nhm_platform.auth import (
+    KeyResolver,
+    Principal,
+    bearer_token,
+    hash_key,
+    reset_current_principal,
+    set_current_principal,
+)
+from nhm_platform.errors import DomainError, Unauthenticated, internal_status
+from nhm_platform.metrics import RPC_SECONDS, RPC_TOTAL
+
+Behavior = Callable[[Any, grpc.ServicerContext], Any]
+REQUEST_ID_KEY = "x-request-id"
+# Health checks and reflection answer without a key, so probes and grpcurl work.
+PUBLIC_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.v1alpha.ServerReflection/",
+                   "/grpc.reflection.v1.ServerReflection/")
+
+_log = structlog.get_logger("nhm.rpc")
+
+
+@dataclass
+class _CallInfo:
+    request_id: str
+    principal: Principal | None = None
+
+
+# Set by the (outer) access log for the length of a call; authentication records the principal in it.
+_call_info: contextvars.ContextVar[_CallInfo | None] = contextvars.ContextVar("nhm_call_info", default=None)
+
+
+def _wrap_handler(handler: grpc.RpcMethodHandler | None,
+                  wrap: Callable[[Behavior, bool], Behavior]) -> grpc.RpcMethodHandler | None:
+    if handler is None:
+        return None
+    if handler.unary_unary:
+        return grpc.unary_unary_rpc_method_handler(
+            wrap(handler.unary_unary, False), handler.request_deserializer, handler.response_serializer)
+    if handler.unary_stream:
+        return grpc.unary_stream_rpc_method_handler(
+            wrap(handler.unary_stream, True), handler.request_deserializer, handler.response_serializer)
+    if handler.stream_unary:
+        return grpc.stream_unary_rpc_method_handler(
+            wrap(handler.stream_unary, False), handler.request_deserializer, handler.response_serializer)
+    return grpc.stream_stream_rpc_method_handler(
+        wrap(handler.stream_stream, True), handler.request_deserializer, handler.response_serializer)
+
+
+class AccessLogInterceptor(grpc.ServerInterceptor):
+    """One log line and metrics per RPC; request ids; domain errors become rich statuses.
+
+    An unexpected exception becomes INTERNAL with no detail sent to the client, and is logged in full.
+    """
+
+    def __init__(self, service: str) -> None:
+        self._service = service
+
+    def intercept_service(self, continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+                          handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+        method = handler_call_details.method
+        if method.startswith(PUBLIC_SERVICES):
+            return continuation(handler_call_details)
+        request_id = _request_id(handler_call_details.invocation_metadata)
+
+        def wrap(behavior: Behavior, streaming: bool) -> Behavior:
+            if streaming:
+                def stream_behavior(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+                    started = time.perf_counter()
+                    info = _CallInfo(request_id)
+                    token = _call_info.set(info)
+                    try:
+                        yield from behavior(request, context)
+                    except Exception as exc:  # noqa: BLE001 - every failure is mapped and logged
+                        self._fail(exc, context, request_id)
+                    finally:
+                        _call_info.reset(token)
+                        self._finish(method, context, started, info)
+                return stream_behavior
+
+            def unary_behavior(request: Any, context: grpc.ServicerContext) -> Any:
+                started = time.perf_counter()
+                info = _CallInfo(request_id)
+                token = _call_info.set(info)
+                try:
+                    return behavior(request, context)
+                except Exception as exc:  # noqa: BLE001 - every failure is mapped and logged
+                    self._fail(exc, context, request_id)
+                finally:
+                    _call_info.reset(token)
+                    self._finish(method, context, started, info)
+            return unary_behavior
+
+        return _wrap_handler(continuation(handler_call_details), wrap)
+
+    def _fail(self, exc: Exception, context: grpc.ServicerContext, request_id: str) -> None:
+        if isinstance(exc, DomainError):
+            context.abort_with_status(exc.to_status(((REQUEST_ID_KEY, request_id),)))
+        code = context.code()
+        if code is not None and code is not grpc.StatusCode.OK:
+            raise exc  # the handler aborted the call itself
+        _log.error("rpc.unhandled_exception", request_id=request_id, exc_info=exc)
+        context.abort_with_status(internal_status())
+
+    def _finish(self, method: str, context: grpc.ServicerContext, started: float, info: _CallInfo) -> None:
+        elapsed = time.perf_counter() - started
+        code = context.code() or grpc.StatusCode.OK
+        principal = info.principal
+        code_name = code.name
+        RPC_TOTAL.labels(self._service, method, code_name).inc()
+        RPC_SECONDS.labels(self._service, method).observe(elapsed)
+        _log.info("rpc", method=method, code=code_name, duration_ms=round(elapsed * 1000, 3),
+                  tenant=principal.tenant_id if principal else None,
+                  caller=principal.actor if principal else None, request_id=info.request_id)
+
+
+class AuthInterceptor(grpc.ServerInterceptor):
+    """Resolves ``authorization: Bearer <key>`` to a principal; missing or unknown key: UNAUTHENTICATED."""
+
+    def __init__(self, resolver: KeyResolver) -> None:
+        self._resolver = resolver
+
+    def intercept_service(self, continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+                          handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+        if handler_call_details.method.startswith(PUBLIC_SERVICES):
+            return continuation(handler_call_details)
+        metadata = handler_call_details.invocation_metadata
+
+        def wrap(behavior: Behavior, streaming: bool) -> Behavior:
+            if streaming:
+                def stream_behavior(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+                    token = set_current_principal(self._authenticate(metadata))
+                    try:
+                        yield from behavior(request, context)
+                    finally:
+                        reset_current_principal(token)
+                return stream_behavior
+
+            def unary_behavior(request: Any, context: grpc.ServicerContext) -> Any:
+                token = set_current_principal(self._authenticate(metadata))
+                try:
+                    return behavior(request, context)
+                finally:
+                    reset_current_principal(token)
+            return unary_behavior
+
+        return _wrap_handler(continuation(handler_call_details), wrap)
+
+    def _authenticate(self, metadata: Any) -> Principal:
+        principal = self._resolver.resolve(hash_key(bearer_token(metadata or ())))
+        if principal is None:
+            raise Unauthenticated("unknown or revoked API key", reason="UNKNOWN_KEY")
+        info = _call_info.get()
+        if info is not None:
+            info.principal = principal
+        return principal
+
+
+def _request_id(metadata: Any) -> str:
+    for key, value in metadata or ():
+        if key == REQUEST_ID_KEY:
+            text = value.decode() if isinstance(value, bytes) else value
+            if 0 < len(text) <= 128 and text.isprintable():
+                return text
+    return uuid.uuid4().hex

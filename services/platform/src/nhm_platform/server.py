@@ -1,0 +1,88 @@
+"""The gRPC server every service runs: create_server(...) -> (server, port), health, reflection, graceful stop."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable, Sequence
+from concurrent import futures
+from dataclasses import dataclass, field
+
+import grpc
+import structlog
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from nhm_platform.auth import KeyResolver
+from nhm_platform.interceptors import AccessLogInterceptor, AuthInterceptor
+from nhm_platform.settings import ServerSettings
+
+_log = structlog.get_logger("nhm.server")
+
+
+@dataclass
+class ServiceRegistration:
+    """What a service adds to the server: its full service names and a function that adds its servicers."""
+
+    service_names: Sequence[str]
+    add_to_server: Callable[[grpc.Server], None]
+    on_stop: list[Callable[[], None]] = field(default_factory=list)
+
+
+@dataclass
+class RunningServer:
+    server: grpc.Server
+    port: int
+    health: health.HealthServicer
+    registration: ServiceRegistration
+
+    def stop(self, grace: float | None) -> None:
+        """NOT_SERVING first, then let calls in flight finish within grace, then release resources."""
+        self.health.enter_graceful_shutdown()
+        self.server.stop(grace).wait()
+        for hook in self.registration.on_stop:
+            hook()
+
+
+def create_server(settings: ServerSettings, service: str, registration: ServiceRegistration,
+                  resolver: KeyResolver) -> tuple[RunningServer, int]:
+    """Build and start a server on settings.host:settings.port; returns it and its bound port."""
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix=f"{service}-rpc"),
+        interceptors=[AccessLogInterceptor(service), AuthInterceptor(resolver)],
+        maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
+        options=[
+            ("grpc.max_receive_message_length", settings.max_message_bytes),
+            ("grpc.max_send_message_length", settings.max_message_bytes),
+            ("grpc.so_reuseport", 1),
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+        ],
+    )
+    registration.add_to_server(server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = list(registration.service_names)
+    reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+    if port == 0:
+        raise OSError(f"could not bind {settings.host}:{settings.port}")
+    server.start()
+    for name in [*names, ""]:
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    return RunningServer(server, port, health_servicer, registration), port
+
+
+def serve_until_signalled(running: RunningServer, grace: float) -> None:
+    """Block until SIGTERM or SIGINT, then stop gracefully."""
+    stopping = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        _log.info("server.stopping", signal=signal.Signals(signum).name, grace_seconds=grace)
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    stopping.wait()
+    running.stop(grace)
+    _log.info("server.stopped")

@@ -1,0 +1,119 @@
+"""The composition root every service shares: settings → database → migrations → service → server.
+
+A service describes itself with a :class:`ServiceSpec`; ``python -m nhm_<service>`` runs
+:func:`main` (``serve``, the default, or ``migrate``), and tests call :func:`start_service` with port 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Generic, TypeVar
+
+import structlog
+
+from nhm_platform.auth import ChainedKeyResolver, KeyResolver, StaticKeyResolver
+from nhm_platform.clock import Clock, SystemClock
+from nhm_platform.db import Database
+from nhm_platform.logs import configure_logging
+from nhm_platform.metrics import serve_metrics
+from nhm_platform.migrations import upgrade
+from nhm_platform.server import RunningServer, ServiceRegistration, create_server, serve_until_signalled
+from nhm_platform.settings import ServerSettings, load_settings
+
+S = TypeVar("S", bound=ServerSettings)
+_log = structlog.get_logger("nhm.service")
+
+
+@dataclass(frozen=True)
+class ServiceContext(Generic[S]):
+    """What a service's builder gets: its settings, its database, the clock and the static keys."""
+
+    name: str
+    settings: S
+    db: Database
+    clock: Clock
+    static_keys: StaticKeyResolver
+
+
+@dataclass(frozen=True)
+class BuiltService:
+    registration: ServiceRegistration
+    # Resolvers for keys the service knows beyond the static ones (the registry's table, or its replica).
+    key_resolvers: Sequence[KeyResolver] = ()
+    # Called once the server is serving (start feed followers, schedulers).
+    on_start: Sequence[Callable[[], None]] = ()
+
+
+@dataclass(frozen=True)
+class ServiceSpec(Generic[S]):
+    name: str
+    settings_class: type[S]
+    migrations_dir: Path
+    build: Callable[[ServiceContext[S]], BuiltService]
+
+    @property
+    def version_table(self) -> str:
+        return f"alembic_version_{self.name}"
+
+    def load_settings(self, **overrides: object) -> S:
+        return load_settings(self.settings_class, self.name, **overrides)
+
+
+def open_database(spec: ServiceSpec[S], settings: S) -> Database:
+    url = settings.resolved_database_url(spec.name)
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return Database(url, pool_size=settings.db_pool_size, timeout=settings.db_timeout,
+                    sqlite_synchronous=settings.sqlite_synchronous)
+
+
+def migrate(spec: ServiceSpec[S], settings: S) -> None:
+    url = settings.resolved_database_url(spec.name)
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    upgrade(url, spec.migrations_dir, spec.version_table)
+
+
+def start_service(spec: ServiceSpec[S], settings: S, clock: Clock | None = None) -> tuple[RunningServer, int]:
+    """Migrate (if configured), build and start the service; returns the running server and its port."""
+    if settings.migrate_on_start:
+        migrate(spec, settings)
+    db = open_database(spec, settings)
+    static = StaticKeyResolver.from_settings(settings.api_keys, settings.admin_keys, settings.service_key)
+    context = ServiceContext(spec.name, settings, db, clock or SystemClock(), static)
+    built = spec.build(context)
+    built.registration.on_stop.append(db.dispose)
+    resolver = ChainedKeyResolver([static, *built.key_resolvers])
+    running, port = create_server(settings, spec.name, built.registration, resolver)
+    for hook in built.on_start:
+        hook()
+    return running, port
+
+
+def main(spec: ServiceSpec[S], argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=f"nhm-{spec.name}", description=f"nhm's {spec.name} service.")
+    parser.add_argument("command", nargs="?", choices=["serve", "migrate"], default="serve",
+                        help="serve (default): run the gRPC server; migrate: upgrade the database and exit")
+    args = parser.parse_args(argv)
+    settings = spec.load_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    if args.command == "migrate":
+        migrate(spec, settings)
+        _log.info("service.migrated", service=spec.name)
+        return 0
+    running, port = start_service(spec, settings)
+    metrics_port = serve_metrics(settings.metrics_port, settings.host)
+    _log.info("service.serving", service=spec.name, address=f"{settings.host}:{port}",
+              metrics_port=metrics_port if metrics_port >= 0 else None)
+    # A machine-readable line for launchers and tests that start the process with port 0.
+    print(f"NHM_SERVING {spec.name} {port}", flush=True)
+    serve_until_signalled(running, settings.grace_period)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit("run a service: python -m nhm_registry (or nhm_scoring, nhm_allocation, nhm_remediation)")

@@ -1,0 +1,116 @@
+"""Settings read once from the environment into a typed, frozen object.
+
+A field ``port`` of the registry service is read from ``NHM_REGISTRY_PORT``, falling back to the shared
+``NHM_PORT``, then to the field's default. Services extend :class:`ServerSettings` with their own fields.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+
+class SettingsError(ValueError):
+    """A variable holds a value its field cannot take."""
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    # Interface to listen on.
+    host: str = "127.0.0.1"
+    # Port to listen on; 0 picks a free one (the server reports it).
+    port: int = 0
+    # SQLAlchemy URL. Empty: SQLite file <data_dir>/<service>.db. Production: postgresql+psycopg://...
+    database_url: str = ""
+    # Folder for embedded SQLite databases.
+    data_dir: str = "data"
+    # Run migrations when the server starts (else run `python -m nhm_<service> migrate` first).
+    migrate_on_start: bool = True
+    # Seconds that calls in flight get to finish after SIGTERM.
+    grace_period: float = 10.0
+    # Threads serving RPCs.
+    max_workers: int = 32
+    # RPCs handled at once; more are refused at once with RESOURCE_EXHAUSTED.
+    max_concurrent_rpcs: int = 256
+    # Largest request or response message, in bytes.
+    max_message_bytes: int = 16 * 1024 * 1024
+    # Port of the Prometheus /metrics endpoint; -1 turns it off, 0 picks a free one.
+    metrics_port: int = -1
+    # "json", "console", or "auto" (console on a terminal, JSON otherwise).
+    log_format: str = "auto"
+    log_level: str = "info"
+    # Static tenant keys, "tenant_id=secret" separated by commas (keys created through the API need none).
+    api_keys: str = ""
+    # Keys with admin rights over every tenant, separated by commas.
+    admin_keys: str = ""
+    # The key services present to each other (watch every tenant's feed, act as the platform).
+    service_key: str = ""
+    # Database connection pool size (PostgreSQL).
+    db_pool_size: int = 16
+    # Seconds a statement may run before it is cancelled (PostgreSQL) / waits on a lock (SQLite).
+    db_timeout: float = 5.0
+    # SQLite synchronous mode: FULL survives power loss; NORMAL is faster but may lose the last commits.
+    sqlite_synchronous: str = "FULL"
+
+    def resolved_database_url(self, service: str) -> str:
+        if self.database_url:
+            return self.database_url
+        path = Path(self.data_dir).resolve() / f"{service}.db"
+        return f"sqlite:///{path}"
+
+
+S = TypeVar("S", bound=ServerSettings)
+
+
+def env_names(cls: type[ServerSettings], service: str) -> dict[str, str]:
+    """Every variable the settings class reads: {variable: field}, service-specific and shared."""
+    names: dict[str, str] = {}
+    for field in dataclasses.fields(cls):
+        names[f"NHM_{service.upper()}_{field.name.upper()}"] = field.name
+        names[f"NHM_{field.name.upper()}"] = field.name
+    return names
+
+
+def load_settings(cls: type[S], service: str, environ: Mapping[str, str] | None = None, **overrides: Any) -> S:
+    """Build settings from the environment; keyword overrides win (tests use them)."""
+    env = os.environ if environ is None else environ
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for field in dataclasses.fields(cls):
+        if field.name in overrides:
+            continue
+        for var in (f"NHM_{service.upper()}_{field.name.upper()}", f"NHM_{field.name.upper()}"):
+            if var in env:
+                values[field.name] = _parse(var, env[var], hints[field.name])
+                break
+    values.update(overrides)
+    return cls(**values)
+
+
+def _parse(var: str, raw: str, annotation: Any) -> Any:
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if raw == "":
+            return None
+        annotation = args[0]
+    try:
+        if annotation is bool:
+            lowered = raw.strip().lower()
+            if lowered in {"1", "true", "yes", "on"}:
+                return True
+            if lowered in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError("expected true or false")
+        if annotation is int:
+            return int(raw)
+        if annotation is float:
+            return float(raw)
+        return raw
+    except ValueError as exc:
+        raise SettingsError(f"{var}={raw!r}: {exc}") from None

@@ -1,0 +1,18 @@
+"""The remediation service's settings (environment variables NHM_REMEDIATION_<FIELD> or NHM_<FIELD>)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nhm_platform.settings import ServerSettings
+
+
+@dataclass(frozen=True)
+class RemediationSettings(ServerSettings):
+    port: int = 50054
+    # Address of the registry service, whose change feed this service follows.
+    registry_target: str = "localhost:50051"
+    # Address of the scoring service, whose change feed this service follows.
+    scoring_target: str = "localhost:50052"
+    # Address of the allocation service, whose change feed this service follows.
+    allocation_target: str = "localhost:50053"

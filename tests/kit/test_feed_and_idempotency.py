@@ -1,0 +1,194 @@
+"""Change feeds and idempotency claims on both databases, including the ordering trap of late commits."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+from nhm_platform.clock import FakeClock
+from nhm_platform.db import Database
+from nhm_platform.errors import FailedPrecondition
+from nhm_platform.feed import ChangeLog, FeedFollower, Heartbeat
+from nhm_platform.idempotency import IdempotencyStore, fingerprint
+from sqlalchemy import MetaData, insert
+
+T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
+
+
+def make_feed_db(url):
+    metadata = MetaData()
+    log = ChangeLog(metadata, "test_feed")
+    store = IdempotencyStore(metadata, "test_idempotency")
+    db = Database(url, timeout=10)
+    metadata.create_all(db.engine)
+    with db.transaction() as session:
+        session.execute(insert(log.head), log.seed_rows())
+    return db, log, store
+
+
+@pytest.fixture
+def feed_db(empty_database_url):
+    db, log, store = make_feed_db(empty_database_url("feed"))
+    yield db, log, store
+    db.dispose()
+
+
+@pytest.fixture
+def pg_feed_db(postgres):
+    db, log, store = make_feed_db(postgres.empty("feed"))
+    yield db, log, store
+    db.dispose()
+
+
+def append(db, log, key, tenant="acme", when=T0):
+    with db.transaction() as session:
+        return log.append(session, tenant_id=tenant, kind=1, resource_type="number", resource_key=key,
+                          payload=key.encode(), change_time=when)
+
+
+def test_revisions_increase_and_filter_by_tenant(feed_db):
+    db, log, _ = feed_db
+    assert [append(db, log, f"n{i}", tenant="acme" if i % 2 else "globex") for i in range(6)] == [1, 2, 3, 4, 5, 6]
+    with db.read() as session:
+        assert [r.resource_key for r in log.read(session, 0, "acme", 100)] == ["n1", "n3", "n5"]
+        assert [r.revision for r in log.read(session, 4, None, 100)] == [5, 6]
+
+
+def test_a_late_commit_never_hides_behind_a_later_revision(pg_feed_db):
+    """Writer 1 takes a revision and commits late; writer 2 must not become visible before it.
+
+    PostgreSQL only: SQLite has one writer per process, so the race cannot happen there.
+    """
+    db, log, _ = pg_feed_db
+    first_has_revision = threading.Event()
+    release_first = threading.Event()
+
+    def slow_writer():
+        with db.transaction() as session:
+            log.append(session, tenant_id="acme", kind=1, resource_type="number", resource_key="slow",
+                       payload=b"", change_time=T0)
+            first_has_revision.set()
+            release_first.wait(10)
+
+    slow = threading.Thread(target=slow_writer)
+    slow.start()
+    assert first_has_revision.wait(10)
+    fast = threading.Thread(target=append, args=(db, log, "fast"))
+    fast.start()
+    time.sleep(0.3)
+    with db.read() as session:
+        assert log.read(session, 0, None, 10) == []  # neither visible: the fast one waits its turn
+    release_first.set()
+    slow.join()
+    fast.join()
+    with db.read() as session:
+        assert [(r.revision, r.resource_key) for r in log.read(session, 0, None, 10)] == [(1, "slow"), (2, "fast")]
+
+
+def test_watch_replays_then_heartbeats_and_refuses_compacted_revisions(feed_db):
+    db, log, _ = feed_db
+    for i in range(5):
+        append(db, log, f"n{i}", when=T0 + timedelta(days=i))
+    seen = []
+    active = iter([True] * 3 + [False])
+    for item in log.watch(db.read, 2, None, lambda: next(active), poll_interval=0.01, heartbeat_interval=0):
+        seen.append(item)
+    assert [getattr(i, "resource_key", None) for i in seen[:3]] == ["n2", "n3", "n4"]
+    assert isinstance(seen[3], Heartbeat) and seen[3].revision == 5
+
+    with db.transaction() as session:
+        assert log.prune(session, T0 + timedelta(days=2)) == 2
+    with pytest.raises(FailedPrecondition) as err:
+        next(log.watch(db.read, 1, None, lambda: True))
+    assert err.value.reason == "REVISION_COMPACTED"
+    with pytest.raises(FailedPrecondition) as err:
+        next(log.watch(db.read, 99, None, lambda: True))
+    assert err.value.reason == "REVISION_AHEAD"
+    assert next(log.watch(db.read, 2, None, lambda: True)).resource_key == "n2"
+
+
+def test_idempotency_returns_first_answer_and_refuses_reuse(feed_db):
+    db, _, store = feed_db
+    request = Timestamp(seconds=5)
+    fp = fingerprint(request, exclude=())
+    with db.transaction() as session:
+        assert store.claim(session, tenant_id="acme", request_id="r1", method="M", request_fingerprint=fp,
+                           now=T0) is None
+        store.complete(session, tenant_id="acme", request_id="r1", response=Timestamp(seconds=42))
+    with db.transaction() as session:
+        stored = store.claim(session, tenant_id="acme", request_id="r1", method="M", request_fingerprint=fp, now=T0)
+    assert Timestamp.FromString(stored).seconds == 42
+    with db.transaction() as session, pytest.raises(FailedPrecondition, match="different request"):
+        store.claim(session, tenant_id="acme", request_id="r1", method="M", request_fingerprint="other", now=T0)
+    with db.transaction() as session:  # ids are per tenant
+        assert store.claim(session, tenant_id="globex", request_id="r1", method="M", request_fingerprint=fp,
+                           now=T0) is None
+
+
+class FakeCall:
+    """A Watch call: yields prepared items, then fails or blocks until cancelled."""
+
+    def __init__(self, items, fail_with=None):
+        self._items, self._fail_with = list(items), fail_with
+        self.cancelled = threading.Event()
+
+    def __iter__(self):
+        yield from self._items
+        if self._fail_with is not None:
+            raise self._fail_with
+        self.cancelled.wait(10)
+
+    def cancel(self):
+        self.cancelled.set()
+
+
+def test_follower_applies_in_order_resumes_from_cursor_and_relists():
+    import grpc
+
+    class Stale(grpc.RpcError):
+        def code(self):
+            return grpc.StatusCode.FAILED_PRECONDITION
+
+        def details(self):
+            return "compacted"
+
+    class Dropped(grpc.RpcError):
+        def code(self):
+            return grpc.StatusCode.UNAVAILABLE
+
+    applied: list[int] = []
+    cursor = {"value": 0}
+    opened: list[int] = []
+    calls = iter([
+        FakeCall([1, 2, 3], fail_with=Dropped()),
+        FakeCall([], fail_with=Stale()),
+        FakeCall([11, 12, -12]),  # -12: a heartbeat at revision 12
+    ])
+
+    def open_stream(after):
+        opened.append(after)
+        return next(calls)
+
+    def apply(batch):
+        applied.extend(batch)
+        cursor["value"] = batch[-1]
+
+    def relist():
+        cursor["value"] = 10
+        return 10
+
+    follower = FeedFollower("test", "upstream", open_stream=open_stream, load_cursor=lambda: cursor["value"],
+                            apply=apply, relist=relist, revision_of=abs, is_heartbeat=lambda m: m < 0,
+                            clock=FakeClock(), backoff_initial=0.01)
+    follower.start()
+    deadline = time.monotonic() + 10
+    while follower.status().revision < 12 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    follower.stop()
+    assert applied == [1, 2, 3, 11, 12]
+    assert opened == [0, 3, 10]
+    assert follower.wait_until_current(0)
+    assert follower.status().revision == 12

@@ -1,0 +1,114 @@
+"""Real processes: `make run`'s launcher brings every service to SERVING; SIGTERM lets calls finish."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from nhm.registry.v1 import registry_pb2, registry_pb2_grpc
+
+from nhm_testing.keys import TENANT_A_KEY, auth
+
+SERVICES = ("registry", "scoring", "allocation", "remediation")
+
+
+def free_port_block(size: int) -> int:
+    """A base port with `size` consecutive free ports after it."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            base = s.getsockname()[1]
+        if base + size > 65000:
+            continue
+        ok = True
+        for port in range(base, base + size):
+            with socket.socket() as probe:
+                try:
+                    probe.bind(("127.0.0.1", port))
+                except OSError:
+                    ok = False
+                    break
+        if ok:
+            return base
+    raise RuntimeError("no free port block")
+
+
+def read_until(proc: subprocess.Popen, marker: str, timeout: float) -> list[str]:
+    lines: list[str] = []
+    found = threading.Event()
+
+    def pump() -> None:
+        for line in proc.stdout:
+            lines.append(line)
+            if marker in line:
+                found.set()
+
+    threading.Thread(target=pump, daemon=True).start()
+    found.wait(timeout)
+    return lines
+
+
+@pytest.mark.slow
+def test_launcher_brings_every_service_to_serving_and_stops_cleanly(tmp_path: Path):
+    base = free_port_block(len(SERVICES))
+    env = {**os.environ, "NHM_LOG_FORMAT": "json"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nhm_platform.devstack", "--data-dir", str(tmp_path / "data"),
+         "--base-port", str(base)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    try:
+        lines = read_until(proc, "Press Ctrl-C", timeout=90)
+        output = "".join(lines)
+        assert "nhm is running" in output, output
+        for offset, name in enumerate(SERVICES):
+            assert f"{name}" in output and f"localhost:{base + offset}" in output
+            with grpc.insecure_channel(f"localhost:{base + offset}") as channel:
+                reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+                assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        assert "API key:" in output
+        for name in SERVICES:
+            assert (tmp_path / "data" / f"{name}.db").exists()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 0
+
+
+@pytest.mark.slow
+def test_sigterm_during_a_call_lets_it_finish_and_exits_zero():
+    script = Path(__file__).with_name("slow_server.py")
+    proc = subprocess.Popen([sys.executable, str(script), TENANT_A_KEY], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    try:
+        line = proc.stdout.readline()
+        port = int(line.split()[-1])
+        result: dict[str, object] = {}
+
+        def call() -> None:
+            with grpc.insecure_channel(f"localhost:{port}") as channel:
+                stub = registry_pb2_grpc.RegistryServiceStub(channel)
+                try:
+                    result["reply"] = stub.GetNumber(registry_pb2.GetNumberRequest(phone_number="+14158675309"),
+                                                     metadata=auth(TENANT_A_KEY), timeout=10)
+                except grpc.RpcError as exc:
+                    result["error"] = exc.code()
+
+        caller = threading.Thread(target=call)
+        caller.start()
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        caller.join(15)
+        assert "error" not in result, result
+        assert result["reply"].number.phone_number == "+14158675309"
+        assert proc.wait(timeout=15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
