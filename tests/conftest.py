@@ -7,9 +7,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+
 from nhm_platform.clock import FakeClock
 from nhm_platform.service import ServiceSpec
-
 from nhm_testing.databases import POSTGRES_URL_VARIABLE, PostgresProvisioner, SqliteProvisioner
 from nhm_testing.services import ServiceHandle, running_service
 

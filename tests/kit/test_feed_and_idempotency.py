@@ -8,12 +8,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
+from sqlalchemy import MetaData, insert
+
 from nhm_platform.clock import FakeClock
 from nhm_platform.db import Database
 from nhm_platform.errors import FailedPrecondition
 from nhm_platform.feed import ChangeLog, FeedFollower, Heartbeat
 from nhm_platform.idempotency import IdempotencyStore, fingerprint
-from sqlalchemy import MetaData, insert
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import create_engine
+
 from nhm_allocation.app import SPEC as ALLOCATION
 from nhm_allocation.models import metadata as allocation_metadata
 from nhm_registry.app import SPEC as REGISTRY
@@ -13,7 +15,6 @@ from nhm_remediation.app import SPEC as REMEDIATION
 from nhm_remediation.models import metadata as remediation_metadata
 from nhm_scoring.app import SPEC as SCORING
 from nhm_scoring.models import metadata as scoring_metadata
-from sqlalchemy import create_engine
 
 CASES = [(REGISTRY, registry_metadata), (SCORING, scoring_metadata), (ALLOCATION, allocation_metadata),
          (REMEDIATION, remediation_metadata)]

@@ -14,8 +14,8 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from nhm.registry.v1 import registry_pb2, registry_pb2_grpc
 
+from nhm.registry.v1 import registry_pb2, registry_pb2_grpc
 from nhm_testing.keys import TENANT_A_KEY, auth
 
 SERVICES = ("registry", "scoring", "allocation", "remediation")

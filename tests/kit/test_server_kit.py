@@ -10,13 +10,13 @@ from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_status import rpc_status
+
 from nhm.registry.v1 import registry_pb2, registry_pb2_grpc
 from nhm_platform.auth import StaticKeyResolver
 from nhm_platform.errors import FieldViolation, InvalidArgument, NotFound
 from nhm_platform.logs import configure_logging
 from nhm_platform.server import ServiceRegistration, create_server
 from nhm_platform.settings import ServerSettings
-
 from nhm_testing.keys import TENANT_A, TENANT_A_KEY, auth
 
 SERVICE_NAME = "nhm.registry.v1.RegistryService"

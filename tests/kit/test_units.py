@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
+
 from nhm_platform.errors import InvalidArgument
 from nhm_platform.fieldmask import checked_paths
 from nhm_platform.ids import new_id
@@ -87,7 +88,7 @@ def test_phone_number_derives_location():
     ("+14158675309;ext=12", "E.164"),
     ("+1415867530\u200e9", "E.164"),
     ("+1\u2066" + "4158675309", "E.164"),
-    ("+１4158675309", "E.164"),
+    ("+\uff114158675309", "E.164"),
     ("+1415", "E.164"),
     ("+14155550100", "fictional"),
     ("+19002345678", "premium-rate number cannot be an outbound caller ID"),

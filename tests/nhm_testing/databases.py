@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from sqlalchemy.engine import make_url
+
 from nhm_platform.migrations import upgrade
 from nhm_platform.service import ServiceSpec
-from sqlalchemy.engine import make_url
 
 POSTGRES_URL_VARIABLE = "NHM_TEST_POSTGRES_URL"
 

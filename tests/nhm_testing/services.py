@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
+
 from nhm_platform.clock import Clock
 from nhm_platform.server import RunningServer
 from nhm_platform.service import ServiceSpec, start_service
-
 from nhm_testing.keys import STATIC_KEY_SETTINGS
 
 
