@@ -8,7 +8,7 @@ BUF := node_modules/.bin/buf
 BUF_AGAINST ?= .git\#branch=main
 PYTEST_ARGS ?=
 
-.PHONY: install run test gen gen-check lint clean
+.PHONY: install run test bench gen gen-check lint clean
 
 $(STAMP): constraints.txt requirements-dev.txt $(addsuffix /pyproject.toml,$(PACKAGES))
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ run: install
 ## Run the test suite (PostgreSQL tests too when NHM_TEST_POSTGRES_URL is set).
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## Benchmarks (print figures; NHM_BENCH_POSTGRES_URL adds PostgreSQL runs).
+bench: install
+	$(PY) benchmarks/run.py
 
 ## Regenerate the SDK's generated code from protos/.
 gen: install

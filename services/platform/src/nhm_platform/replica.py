@@ -1,0 +1,152 @@
+"""What a service keeps of its upstreams: feed cursors, replicated API keys, and the follower wiring.
+
+A consumer applies a batch of feed changes and stores the cursor in the same transaction, so a restart or
+a dropped stream resumes exactly where it stopped. API keys created through the registry reach every
+service through the registry's feed; :class:`ApiKeyReplica` stores them and authenticates with them.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import grpc
+from sqlalchemy import BigInteger, Boolean, Column, DateTime, MetaData, String, Table, delete, event, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from nhm.registry.v1 import registry_pb2
+from nhm_platform.auth import Principal, Role
+from nhm_platform.clock import Clock
+from nhm_platform.db import Database
+from nhm_platform.feed import FeedFollower
+
+
+def upsert(session: Session, table: Table, values: dict[str, Any], keys: Sequence[str]) -> None:
+    """INSERT … ON CONFLICT (keys) DO UPDATE, on SQLite and PostgreSQL."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(table).values(**values)
+    updates = {k: statement.excluded[k] for k in values if k not in keys}
+    if updates:
+        session.execute(statement.on_conflict_do_update(index_elements=list(keys), set_=updates))
+    else:
+        session.execute(statement.on_conflict_do_nothing(index_elements=list(keys)))
+
+
+class CursorStore:
+    """The last revision applied from each upstream feed."""
+
+    def __init__(self, metadata: MetaData) -> None:
+        self.table = Table(
+            "feed_cursors",
+            metadata,
+            Column("upstream", String(32), primary_key=True),
+            Column("revision", BigInteger, nullable=False),
+            Column("update_time", DateTime(timezone=True), nullable=False),
+        )
+
+    def load(self, session: Session, upstream: str) -> int:
+        value = session.execute(select(self.table.c.revision).where(self.table.c.upstream == upstream)).scalar()
+        return int(value or 0)
+
+    def save(self, session: Session, upstream: str, revision: int, clock: Clock) -> None:
+        upsert(session, self.table, {"upstream": upstream, "revision": revision, "update_time": clock.now()},
+               ["upstream"])
+
+
+_ROLES = {
+    registry_pb2.API_KEY_ROLE_TENANT: Role.TENANT,
+    registry_pb2.API_KEY_ROLE_READ_ONLY: Role.READ_ONLY,
+}
+
+
+class ApiKeyReplica:
+    """API keys replicated from the registry's feed; a KeyResolver for the service that keeps them."""
+
+    def __init__(self, metadata: MetaData) -> None:
+        self.table = Table(
+            "api_key_replica",
+            metadata,
+            Column("key_id", String(64), primary_key=True),
+            Column("tenant_id", String(64), nullable=False),
+            Column("name", String(200), nullable=False),
+            Column("role", String(16), nullable=False),
+            Column("secret_sha256", String(64), nullable=False, unique=True),
+            Column("revoked", Boolean, nullable=False),
+        )
+        self._db: Database | None = None
+        self._cache: dict[str, Principal] | None = None
+        self._lock = threading.Lock()
+
+    def bind(self, db: Database) -> ApiKeyReplica:
+        self._db = db
+        return self
+
+    def apply(self, session: Session, credential: registry_pb2.ApiKeyCredential) -> None:
+        key = credential.api_key
+        role = _ROLES.get(key.role)
+        revoked = key.HasField("revoke_time") or role is None
+        upsert(session, self.table, {
+            "key_id": key.id, "tenant_id": key.tenant_id, "name": key.name,
+            "role": (role or Role.READ_ONLY).value, "secret_sha256": credential.secret_sha256, "revoked": revoked,
+        }, ["key_id"])
+        self._invalidate_after_commit(session)
+
+    def clear(self, session: Session) -> None:
+        """Forget every key (before a relist)."""
+        session.execute(delete(self.table))
+        self._invalidate_after_commit(session)
+
+    def _invalidate_after_commit(self, session: Session) -> None:
+        def invalidate(_session: Session) -> None:
+            with self._lock:
+                self._cache = None
+
+        event.listen(session, "after_commit", invalidate, once=True)
+
+    def resolve(self, secret_sha256: str) -> Principal | None:
+        with self._lock:
+            cache = self._cache
+        if cache is None:
+            cache = self._load()
+        return cache.get(secret_sha256)
+
+    def _load(self) -> dict[str, Principal]:
+        assert self._db is not None, "ApiKeyReplica.bind(db) first"
+        with self._db.read() as session:
+            rows = session.execute(select(self.table).where(self.table.c.revoked.is_(False))).all()
+        cache = {r.secret_sha256: Principal(Role(r.role), r.tenant_id, key_id=r.key_id, name=r.name) for r in rows}
+        with self._lock:
+            self._cache = cache
+        return cache
+
+
+def service_metadata(service_key: str) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {service_key}"),)
+
+
+def follow_feed(*, service: str, upstream: str, db: Database, cursors: CursorStore, clock: Clock,
+                open_stream: Callable[[int], Any], apply_change: Callable[[Session, Any], None],
+                relist: Callable[[], int], is_heartbeat: Callable[[Any], bool] = lambda m: bool(m.heartbeat),
+                ) -> FeedFollower:
+    """A FeedFollower whose batches are applied, with the cursor, in one transaction of db."""
+
+    def load_cursor() -> int:
+        with db.read() as session:
+            return cursors.load(session, upstream)
+
+    def apply(batch: Sequence[Any]) -> None:
+        with db.transaction() as session:
+            for change in batch:
+                apply_change(session, change)
+            cursors.save(session, upstream, int(batch[-1].revision), clock)
+
+    return FeedFollower(service, upstream, open_stream=open_stream, load_cursor=load_cursor, apply=apply,
+                        relist=relist, revision_of=lambda m: int(m.revision), is_heartbeat=is_heartbeat, clock=clock)
+
+
+def insecure_channel(target: str) -> grpc.Channel:
+    """A channel to another service (TLS settings arrive with the deployment work)."""
+    return grpc.insecure_channel(target, options=[("grpc.keepalive_time_ms", 30_000)])

@@ -1,0 +1,68 @@
+"""Replicas of upstream data: cursors and API keys, applied with the cursor in one transaction."""
+
+from __future__ import annotations
+
+import threading
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from sqlalchemy import MetaData, select
+
+from nhm.registry.v1 import registry_pb2
+from nhm_platform.auth import Role, hash_key
+from nhm_platform.clock import FakeClock
+from nhm_platform.db import Database
+from nhm_platform.replica import ApiKeyReplica, CursorStore, follow_feed
+
+
+def credential(key_id: str, secret: str, *, revoked: bool = False, role=registry_pb2.API_KEY_ROLE_TENANT):
+    key = registry_pb2.ApiKey(id=key_id, tenant_id="acme", name=f"key {key_id}", role=role)
+    if revoked:
+        key.revoke_time.CopyFrom(Timestamp(seconds=1))
+    return registry_pb2.ApiKeyCredential(api_key=key, secret_sha256=hash_key(secret))
+
+
+class Call:
+    def __init__(self, items):
+        self.items = items
+        self.cancelled = threading.Event()
+
+    def __iter__(self):
+        yield from self.items
+        self.cancelled.wait(10)
+
+    def cancel(self):
+        self.cancelled.set()
+
+
+def test_keys_follow_the_feed_and_revocation_takes_effect(empty_database_url):
+    metadata = MetaData()
+    cursors, keys = CursorStore(metadata), ApiKeyReplica(metadata)
+    db = Database(empty_database_url("replica"))
+    metadata.create_all(db.engine)
+    keys.bind(db)
+    clock = FakeClock()
+    changes = [
+        registry_pb2.WatchChangesResponse(revision=1, api_key=credential("k1", "s1")),
+        registry_pb2.WatchChangesResponse(revision=2, api_key=credential("k2", "s2",
+                                                                         role=registry_pb2.API_KEY_ROLE_READ_ONLY)),
+        registry_pb2.WatchChangesResponse(revision=3, api_key=credential("k1", "s1", revoked=True)),
+        registry_pb2.WatchChangesResponse(revision=3, heartbeat=True),
+    ]
+
+    def apply_change(session, change):
+        if change.HasField("api_key"):
+            keys.apply(session, change.api_key)
+
+    follower = follow_feed(service="test", upstream="registry", db=db, cursors=cursors, clock=clock,
+                           open_stream=lambda after: Call(changes[after:]), apply_change=apply_change,
+                           relist=lambda: 0)
+    follower.start()
+    assert follower.wait_until_current(10)
+    follower.stop()
+    assert keys.resolve(hash_key("s1")) is None  # revoked
+    principal = keys.resolve(hash_key("s2"))
+    assert principal is not None and principal.role is Role.READ_ONLY and principal.tenant_id == "acme"
+    with db.read() as session:
+        assert cursors.load(session, "registry") == 3
+        assert sorted(session.execute(select(keys.table.c.key_id)).scalars()) == ["k1", "k2"]
+    db.dispose()
