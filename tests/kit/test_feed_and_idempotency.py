@@ -146,7 +146,7 @@ class FakeCall:
         self.cancelled.set()
 
 
-def test_follower_applies_in_order_resumes_from_cursor_and_relists():
+def test_follower_applies_in_order_resumes_from_cursor_and_resyncs_from_a_snapshot():
     import grpc
 
     class Stale(grpc.RpcError):
@@ -160,36 +160,54 @@ def test_follower_applies_in_order_resumes_from_cursor_and_relists():
         def code(self):
             return grpc.StatusCode.UNAVAILABLE
 
-    applied: list[int] = []
-    cursor = {"value": 0}
-    opened: list[int] = []
+    replica: list[int] = []
+    cursor = {"value": 7}
+    opened: list[tuple[int, bool]] = []
+    # Items are revisions; 0 is a snapshot item, negative numbers are heartbeats at that revision.
     calls = iter([
-        FakeCall([1, 2, 3], fail_with=Dropped()),
+        FakeCall([8, 9], fail_with=Dropped()),
         FakeCall([], fail_with=Stale()),
-        FakeCall([11, 12, -12]),  # -12: a heartbeat at revision 12
+        FakeCall([0, 0, -20, 21]),
     ])
 
-    def open_stream(after):
-        opened.append(after)
+    def open_stream(after, snapshot):
+        opened.append((after, snapshot))
         return next(calls)
 
-    def apply(batch):
-        applied.extend(batch)
-        cursor["value"] = batch[-1]
-
-    def relist():
-        cursor["value"] = 10
-        return 10
+    def apply(changes, revision, reset):
+        if reset:
+            replica.clear()
+        replica.extend(changes)
+        cursor["value"] = revision
 
     follower = FeedFollower("test", "upstream", open_stream=open_stream, load_cursor=lambda: cursor["value"],
-                            apply=apply, relist=relist, revision_of=abs, is_heartbeat=lambda m: m < 0,
+                            apply=apply, revision_of=abs, is_heartbeat=lambda m: m < 0,
                             clock=FakeClock(), backoff_initial=0.01)
     follower.start()
     deadline = time.monotonic() + 10
-    while follower.status().revision < 12 and time.monotonic() < deadline:
+    while cursor["value"] < 21 and time.monotonic() < deadline:
         time.sleep(0.01)
     follower.stop()
-    assert applied == [1, 2, 3, 11, 12]
-    assert opened == [0, 3, 10]
+    assert opened == [(7, False), (9, False), (9, True)]
+    assert replica == [0, 0, 21]  # the snapshot replaced what came before it
+    assert cursor["value"] == 21
     assert follower.wait_until_current(0)
-    assert follower.status().revision == 12
+    assert follower.status().revision == 21
+
+
+def test_watch_with_snapshot_sends_state_then_its_revision_then_changes(feed_db):
+    from nhm_platform.feed import SnapshotItem
+
+    db, log, _ = feed_db
+    for i in range(3):
+        append(db, log, f"n{i}")
+
+    def snapshot(session):
+        yield SnapshotItem("acme", "number", b"state-a")
+        yield SnapshotItem("acme", "number", b"state-b")
+
+    active = iter([True, True, False])
+    items = list(log.watch(db.read, 0, None, lambda: next(active), snapshot=snapshot, snapshot_session=db.snapshot,
+                           poll_interval=0.01, heartbeat_interval=0))
+    assert [i.payload for i in items[:2]] == [b"state-a", b"state-b"]
+    assert isinstance(items[2], Heartbeat) and items[2].revision == 3

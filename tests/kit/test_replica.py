@@ -54,8 +54,8 @@ def test_keys_follow_the_feed_and_revocation_takes_effect(empty_database_url):
             keys.apply(session, change.api_key)
 
     follower = follow_feed(service="test", upstream="registry", db=db, cursors=cursors, clock=clock,
-                           open_stream=lambda after: Call(changes[after:]), apply_change=apply_change,
-                           relist=lambda: 0)
+                           open_stream=lambda after, snapshot: Call(changes[after:]), apply_change=apply_change,
+                           reset=keys.clear)
     follower.start()
     assert follower.wait_until_current(10)
     follower.stop()

@@ -68,9 +68,21 @@ class Database:
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Session]:
-        """A read-only transaction (one consistent snapshot)."""
+        """A read-only transaction. On PostgreSQL each statement sees the latest commits (READ COMMITTED)."""
         with translate_errors(), Session(self.engine, expire_on_commit=False) as session, session.begin():
             yield session
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[Session]:
+        """A read-only transaction whose statements all see one snapshot (REPEATABLE READ on PostgreSQL;
+        a SQLite read transaction in WAL mode already is one)."""
+        with translate_errors(), Session(self.engine, expire_on_commit=False) as session:
+            if not self.is_sqlite:
+                session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            try:
+                yield session
+            finally:
+                session.rollback()
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -66,6 +66,15 @@ class Heartbeat:
     revision: int
 
 
+@dataclass(frozen=True)
+class SnapshotItem:
+    """One resource of a snapshot (sent with revision 0), as the servicer's snapshot function yields it."""
+
+    tenant_id: str
+    resource_type: str
+    payload: Any
+
+
 class ChangeLog:
     """The owner's feed, in two tables: ``<name>_changes`` and a one-row ``<name>_head`` counter."""
 
@@ -158,12 +167,24 @@ class ChangeLog:
 
     def watch(self, read_session: Callable[[], Any], after: int, tenant_id: str | None,
               is_active: Callable[[], bool], *, poll_interval: float = 0.5, heartbeat_interval: float = 5.0,
-              batch: int = 500) -> Iterator[ChangeRecord | Heartbeat]:
+              batch: int = 500, snapshot: Callable[[Session], Iterator[SnapshotItem]] | None = None,
+              snapshot_session: Callable[[], Any] | None = None,
+              ) -> Iterator[ChangeRecord | Heartbeat | SnapshotItem]:
         """Entries after a revision, then live ones, with heartbeats when idle, until is_active() is false.
 
+        With ``snapshot``, first every current resource (read in one consistent ``snapshot_session``), then a
+        heartbeat at the snapshot's revision, then changes after it; ``after`` is ignored.
         Changes committed by other processes (replicas) are seen within poll_interval; this process's own
         commits wake the watcher at once.
         """
+        if snapshot is not None:
+            with (snapshot_session or read_session)() as session:
+                head, _ = self.head_revision(session)
+                yield from snapshot(session)
+            yield Heartbeat(head)
+            yield from self._follow(read_session, head, tenant_id, is_active, poll_interval=poll_interval,
+                                    heartbeat_interval=heartbeat_interval, batch=batch)
+            return
         with read_session() as session:
             head, compacted = self.head_revision(session)
         if after < compacted:
@@ -175,7 +196,12 @@ class ChangeLog:
             raise FailedPrecondition(
                 f"revision {after} is ahead of the feed's head {head}: this feed was reset; list afresh",
                 reason="REVISION_AHEAD", metadata={"head": str(head)})
-        cursor = after
+        yield from self._follow(read_session, after, tenant_id, is_active, poll_interval=poll_interval,
+                                heartbeat_interval=heartbeat_interval, batch=batch)
+
+    def _follow(self, read_session: Callable[[], Any], cursor: int, tenant_id: str | None,
+                is_active: Callable[[], bool], *, poll_interval: float, heartbeat_interval: float,
+                batch: int) -> Iterator[ChangeRecord | Heartbeat]:
         idle_since = 0.0
         while is_active():
             generation = self.generation
@@ -206,20 +232,21 @@ class FollowerStatus:
 class FeedFollower:
     """Follows one upstream feed in a background thread.
 
-    open_stream(after) returns the Watch call (an iterator of responses that has cancel()); apply(batch)
-    applies non-heartbeat responses and stores the last revision in the same transaction; load_cursor()
-    returns the stored revision; relist() rebuilds the replica from a fresh list and returns the revision
-    to resume from (used when the cursor is older than the upstream's retention).
+    open_stream(after, snapshot) returns the Watch call (an iterator of responses that has cancel()).
+    apply(changes, revision, reset) applies the non-heartbeat responses of a batch and stores ``revision`` as
+    the cursor, in one transaction; with reset it first empties the replica (the batch starts a snapshot).
+    load_cursor() returns the stored revision. The follower asks for a snapshot when it has no cursor yet
+    and when the upstream says the cursor is beyond its retention (FAILED_PRECONDITION).
     """
 
-    def __init__(self, service: str, upstream: str, *, open_stream: Callable[[int], Any],
-                 load_cursor: Callable[[], int], apply: Callable[[Sequence[Any]], None],
-                 relist: Callable[[], int], revision_of: Callable[[Any], int],
-                 is_heartbeat: Callable[[Any], bool], clock: Clock,
+    def __init__(self, service: str, upstream: str, *, open_stream: Callable[[int, bool], Any],
+                 load_cursor: Callable[[], int], apply: Callable[[Sequence[Any], int, bool], None],
+                 revision_of: Callable[[Any], int], is_heartbeat: Callable[[Any], bool], clock: Clock,
                  backoff_initial: float = 0.1, backoff_max: float = 5.0, batch_max: int = 500) -> None:
         self._service, self._upstream = service, upstream
         self._open_stream, self._load_cursor, self._apply = open_stream, load_cursor, apply
-        self._relist, self._revision_of, self._is_heartbeat = relist, revision_of, is_heartbeat
+        self._revision_of, self._is_heartbeat = revision_of, is_heartbeat
+        self._snapshot_next = False
         self._clock = clock
         self._backoff_initial, self._backoff_max, self._batch_max = backoff_initial, backoff_max, batch_max
         self._stop = threading.Event()
@@ -270,13 +297,10 @@ class FeedFollower:
             except grpc.RpcError as exc:
                 code = exc.code() if hasattr(exc, "code") else None
                 if code is grpc.StatusCode.FAILED_PRECONDITION:
-                    _log.warning("feed.relist", upstream=self._upstream, detail=exc.details())
-                    try:
-                        self._relist()
-                        continue
-                    except Exception:  # noqa: BLE001 - keep following; the next attempt retries
-                        _log.exception("feed.relist_failed", upstream=self._upstream)
-                elif code is not grpc.StatusCode.CANCELLED or not self._stop.is_set():
+                    _log.warning("feed.resync", upstream=self._upstream, detail=exc.details())
+                    self._snapshot_next = True
+                    continue
+                if code is not grpc.StatusCode.CANCELLED or not self._stop.is_set():
                     _log.info("feed.disconnected", upstream=self._upstream, code=getattr(code, "name", None))
             except Exception:  # noqa: BLE001 - a follower never dies; it logs and retries
                 _log.exception("feed.error", upstream=self._upstream)
@@ -290,9 +314,12 @@ class FeedFollower:
 
     def _follow_once(self) -> None:
         cursor = self._load_cursor()
+        snapshot = self._snapshot_next or cursor == 0
+        self._snapshot_next = False
+        reset = snapshot
         with self._lock:
             self._revision = cursor
-        call = self._open_stream(cursor)
+        call = self._open_stream(cursor, snapshot)
         self._call = call
         inbox: queue.Queue[Any] = queue.Queue(maxsize=self._batch_max * 4)
         done = object()
@@ -327,9 +354,10 @@ class FeedFollower:
                         break
                     batch.append(more)
                 changes = [m for m in batch if not self._is_heartbeat(m)]
-                if changes:
-                    self._apply(changes)
                 last = self._revision_of(batch[-1])
+                if changes or reset or last > self._revision:
+                    self._apply(changes, last, reset)
+                    reset = False
                 if inbox.empty():
                     self._mark_current(last)
                 else:

@@ -128,23 +128,30 @@ def service_metadata(service_key: str) -> tuple[tuple[str, str], ...]:
 
 
 def follow_feed(*, service: str, upstream: str, db: Database, cursors: CursorStore, clock: Clock,
-                open_stream: Callable[[int], Any], apply_change: Callable[[Session, Any], None],
-                relist: Callable[[], int], is_heartbeat: Callable[[Any], bool] = lambda m: bool(m.heartbeat),
-                ) -> FeedFollower:
-    """A FeedFollower whose batches are applied, with the cursor, in one transaction of db."""
+                open_stream: Callable[[int, bool], Any], apply_change: Callable[[Session, Any], None],
+                reset: Callable[[Session], None],
+                is_heartbeat: Callable[[Any], bool] = lambda m: bool(m.heartbeat)) -> FeedFollower:
+    """A FeedFollower whose batches are applied, with the cursor, in one transaction of db.
+
+    open_stream(after, snapshot) opens the upstream's Watch call; apply_change(session, response) applies one
+    change (snapshot items arrive as CREATED changes with revision 0); reset(session) empties the replica
+    before a snapshot is applied.
+    """
 
     def load_cursor() -> int:
         with db.read() as session:
             return cursors.load(session, upstream)
 
-    def apply(batch: Sequence[Any]) -> None:
+    def apply(changes: Sequence[Any], revision: int, starts_snapshot: bool) -> None:
         with db.transaction() as session:
-            for change in batch:
+            if starts_snapshot:
+                reset(session)
+            for change in changes:
                 apply_change(session, change)
-            cursors.save(session, upstream, int(batch[-1].revision), clock)
+            cursors.save(session, upstream, revision, clock)
 
     return FeedFollower(service, upstream, open_stream=open_stream, load_cursor=load_cursor, apply=apply,
-                        relist=relist, revision_of=lambda m: int(m.revision), is_heartbeat=is_heartbeat, clock=clock)
+                        revision_of=lambda m: int(m.revision), is_heartbeat=is_heartbeat, clock=clock)
 
 
 def insecure_channel(target: str) -> grpc.Channel:

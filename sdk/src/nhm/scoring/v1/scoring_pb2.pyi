@@ -1383,18 +1383,26 @@ class WatchHealthRequest(_message.Message):
 
     AFTER_REVISION_FIELD_NUMBER: _builtins.int
     TENANT_ID_FIELD_NUMBER: _builtins.int
+    SNAPSHOT_FIELD_NUMBER: _builtins.int
     after_revision: _builtins.int
     tenant_id: _builtins.str
     """Service keys may watch every tenant (empty) or one; tenant keys see their own."""
+    snapshot: _builtins.bool
+    """Start with a snapshot: the current state of every number's health the caller may see, each with revision 0
+    and kind CREATED, then a heartbeat whose revision is the snapshot's point in the feed, then every change
+    after it. Use it for a first sync, or after FAILED_PRECONDITION (resume beyond retention): replace
+    the replica with the snapshot.
+    """
     def __init__(
         self,
         *,
         after_revision: _builtins.int = ...,
         tenant_id: _builtins.str = ...,
+        snapshot: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_revision", b"after_revision", "tenant_id", b"tenant_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_revision", b"after_revision", "snapshot", b"snapshot", "tenant_id", b"tenant_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
