@@ -15,6 +15,7 @@ from nhm.registry.v1 import registry_pb2, registry_pb2_grpc
 from nhm_platform.auth import StaticKeyResolver
 from nhm_platform.errors import FieldViolation, InvalidArgument, NotFound
 from nhm_platform.logs import configure_logging
+from nhm_platform.replica import service_metadata
 from nhm_platform.server import ServiceRegistration, create_server
 from nhm_platform.settings import ServerSettings
 from nhm_testing.keys import TENANT_A, TENANT_A_KEY, auth
@@ -128,3 +129,32 @@ def test_stop_turns_health_not_serving():
         reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=SERVICE_NAME))
     assert reply.status == health_pb2.HealthCheckResponse.NOT_SERVING
     running.stop(0)
+
+
+def test_service_key_acts_for_the_tenant_named_in_metadata():
+    from nhm_platform.auth import current_principal
+
+    seen = {}
+
+    class Servicer(registry_pb2_grpc.RegistryServiceServicer):
+        def GetNumber(self, request, context):
+            principal = current_principal()
+            seen["tenant"] = principal.tenant_for()
+            seen["role"] = principal.role.value
+            return registry_pb2.GetNumberResponse()
+
+    registration = ServiceRegistration(
+        [SERVICE_NAME], lambda s: registry_pb2_grpc.add_RegistryServiceServicer_to_server(Servicer(), s))
+    resolver = StaticKeyResolver([(TENANT_A, TENANT_A_KEY)], service_keys=["svc-key"])
+    running, port = create_server(ServerSettings(port=0), "probe", registration, resolver)
+    try:
+        with grpc.insecure_channel(f"localhost:{port}") as channel:
+            stub = registry_pb2_grpc.RegistryServiceStub(channel)
+            stub.GetNumber(registry_pb2.GetNumberRequest(), metadata=service_metadata("svc-key", "globex"))
+            assert seen == {"tenant": "globex", "role": "service"}
+            # A tenant key cannot borrow another tenant through the same metadata.
+            stub.GetNumber(registry_pb2.GetNumberRequest(),
+                           metadata=(*auth(TENANT_A_KEY), ("x-nhm-tenant-id", "globex")))
+            assert seen["tenant"] == TENANT_A
+    finally:
+        running.stop(0)

@@ -19,6 +19,8 @@ from typing import Protocol
 from nhm_platform.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 
 KEY_PREFIX = "nhm_"
+# Metadata with which an admin or service key names the tenant it acts for.
+TENANT_METADATA_KEY = "x-nhm-tenant-id"
 
 
 class Role(Enum):
@@ -48,8 +50,11 @@ class Principal:
         return f"{self.role.value}:{label}"
 
     def tenant_for(self, requested: str = "", field: str = "tenant_id") -> str:
-        """The tenant a call acts on: the key's own, or for platform keys the one requested."""
+        """The tenant a call acts on: the key's own; for platform keys the one requested, or the one named in
+        the call's ``x-nhm-tenant-id`` metadata (services acting on a tenant's behalf)."""
         if self.is_platform:
+            if not requested and self.tenant_id:
+                return self.tenant_id
             if not requested:
                 raise InvalidArgument.for_field(field, "required for admin and service keys")
             return requested

@@ -7,6 +7,7 @@ on the worker thread that serves the call (and where the context variables are t
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -17,6 +18,7 @@ import grpc
 import structlog
 
 from nhm_platform.auth import (
+    TENANT_METADATA_KEY,
     KeyResolver,
     Principal,
     bearer_token,
@@ -166,10 +168,21 @@ class AuthInterceptor(grpc.ServerInterceptor):
         principal = self._resolver.resolve(hash_key(bearer_token(metadata or ())))
         if principal is None:
             raise Unauthenticated("unknown or revoked API key", reason="UNKNOWN_KEY")
+        if principal.is_platform:
+            acting_for = _metadata_value(metadata, TENANT_METADATA_KEY)
+            if acting_for:
+                principal = dataclasses.replace(principal, tenant_id=acting_for)
         info = _call_info.get()
         if info is not None:
             info.principal = principal
         return principal
+
+
+def _metadata_value(metadata: Any, wanted: str) -> str:
+    for key, value in metadata or ():
+        if key == wanted:
+            return value.decode() if isinstance(value, bytes) else str(value)
+    return ""
 
 
 def _request_id(metadata: Any) -> str:

@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from nhm.registry.v1 import registry_pb2
-from nhm_platform.auth import Principal, Role
+from nhm_platform.auth import TENANT_METADATA_KEY, Principal, Role
 from nhm_platform.clock import Clock
 from nhm_platform.db import Database
 from nhm_platform.feed import FeedFollower
@@ -123,8 +123,12 @@ class ApiKeyReplica:
         return cache
 
 
-def service_metadata(service_key: str) -> tuple[tuple[str, str], ...]:
-    return (("authorization", f"Bearer {service_key}"),)
+def service_metadata(service_key: str, tenant_id: str = "") -> tuple[tuple[str, str], ...]:
+    """Call metadata for service-to-service calls; with tenant_id, the call acts for that tenant."""
+    metadata: tuple[tuple[str, str], ...] = (("authorization", f"Bearer {service_key}"),)
+    if tenant_id:
+        metadata += ((TENANT_METADATA_KEY, tenant_id),)
+    return metadata
 
 
 def follow_feed(*, service: str, upstream: str, db: Database, cursors: CursorStore, clock: Clock,
