@@ -1115,6 +1115,110 @@ class GetWeeklyReportResponse(_message.Message):
 Global___GetWeeklyReportResponse: _TypeAlias = GetWeeklyReportResponse  # noqa: Y015
 
 @_typing.final
+class GetCallActivityRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PHONE_NUMBER_FIELD_NUMBER: _builtins.int
+    DAYS_FIELD_NUMBER: _builtins.int
+    SAMPLE_SIZE_FIELD_NUMBER: _builtins.int
+    phone_number: _builtins.str
+    days: _builtins.int
+    """Days back from today (UTC), today included. Default 30, at most 90."""
+    sample_size: _builtins.int
+    """How many recent outbound call start times to include. Default 10, at most 100."""
+    def __init__(
+        self,
+        *,
+        phone_number: _builtins.str = ...,
+        days: _builtins.int = ...,
+        sample_size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["days", b"days", "phone_number", b"phone_number", "sample_size", b"sample_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCallActivityRequest: _TypeAlias = GetCallActivityRequest  # noqa: Y015
+
+@_typing.final
+class DailyActivity(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATE_FIELD_NUMBER: _builtins.int
+    OUTBOUND_CALLS_FIELD_NUMBER: _builtins.int
+    ANSWERED_CALLS_FIELD_NUMBER: _builtins.int
+    INBOUND_CALLS_FIELD_NUMBER: _builtins.int
+    TALK_TIME_FIELD_NUMBER: _builtins.int
+    SHORT_CALLS_FIELD_NUMBER: _builtins.int
+    BLOCKED_CALLS_FIELD_NUMBER: _builtins.int
+    COMPLAINTS_FIELD_NUMBER: _builtins.int
+    date: _builtins.str
+    """YYYY-MM-DD (UTC)."""
+    outbound_calls: _builtins.int
+    answered_calls: _builtins.int
+    inbound_calls: _builtins.int
+    short_calls: _builtins.int
+    """Answered outbound calls shorter than the policy's short-call duration."""
+    blocked_calls: _builtins.int
+    """Outbound calls answered with SIP 603, 607 or 608."""
+    complaints: _builtins.int
+    @_builtins.property
+    def talk_time(self) -> _duration_pb2.Duration:
+        """Total talk time of answered outbound calls."""
+
+    def __init__(
+        self,
+        *,
+        date: _builtins.str = ...,
+        outbound_calls: _builtins.int = ...,
+        answered_calls: _builtins.int = ...,
+        inbound_calls: _builtins.int = ...,
+        talk_time: _duration_pb2.Duration | None = ...,
+        short_calls: _builtins.int = ...,
+        blocked_calls: _builtins.int = ...,
+        complaints: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["talk_time", b"talk_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answered_calls", b"answered_calls", "blocked_calls", b"blocked_calls", "complaints", b"complaints", "date", b"date", "inbound_calls", b"inbound_calls", "outbound_calls", b"outbound_calls", "short_calls", b"short_calls", "talk_time", b"talk_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DailyActivity: _TypeAlias = DailyActivity  # noqa: Y015
+
+@_typing.final
+class GetCallActivityResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PHONE_NUMBER_FIELD_NUMBER: _builtins.int
+    DAYS_FIELD_NUMBER: _builtins.int
+    SAMPLE_CALL_TIMES_FIELD_NUMBER: _builtins.int
+    phone_number: _builtins.str
+    @_builtins.property
+    def days(self) -> _containers.RepeatedCompositeFieldContainer[Global___DailyActivity]:
+        """Oldest first, one entry per day, days without calls included."""
+
+    @_builtins.property
+    def sample_call_times(self) -> _containers.RepeatedCompositeFieldContainer[_timestamp_pb2.Timestamp]:
+        """Start times of the most recent outbound calls, newest first."""
+
+    def __init__(
+        self,
+        *,
+        phone_number: _builtins.str = ...,
+        days: _abc.Iterable[Global___DailyActivity] | None = ...,
+        sample_call_times: _abc.Iterable[_timestamp_pb2.Timestamp] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["days", b"days", "phone_number", b"phone_number", "sample_call_times", b"sample_call_times"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCallActivityResponse: _TypeAlias = GetCallActivityResponse  # noqa: Y015
+
+@_typing.final
 class ScoringPolicy(_message.Message):
     """Every threshold, window and weight of scoring. Unset fields take the documented defaults; responses
     carry effective values.

@@ -81,6 +81,11 @@ class ScoringServiceStub:
                 request_serializer=nhm_dot_scoring_dot_v1_dot_scoring__pb2.GetWeeklyReportRequest.SerializeToString,
                 response_deserializer=nhm_dot_scoring_dot_v1_dot_scoring__pb2.GetWeeklyReportResponse.FromString,
                 _registered_method=True)
+        self.GetCallActivity = channel.unary_unary(
+                '/nhm.scoring.v1.ScoringService/GetCallActivity',
+                request_serializer=nhm_dot_scoring_dot_v1_dot_scoring__pb2.GetCallActivityRequest.SerializeToString,
+                response_deserializer=nhm_dot_scoring_dot_v1_dot_scoring__pb2.GetCallActivityResponse.FromString,
+                _registered_method=True)
         self.GetScoringPolicy = channel.unary_unary(
                 '/nhm.scoring.v1.ScoringService/GetScoringPolicy',
                 request_serializer=nhm_dot_scoring_dot_v1_dot_scoring__pb2.GetScoringPolicyRequest.SerializeToString,
@@ -164,6 +169,14 @@ class ScoringServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetCallActivity(self, request, context):
+        """A number's calls per day over recent days, with sample call times: the evidence for disputes and the
+        data behind usage charts.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetScoringPolicy(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -231,6 +244,11 @@ def add_ScoringServiceServicer_to_server(servicer, server):
                     servicer.GetWeeklyReport,
                     request_deserializer=nhm_dot_scoring_dot_v1_dot_scoring__pb2.GetWeeklyReportRequest.FromString,
                     response_serializer=nhm_dot_scoring_dot_v1_dot_scoring__pb2.GetWeeklyReportResponse.SerializeToString,
+            ),
+            'GetCallActivity': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCallActivity,
+                    request_deserializer=nhm_dot_scoring_dot_v1_dot_scoring__pb2.GetCallActivityRequest.FromString,
+                    response_serializer=nhm_dot_scoring_dot_v1_dot_scoring__pb2.GetCallActivityResponse.SerializeToString,
             ),
             'GetScoringPolicy': grpc.unary_unary_rpc_method_handler(
                     servicer.GetScoringPolicy,
@@ -493,6 +511,33 @@ class ScoringService:
             '/nhm.scoring.v1.ScoringService/GetWeeklyReport',
             nhm_dot_scoring_dot_v1_dot_scoring__pb2.GetWeeklyReportRequest.SerializeToString,
             nhm_dot_scoring_dot_v1_dot_scoring__pb2.GetWeeklyReportResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCallActivity(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nhm.scoring.v1.ScoringService/GetCallActivity',
+            nhm_dot_scoring_dot_v1_dot_scoring__pb2.GetCallActivityRequest.SerializeToString,
+            nhm_dot_scoring_dot_v1_dot_scoring__pb2.GetCallActivityResponse.FromString,
             options,
             channel_credentials,
             insecure,

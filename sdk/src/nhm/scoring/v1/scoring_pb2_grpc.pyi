@@ -51,6 +51,10 @@ class ScoringServiceStub:
     ListHealthHistory: _grpc.UnaryUnaryMultiCallable[_scoring_pb2.ListHealthHistoryRequest, _scoring_pb2.ListHealthHistoryResponse]
     """Every status transition of one number with its cause, newest first."""
     GetWeeklyReport: _grpc.UnaryUnaryMultiCallable[_scoring_pb2.GetWeeklyReportRequest, _scoring_pb2.GetWeeklyReportResponse]
+    GetCallActivity: _grpc.UnaryUnaryMultiCallable[_scoring_pb2.GetCallActivityRequest, _scoring_pb2.GetCallActivityResponse]
+    """A number's calls per day over recent days, with sample call times: the evidence for disputes and the
+    data behind usage charts.
+    """
     GetScoringPolicy: _grpc.UnaryUnaryMultiCallable[_scoring_pb2.GetScoringPolicyRequest, _scoring_pb2.GetScoringPolicyResponse]
     UpdateScoringPolicy: _grpc.UnaryUnaryMultiCallable[_scoring_pb2.UpdateScoringPolicyRequest, _scoring_pb2.UpdateScoringPolicyResponse]
     """Changing the policy rescores every number of the tenant."""
@@ -80,6 +84,10 @@ class ScoringServiceAsyncStub(ScoringServiceStub):
     ListHealthHistory: _aio.UnaryUnaryMultiCallable[_scoring_pb2.ListHealthHistoryRequest, _scoring_pb2.ListHealthHistoryResponse]  # type: ignore[assignment]
     """Every status transition of one number with its cause, newest first."""
     GetWeeklyReport: _aio.UnaryUnaryMultiCallable[_scoring_pb2.GetWeeklyReportRequest, _scoring_pb2.GetWeeklyReportResponse]  # type: ignore[assignment]
+    GetCallActivity: _aio.UnaryUnaryMultiCallable[_scoring_pb2.GetCallActivityRequest, _scoring_pb2.GetCallActivityResponse]  # type: ignore[assignment]
+    """A number's calls per day over recent days, with sample call times: the evidence for disputes and the
+    data behind usage charts.
+    """
     GetScoringPolicy: _aio.UnaryUnaryMultiCallable[_scoring_pb2.GetScoringPolicyRequest, _scoring_pb2.GetScoringPolicyResponse]  # type: ignore[assignment]
     UpdateScoringPolicy: _aio.UnaryUnaryMultiCallable[_scoring_pb2.UpdateScoringPolicyRequest, _scoring_pb2.UpdateScoringPolicyResponse]  # type: ignore[assignment]
     """Changing the policy rescores every number of the tenant."""
@@ -160,6 +168,16 @@ class ScoringServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _scoring_pb2.GetWeeklyReportRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_scoring_pb2.GetWeeklyReportResponse, _abc.Awaitable[_scoring_pb2.GetWeeklyReportResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetCallActivity(
+        self,
+        request: _scoring_pb2.GetCallActivityRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_scoring_pb2.GetCallActivityResponse, _abc.Awaitable[_scoring_pb2.GetCallActivityResponse]]:
+        """A number's calls per day over recent days, with sample call times: the evidence for disputes and the
+        data behind usage charts.
+        """
 
     @_abc_1.abstractmethod
     def GetScoringPolicy(
