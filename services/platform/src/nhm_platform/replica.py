@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -21,6 +22,7 @@ from nhm_platform.auth import TENANT_METADATA_KEY, Principal, Role
 from nhm_platform.clock import Clock
 from nhm_platform.db import Database
 from nhm_platform.feed import FeedFollower
+from nhm_platform.settings import ServerSettings
 
 
 def upsert(session: Session, table: Table, values: dict[str, Any], keys: Sequence[str]) -> None:
@@ -158,6 +160,17 @@ def follow_feed(*, service: str, upstream: str, db: Database, cursors: CursorSto
                         revision_of=lambda m: int(m.revision), is_heartbeat=is_heartbeat, clock=clock)
 
 
+def upstream_channel(target: str, settings: ServerSettings) -> grpc.Channel:
+    """A channel to another service: TLS (mutual with a client certificate) when settings name a CA."""
+    options = [("grpc.keepalive_time_ms", 30_000), ("grpc.max_receive_message_length", settings.max_message_bytes)]
+    if not settings.upstream_ca_file:
+        return grpc.insecure_channel(target, options=options)
+    cert = Path(settings.upstream_cert_file).read_bytes() if settings.upstream_cert_file else None
+    key = Path(settings.upstream_key_file).read_bytes() if settings.upstream_key_file else None
+    credentials = grpc.ssl_channel_credentials(Path(settings.upstream_ca_file).read_bytes(), key, cert)
+    return grpc.secure_channel(target, credentials, options=options)
+
+
 def insecure_channel(target: str) -> grpc.Channel:
-    """A channel to another service (TLS settings arrive with the deployment work)."""
+    """Plain-text channel; kept until every service calls upstream_channel(target, settings)."""
     return grpc.insecure_channel(target, options=[("grpc.keepalive_time_ms", 30_000)])

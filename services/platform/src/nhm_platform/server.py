@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent import futures
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import grpc
 import structlog
@@ -64,13 +65,30 @@ def create_server(settings: ServerSettings, service: str, registration: ServiceR
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = list(registration.service_names)
     reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
-    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+    address = f"{settings.host}:{settings.port}"
+    credentials = server_credentials(settings)
+    port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"could not bind {settings.host}:{settings.port}")
     server.start()
     for name in [*names, ""]:
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     return RunningServer(server, port, health_servicer, registration), port
+
+
+def server_credentials(settings: ServerSettings) -> grpc.ServerCredentials | None:
+    """TLS from settings (mutual TLS when a client CA is set), or None for plain text."""
+    if not settings.tls_cert_file and not settings.tls_key_file:
+        if settings.tls_client_ca_file:
+            raise ValueError("tls_client_ca_file needs tls_cert_file and tls_key_file")
+        return None
+    if not (settings.tls_cert_file and settings.tls_key_file):
+        raise ValueError("TLS needs both tls_cert_file and tls_key_file")
+    key = Path(settings.tls_key_file).read_bytes()
+    chain = Path(settings.tls_cert_file).read_bytes()
+    client_ca = Path(settings.tls_client_ca_file).read_bytes() if settings.tls_client_ca_file else None
+    return grpc.ssl_server_credentials([(key, chain)], root_certificates=client_ca,
+                                       require_client_auth=client_ca is not None)
 
 
 def serve_until_signalled(running: RunningServer, grace: float) -> None:

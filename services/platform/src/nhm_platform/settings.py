@@ -57,6 +57,17 @@ class ServerSettings:
     db_timeout: float = 5.0
     # SQLite synchronous mode: FULL survives power loss; NORMAL is faster but may lose the last commits.
     sqlite_synchronous: str = "FULL"
+    # TLS for this server: certificate chain and private key (PEM files). Empty: plain text (localhost only).
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    # CA bundle that client certificates must chain to; set it to require mutual TLS.
+    tls_client_ca_file: str = ""
+    # TLS towards upstream services (feeds, registry transitions): the CA that signed their certificates.
+    # Empty: plain text.
+    upstream_ca_file: str = ""
+    # Client certificate and key this service presents to upstreams that require mutual TLS.
+    upstream_cert_file: str = ""
+    upstream_key_file: str = ""
 
     def resolved_database_url(self, service: str) -> str:
         if self.database_url:
