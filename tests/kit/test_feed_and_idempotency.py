@@ -89,6 +89,22 @@ def test_a_late_commit_never_hides_behind_a_later_revision(pg_feed_db):
         assert [(r.revision, r.resource_key) for r in log.read(session, 0, None, 10)] == [(1, "slow"), (2, "fast")]
 
 
+def test_append_many_takes_consecutive_revisions_in_one_counter_update(feed_db):
+    db, log, _ = feed_db
+    append(db, log, "first")
+    entries = [dict(tenant_id="acme", kind=1, resource_type="number", resource_key=f"b{i}", payload=b"",
+                    change_time=T0) for i in range(3)]
+    generation = log.generation
+    with db.transaction() as session:
+        assert log.append_many(session, entries) == [2, 3, 4]
+        assert log.append_many(session, []) == []
+    assert log.generation == generation + 1  # watchers are woken once the batch commits
+    assert append(db, log, "last") == 5
+    with db.read() as session:
+        assert [r.resource_key for r in log.read(session, 1, None, 10)] == ["b0", "b1", "b2", "last"]
+        assert log.head_revision(session) == (5, 0)
+
+
 def test_watch_replays_then_heartbeats_and_refuses_compacted_revisions(feed_db):
     db, log, _ = feed_db
     for i in range(5):
