@@ -66,3 +66,21 @@ def test_keys_follow_the_feed_and_revocation_takes_effect(empty_database_url):
         assert cursors.load(session, "registry") == 3
         assert sorted(session.execute(select(keys.table.c.key_id)).scalars()) == ["k1", "k2"]
     db.dispose()
+
+
+def test_cursor_only_moves_forward_unless_a_snapshot_resets_it(empty_database_url):
+    metadata = MetaData()
+    cursors = CursorStore(metadata)
+    db = Database(empty_database_url("cursor"))
+    metadata.create_all(db.engine)
+    clock = FakeClock()
+    with db.transaction() as session:
+        cursors.save(session, "registry", 10, clock)
+        cursors.save(session, "registry", 7, clock)  # a slower replica of the same service
+    with db.read() as session:
+        assert cursors.load(session, "registry") == 10
+    with db.transaction() as session:
+        cursors.save(session, "registry", 4, clock, exact=True)  # the upstream was reset; a snapshot says 4
+    with db.read() as session:
+        assert cursors.load(session, "registry") == 4
+    db.dispose()

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from sqlalchemy import BigInteger, Boolean, Column, DateTime, MetaData, String, Table, delete, event, select
+from sqlalchemy import BigInteger, Boolean, Column, DateTime, MetaData, String, Table, delete, event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -53,9 +53,18 @@ class CursorStore:
         value = session.execute(select(self.table.c.revision).where(self.table.c.upstream == upstream)).scalar()
         return int(value or 0)
 
-    def save(self, session: Session, upstream: str, revision: int, clock: Clock) -> None:
-        upsert(session, self.table, {"upstream": upstream, "revision": revision, "update_time": clock.now()},
-               ["upstream"])
+    def save(self, session: Session, upstream: str, revision: int, clock: Clock, *, exact: bool = False) -> None:
+        """Store the cursor. It only moves forward (replicas of one service may apply the same changes),
+        unless exact: a snapshot replaces the replica and may move it anywhere."""
+        dialect = session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = insert(self.table).values(upstream=upstream, revision=revision, update_time=clock.now())
+        new_revision = statement.excluded.revision
+        if not exact:
+            greatest = func.max if dialect == "sqlite" else func.greatest
+            new_revision = greatest(self.table.c.revision, statement.excluded.revision)
+        changes = {"revision": new_revision, "update_time": statement.excluded.update_time}
+        session.execute(statement.on_conflict_do_update(index_elements=["upstream"], set_=changes))
 
 
 _ROLES = {
@@ -154,7 +163,7 @@ def follow_feed(*, service: str, upstream: str, db: Database, cursors: CursorSto
                 reset(session)
             for change in changes:
                 apply_change(session, change)
-            cursors.save(session, upstream, revision, clock)
+            cursors.save(session, upstream, revision, clock, exact=starts_snapshot)
 
     return FeedFollower(service, upstream, open_stream=open_stream, load_cursor=load_cursor, apply=apply,
                         revision_of=lambda m: int(m.revision), is_heartbeat=is_heartbeat, clock=clock)
