@@ -29,14 +29,16 @@ test: install
 bench: install
 	$(PY) benchmarks/run.py
 
-## Regenerate the SDK's generated code from protos/.
+## Regenerate the SDK's generated code from protos/ and docs/configuration.md from the settings.
 gen: install
 	$(PY) tools/gen_protos.py
+	$(PY) tools/gen_config_reference.py
 
-## Fail when the committed generated code differs from protos/.
+## Fail when committed generated code or the configuration reference is stale.
 gen-check: install
 	@tmp=$$(mktemp -d) && $(PY) tools/gen_protos.py --out $$tmp >/dev/null && \
 	  diff -r -x __pycache__ $$tmp/nhm sdk/src/nhm && rm -rf $$tmp && echo "generated code is current"
+	$(PY) tools/gen_config_reference.py --check
 
 $(BUF): package.json package-lock.json
 	npm ci --no-audit --no-fund --silent

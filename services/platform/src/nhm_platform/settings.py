@@ -44,6 +44,7 @@ class ServerSettings:
     metrics_port: int = -1
     # "json", "console", or "auto" (console on a terminal, JSON otherwise).
     log_format: str = "auto"
+    # Lowest level logged: debug, info, warning, error.
     log_level: str = "info"
     # Static tenant keys, "tenant_id=secret" separated by commas (keys created through the API need none).
     api_keys: str = ""
@@ -57,16 +58,18 @@ class ServerSettings:
     db_timeout: float = 5.0
     # SQLite synchronous mode: FULL survives power loss; NORMAL is faster but may lose the last commits.
     sqlite_synchronous: str = "FULL"
-    # TLS for this server: certificate chain and private key (PEM files). Empty: plain text (localhost only).
+    # TLS for this server: certificate chain (PEM file). Empty: plain text (localhost only).
     tls_cert_file: str = ""
+    # Private key of tls_cert_file (PEM).
     tls_key_file: str = ""
     # CA bundle that client certificates must chain to; set it to require mutual TLS.
     tls_client_ca_file: str = ""
     # TLS towards upstream services (feeds, registry transitions): the CA that signed their certificates.
     # Empty: plain text.
     upstream_ca_file: str = ""
-    # Client certificate and key this service presents to upstreams that require mutual TLS.
+    # Client certificate this service presents to upstreams that require mutual TLS (PEM).
     upstream_cert_file: str = ""
+    # Private key of upstream_cert_file (PEM).
     upstream_key_file: str = ""
 
     def resolved_database_url(self, service: str) -> str:
