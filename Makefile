@@ -38,7 +38,6 @@ gen: install
 gen-check: install
 	@tmp=$$(mktemp -d) && $(PY) tools/gen_protos.py --out $$tmp >/dev/null && \
 	  diff -r -x __pycache__ $$tmp/nhm sdk/src/nhm && rm -rf $$tmp && echo "generated code is current"
-	$(PY) tools/gen_config_reference.py --check
 
 $(BUF): package.json package-lock.json
 	npm ci --no-audit --no-fund --silent
