@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -112,3 +113,33 @@ def test_sigterm_during_a_call_lets_it_finish_and_exits_zero():
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+@pytest.mark.slow
+def test_several_worker_processes_share_one_port(tmp_path: Path):
+    env = {**os.environ, "NHM_DATA_DIR": str(tmp_path), "NHM_REGISTRY_WORKERS": "2", "NHM_REGISTRY_PORT": "0",
+           "NHM_LOG_FORMAT": "json"}
+    proc = subprocess.Popen([sys.executable, "-m", "nhm_registry"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("NHM_SERVING registry"), proc.stderr.read() if proc.poll() is not None else line
+        port = int(line.split()[-1])
+        serving = [json.loads(entry) for entry in _stderr_lines_until(proc, "service.serving", 2)]
+        assert len({entry["pid"] for entry in serving}) == 2
+        with grpc.insecure_channel(f"localhost:{port}") as channel:
+            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+            assert reply.status == health_pb2.HealthCheckResponse.SERVING
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+
+
+def _stderr_lines_until(proc: subprocess.Popen, event: str, count: int) -> list[str]:
+    found = []
+    deadline = time.monotonic() + 30
+    while len(found) < count and time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if f'"event": "{event}"' in line:
+            found.append(line)
+    return found

@@ -7,6 +7,10 @@ A service describes itself with a :class:`ServiceSpec`; ``python -m nhm_<service
 from __future__ import annotations
 
 import argparse
+import os
+import signal
+import socket
+import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -105,14 +109,58 @@ def main(spec: ServiceSpec[S], argv: Sequence[str] | None = None) -> int:
         migrate(spec, settings)
         _log.info("service.migrated", service=spec.name)
         return 0
+    if settings.workers > 1 and WORKER_INDEX_VARIABLE not in os.environ:
+        return supervise_workers(spec, settings)
     running, port = start_service(spec, settings)
     metrics_port = serve_metrics(settings.metrics_port, settings.host)
-    _log.info("service.serving", service=spec.name, address=f"{settings.host}:{port}",
+    _log.info("service.serving", service=spec.name, address=f"{settings.host}:{port}", pid=os.getpid(),
               metrics_port=metrics_port if metrics_port >= 0 else None)
     # A machine-readable line for launchers and tests that start the process with port 0.
     print(f"NHM_SERVING {spec.name} {port}", flush=True)
     serve_until_signalled(running, settings.grace_period)
     return 0
+
+
+WORKER_INDEX_VARIABLE = "NHM_WORKER_INDEX"
+
+
+def supervise_workers(spec: ServiceSpec[S], settings: S) -> int:
+    """Run settings.workers server processes on one port; forward SIGTERM/SIGINT; exit when they all have."""
+    if settings.migrate_on_start:
+        migrate(spec, settings)
+    port = settings.port or _free_port(settings.host)
+    prefix = f"NHM_{spec.name.upper()}_"
+    children = []
+    for index in range(settings.workers):
+        env = dict(os.environ)
+        env.update({WORKER_INDEX_VARIABLE: str(index), f"{prefix}PORT": str(port),
+                    f"{prefix}MIGRATE_ON_START": "false"})
+        if settings.metrics_port > 0:
+            env[f"{prefix}METRICS_PORT"] = str(settings.metrics_port + index)
+        children.append(subprocess.Popen([sys.executable, "-m", f"nhm_{spec.name}", "serve"], env=env,
+                                         stdout=subprocess.PIPE, text=True))
+    def forward(signum: int, _frame: object) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    for child in children:
+        line = child.stdout.readline() if child.stdout else ""
+        if not line.startswith("NHM_SERVING"):
+            forward(signal.SIGTERM, None)
+            return 1
+    _log.info("service.serving", service=spec.name, address=f"{settings.host}:{port}", workers=len(children))
+    print(f"NHM_SERVING {spec.name} {port}", flush=True)
+    codes = [child.wait() for child in children]
+    return 0 if all(code == 0 for code in codes) else 1
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
 
 
 if __name__ == "__main__":  # pragma: no cover

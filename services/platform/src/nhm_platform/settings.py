@@ -34,7 +34,10 @@ class ServerSettings:
     migrate_on_start: bool = True
     # Seconds that calls in flight get to finish after SIGTERM.
     grace_period: float = 10.0
-    # Threads serving RPCs.
+    # Server processes sharing the port (SO_REUSEPORT), so more than one core serves RPCs. Each process runs
+    # the service's background work too (feed followers, schedulers), which is safe with replicas.
+    workers: int = 1
+    # Threads serving RPCs in each process.
     max_workers: int = 32
     # RPCs handled at once; more are refused at once with RESOURCE_EXHAUSTED.
     max_concurrent_rpcs: int = 256
