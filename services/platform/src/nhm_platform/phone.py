@@ -53,9 +53,13 @@ def parse_phone_number(raw: str, purpose: Purpose = Purpose.CALLER_ID) -> PhoneN
         parsed = phonenumbers.parse(raw, None)
     except phonenumbers.NumberParseException as exc:
         raise InvalidPhoneNumber(f"not a phone number: {exc}") from None
-    if not phonenumbers.is_valid_number(parsed):
+    # Each libphonenumber query below re-derives the region (costly for NANP's many regions), so the region,
+    # the type and whether that type is geographic are derived once and passed on (a bulk import parses
+    # thousands of numbers per request).
+    country = phonenumbers.region_code_for_number(parsed)
+    if not phonenumbers.is_valid_number_for_region(parsed, country):  # is_valid_number, region reused
         raise InvalidPhoneNumber("not a valid, assigned number range")
-    country = phonenumbers.region_code_for_number(parsed) or ""
+    country = country or ""
     national = str(parsed.national_number)
     is_nanp = parsed.country_code == 1
     if is_nanp and national[3:6] == "555" and national[6:8] == "01":
@@ -67,19 +71,22 @@ def parse_phone_number(raw: str, purpose: Purpose = Purpose.CALLER_ID) -> PhoneN
         if purpose is Purpose.CALLER_ID:
             raise InvalidPhoneNumber(f"a {kind} number cannot be an outbound caller ID; use a geographic number")
         raise InvalidPhoneNumber(f"a {kind} number cannot be called")
-    geographic = phonenumbers.is_number_geographical(parsed) or number_type is PhoneNumberType.VOIP
+    type_geographic = phonenumbers.is_number_type_geographical(number_type, parsed.country_code)
+    geographic = type_geographic or number_type is PhoneNumberType.VOIP
     if purpose is Purpose.CALLER_ID and not geographic:
         raise InvalidPhoneNumber("non-geographic numbers cannot be outbound caller IDs")
     area_len = 3 if is_nanp else phonenumbers.length_of_geographical_area_code(parsed)
     area_code = national[:area_len] if area_len else ""
     exchange = national[3:6] if is_nanp else ""
-    zones = [z for z in pn_timezone.time_zones_for_number(parsed) if z != "Etc/Unknown"]
+    zones = (pn_timezone.time_zones_for_geographical_number(parsed) if type_geographic
+             else pn_timezone.time_zones_for_number(parsed))
+    zones = [z for z in zones if z != "Etc/Unknown"]
     return PhoneNumber(
         e164=phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164),
         country=country,
         area_code=area_code,
         exchange=exchange,
-        region=_region(parsed, country),
+        region=_region(parsed, country, type_geographic),
         time_zone=zones[0] if zones else "",
     )
 
@@ -91,8 +98,10 @@ def _type_name(number_type: int) -> str:
     return "unknown"
 
 
-def _region(parsed: phonenumbers.PhoneNumber, country: str) -> str:
-    description = geocoder.description_for_number(parsed, "en") or ""
+def _region(parsed: phonenumbers.PhoneNumber, country: str, type_geographic: bool) -> str:
+    # description_for_number, without re-deriving the type of a number already known valid and geographic.
+    description = (geocoder.description_for_valid_number(parsed, "en") if type_geographic
+                   else geocoder.description_for_number(parsed, "en")) or ""
     if country in ("US", "CA"):
         _, _, tail = description.rpartition(", ")
         if len(tail) == 2 and tail.isupper():
