@@ -1,0 +1,664 @@
+"""The asyncio client (grpc.aio): the twin of :class:`~nhm_sdk.Client`, method for method."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import os
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from typing import Any, Generic, TypeVar
+
+import grpc
+import grpc.aio
+from google.protobuf.message import Message
+
+from nhm.allocation.v1 import allocation_pb2 as alloc
+from nhm.allocation.v1 import allocation_pb2_grpc as alloc_grpc
+from nhm.registry.v1 import registry_pb2 as reg
+from nhm.registry.v1 import registry_pb2_grpc as reg_grpc
+from nhm.remediation.v1 import remediation_pb2 as rem
+from nhm.remediation.v1 import remediation_pb2_grpc as rem_grpc
+from nhm.scoring.v1 import scoring_pb2 as sco
+from nhm.scoring.v1 import scoring_pb2_grpc as sco_grpc
+from nhm_sdk import _requests as rq
+from nhm_sdk._channels import base_metadata, merge_metadata, open_aio_channel
+from nhm_sdk._client import _csv_bytes, _with_token
+from nhm_sdk._config import ClientConfig
+from nhm_sdk._convert import TimestampLike
+from nhm_sdk._dialer import AsyncCall, AsyncOutcomeReporter, allocate_with_fallback_async
+from nhm_sdk._errors import CancelledError, from_rpc_error
+from nhm_sdk._pagination import AsyncPageIterator, Page
+from nhm_sdk._requests import (
+    BusinessProfileLike,
+    CallingPolicyLike,
+    CallOutcomeLike,
+    ComplaintLike,
+    EnumLike,
+    NumberSpecLike,
+    ObservationLike,
+    RemediationPolicyLike,
+    ScoringPolicyLike,
+    WarmupPlanLike,
+)
+
+Req = TypeVar("Req", bound=Message)
+Resp = TypeVar("Resp", bound=Message)
+T = TypeVar("T")
+
+Metadata = Sequence[tuple[str, str]]
+Timeout = float | dt.timedelta | None
+
+
+class AsyncStream(Generic[T]):
+    """A server stream (Watch…): ``async for change in stream``; ``cancel()`` or leave ``async with`` to stop."""
+
+    def __init__(self, call: Any) -> None:
+        self._call = call
+        self._cancelled = False
+
+    async def _iterate(self) -> AsyncIterator[T]:
+        try:
+            async for item in self._call:
+                yield item
+        except grpc.RpcError as exc:
+            error = from_rpc_error(exc)
+            if isinstance(error, CancelledError) and self._cancelled:
+                return
+            raise error from None
+        except Exception:
+            if self._cancelled:
+                return
+            raise
+
+    def __aiter__(self) -> AsyncIterator[T]:
+        return self._iterate()
+
+    def cancel(self) -> None:
+        self._cancelled = True
+        self._call.cancel()
+
+    async def __aenter__(self) -> AsyncStream[T]:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        self.cancel()
+
+
+class AsyncClient:
+    """The asyncio client. Create it inside a running event loop; ``async with AsyncClient(...) as nhm``, or
+    ``await nhm.close()``. Methods are coroutines, except list methods (async page iterators) and watches
+    (async streams)."""
+
+    def __init__(self, config: ClientConfig | str | None = None, **overrides: Any) -> None:
+        if config is None:
+            config = ClientConfig.from_env(**overrides)
+        elif isinstance(config, str):
+            config = ClientConfig(target=config, **overrides)
+        elif overrides:
+            config = config.with_overrides(**overrides)
+        self.config = config
+        self._metadata = base_metadata(config)
+        self._channels: dict[str, grpc.aio.Channel] = {}
+        self._reporter: AsyncOutcomeReporter | None = None
+        self._closed = False
+
+    # --- lifecycle ------------------------------------------------------------------------------------------
+
+    # Stubs are made on first use, so a client configured for one service never needs the others' targets.
+    @functools.cached_property
+    def _registry(self) -> reg_grpc.RegistryServiceAsyncStub:
+        return reg_grpc.RegistryServiceStub(self._channel("registry"))
+
+    @functools.cached_property
+    def _scoring(self) -> sco_grpc.ScoringServiceAsyncStub:
+        return sco_grpc.ScoringServiceStub(self._channel("scoring"))
+
+    @functools.cached_property
+    def _allocation(self) -> alloc_grpc.AllocationServiceAsyncStub:
+        return alloc_grpc.AllocationServiceStub(self._channel("allocation"))
+
+    @functools.cached_property
+    def _remediation(self) -> rem_grpc.RemediationServiceAsyncStub:
+        return rem_grpc.RemediationServiceStub(self._channel("remediation"))
+
+
+    def _channel(self, service: str) -> grpc.aio.Channel:
+        target = self.config.target_for(service)
+        channel = self._channels.get(target)
+        if channel is None:
+            channel = open_aio_channel(self.config, target)
+            self._channels[target] = channel
+        return channel
+
+    def channel(self, service: str) -> grpc.aio.Channel:
+        return self._channel(service)
+
+    @property
+    def outcomes(self) -> AsyncOutcomeReporter:
+        """The client's background outcome reporter (a task on the loop; flushed by :meth:`close`)."""
+        if self._reporter is None:
+            self._reporter = AsyncOutcomeReporter(self)
+        return self._reporter
+
+    def outcome_reporter(self, **options: Any) -> AsyncOutcomeReporter:
+        return AsyncOutcomeReporter(self, **options)
+
+    async def close(self) -> None:
+        """Flush queued outcomes, then close every channel."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._reporter is not None:
+            await self._reporter.close()
+        for channel in self._channels.values():
+            await channel.close()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
+
+    # --- invocation -----------------------------------------------------------------------------------------
+
+    def _timeout(self, service: str, timeout: Timeout) -> float | None:
+        if timeout is None:
+            return self.config.timeouts.for_service(service)
+        if isinstance(timeout, dt.timedelta):
+            return timeout.total_seconds()
+        return float(timeout)
+
+    async def _unary(self, service: str, rpc: grpc.aio.UnaryUnaryMultiCallable[Req, Resp], request: Req,
+                     timeout: Timeout, metadata: Metadata | None, request_id: str = "") -> Resp:
+        try:
+            return await rpc(request, timeout=self._timeout(service, timeout),
+                             metadata=merge_metadata(self._metadata, metadata, request_id))
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from None
+
+    def _pages(self, service: str, rpc: grpc.aio.UnaryUnaryMultiCallable[Req, Resp], build: Callable[[str], Req],
+               items: str, timeout: Timeout, metadata: Metadata | None,
+               limit: int | None) -> AsyncPageIterator[Any, Resp]:
+        async def fetch(token: str) -> Page[Any, Resp]:
+            response = await self._unary(service, rpc, build(token), timeout, metadata)
+            return Page(getattr(response, items), getattr(response, "next_page_token", ""), response)
+        return AsyncPageIterator(fetch, limit=limit)
+
+    def _stream(self, rpc: grpc.aio.UnaryStreamMultiCallable[Req, Resp], request: Req, timeout: Timeout,
+                metadata: Metadata | None) -> AsyncStream[Resp]:
+        seconds = self.config.timeouts.stream if timeout is None else self._timeout("registry", timeout)
+        call = rpc(request, timeout=seconds, metadata=merge_metadata(self._metadata, metadata, None))
+        return AsyncStream(call)
+
+    # --- allocation: the hot path ---------------------------------------------------------------------------
+
+    async def allocate_number(self, campaign_id: str, destination: str, *, call_id: str | None = None,
+                        destination_carrier: EnumLike | None = None, timeout: Timeout = None,
+                        metadata: Metadata | None = None) -> alloc.AllocateNumberResponse:
+        """A caller ID for one outbound call to ``destination`` (E.164). ``call_id`` defaults to a new uuid4;
+        a retry with the same call_id returns the same answer and counts once.
+
+        Raises NothingEligibleError (with ``.refusal``) or CallingRestrictedError (with ``.restriction``).
+        """
+        request = rq.allocate_number(campaign_id, destination, call_id, destination_carrier)
+        return await self._unary("allocation", self._allocation.AllocateNumber, request, timeout, metadata,
+                           request.call_id)
+
+    async def release_allocation(self, call_id: str, *, timeout: Timeout = None,
+                           metadata: Metadata | None = None) -> alloc.ReleaseAllocationResponse:
+        """Give back the caller ID of a call that was never placed; refunds its caps. Idempotent."""
+        return await self._unary("allocation", self._allocation.ReleaseAllocation,
+                           alloc.ReleaseAllocationRequest(call_id=call_id), timeout, metadata, call_id)
+
+    async def get_number_usage(self, phone_number: str, *, campaign_id: str = "", timeout: Timeout = None,
+                         metadata: Metadata | None = None) -> alloc.NumberUsage:
+        request = alloc.GetNumberUsageRequest(phone_number=phone_number, campaign_id=campaign_id)
+        return (await self._unary("allocation", self._allocation.GetNumberUsage, request, timeout, metadata)).usage
+
+    async def get_campaign_usage(self, campaign_id: str, *, page_size: int = 0, timeout: Timeout = None,
+                           metadata: Metadata | None = None) -> alloc.GetCampaignUsageResponse:
+        """Today's usage of a campaign: totals and every number (all pages, merged into one response)."""
+        merged = alloc.GetCampaignUsageResponse()
+        token = ""
+        while True:
+            request = alloc.GetCampaignUsageRequest(campaign_id=campaign_id, page_size=page_size, page_token=token)
+            page = await self._unary("allocation", self._allocation.GetCampaignUsage, request, timeout, metadata)
+            numbers = list(merged.numbers)
+            merged.CopyFrom(page)
+            merged.numbers[:0] = numbers
+            token = page.next_page_token
+            if not token:
+                merged.next_page_token = ""
+                return merged
+
+    async def get_capacity_plan(self, campaign_id: str, *, expected_daily_calls: int = 0,
+                          resting_buffer: float | None = None, timeout: Timeout = None,
+                          metadata: Metadata | None = None) -> alloc.CapacityPlan:
+        request = rq.capacity_plan(campaign_id, expected_daily_calls, resting_buffer)
+        return (await self._unary("allocation", self._allocation.GetCapacityPlan, request, timeout, metadata)).plan
+
+    async def get_replication_status(self, *, timeout: Timeout = None,
+                               metadata: Metadata | None = None) -> list[alloc.FeedStatus]:
+        response = await self._unary("allocation", self._allocation.GetReplicationStatus,
+                               alloc.GetReplicationStatusRequest(), timeout, metadata)
+        return list(response.feeds)
+
+    async def call(self, campaign_id: str, destination: str, *, fallback_caller_id: str | None = None,
+                   destination_carrier: EnumLike | None = None, call_id: str | None = None,
+                   timeout: Timeout = None, reporter: AsyncOutcomeReporter | None = None) -> AsyncCall:
+        """The per-call flow: ``async with await client.call(campaign_id, destination) as call: ...``
+        (see :meth:`Client.call`)."""
+        response, fallback = await allocate_with_fallback_async(
+            lambda: self.allocate_number(campaign_id, destination, call_id=call_id,
+                                         destination_carrier=destination_carrier, timeout=timeout),
+            fallback_caller_id)
+        return AsyncCall(self, campaign_id, destination, response, fallback, fallback_caller_id,
+                         reporter or self.outcomes)
+
+    # --- registry: numbers ----------------------------------------------------------------------------------
+
+    async def create_number(self, phone_number: NumberSpecLike, *, display_name: str | None = None,
+                      provider: str | None = None, attestation: EnumLike | None = None,
+                      inbound_enabled: bool | None = None, labels: Mapping[str, str] | None = None,
+                      campaign_ids: Sequence[str] | None = None, start_warming: bool | None = None,
+                      warmup_plan: WarmupPlanLike | None = None, registrations: Sequence[Any] | None = None,
+                      request_id: str | None = None, timeout: Timeout = None,
+                      metadata: Metadata | None = None) -> reg.Number:
+        """Register one outbound number (E.164, validated and normalised by the server)."""
+        request = rq.create_number(
+            phone_number, request_id, display_name=display_name, provider=provider, attestation=attestation,
+            inbound_enabled=inbound_enabled, labels=labels, campaign_ids=campaign_ids, start_warming=start_warming,
+            warmup_plan=warmup_plan, registrations=registrations)
+        return (await self._unary("registry", self._registry.CreateNumber, request, timeout, metadata,
+                           request.request_id)).number
+
+    async def import_numbers(self, numbers: Iterable[NumberSpecLike], *, campaign_ids: Sequence[str] | None = None,
+                       request_id: str | None = None, timeout: Timeout = None,
+                       metadata: Metadata | None = None) -> list[reg.Number]:
+        """Create many numbers at once, all or nothing (BatchCreateNumbers). On bad rows the
+        InvalidArgumentError's ``field_violations`` name each one (``numbers[i].phone_number``)."""
+        request = rq.batch_create_numbers(numbers, request_id, campaign_ids)
+        response = await self._unary("registry", self._registry.BatchCreateNumbers, request, timeout, metadata,
+                               request.request_id)
+        return list(response.numbers)
+
+    async def get_number(self, phone_number: str, *, timeout: Timeout = None,
+                   metadata: Metadata | None = None) -> reg.Number:
+        return (await self._unary("registry", self._registry.GetNumber, reg.GetNumberRequest(phone_number=phone_number),
+                           timeout, metadata)).number
+
+    def list_numbers(self, *, states: Iterable[EnumLike] | EnumLike | None = None, campaign_id: str = "",
+                     area_code: str = "", region: str = "",
+                     attestations: Iterable[EnumLike] | EnumLike | None = None,
+                     labels: Mapping[str, str] | None = None, order_by: EnumLike | None = None,
+                     descending: bool = False, phone_number_prefix: str = "", page_size: int = 0,
+                     limit: int | None = None, timeout: Timeout = None,
+                     metadata: Metadata | None = None) -> AsyncPageIterator[reg.Number, reg.ListNumbersResponse]:
+        """Every number matching the filters, fetched page by page as you iterate."""
+        request = rq.list_numbers(page_size=page_size, states=states, campaign_id=campaign_id, area_code=area_code,
+                                  region=region, attestations=attestations, labels=labels, order_by=order_by,
+                                  descending=descending, phone_number_prefix=phone_number_prefix)
+        return self._pages("registry", self._registry.ListNumbers, _with_token(request), "numbers", timeout,
+                           metadata, limit)
+
+    async def update_number(self, phone_number: str, *, display_name: str | None = None, provider: str | None = None,
+                      attestation: EnumLike | None = None, registrations: Sequence[Any] | None = None,
+                      inbound_enabled: bool | None = None, inbound_required_until: TimestampLike | None = None,
+                      labels: Mapping[str, str] | None = None, warmup_plan: WarmupPlanLike | None = None,
+                      etag: str | None = None, request_id: str | None = None, timeout: Timeout = None,
+                      metadata: Metadata | None = None) -> reg.Number:
+        """Change the fields given (the update mask is built from them). With ``etag``, only if unchanged since."""
+        changes = {"display_name": display_name, "provider": provider, "attestation": attestation,
+                   "registrations": registrations, "inbound_enabled": inbound_enabled,
+                   "inbound_required_until": inbound_required_until, "labels": labels, "warmup_plan": warmup_plan}
+        request = rq.update_number(phone_number, changes, etag, request_id)
+        return (await self._unary("registry", self._registry.UpdateNumber, request, timeout, metadata,
+                           request.request_id)).number
+
+    async def retire_number(self, phone_number: str, *, reason: str = "", etag: str | None = None,
+                      request_id: str | None = None, timeout: Timeout = None,
+                      metadata: Metadata | None = None) -> reg.Number:
+        request = reg.RetireNumberRequest(phone_number=phone_number, reason=reason, etag=etag or "",
+                                          request_id=request_id or rq.new_id())
+        return (await self._unary("registry", self._registry.RetireNumber, request, timeout, metadata,
+                           request.request_id)).number
+
+    async def transition_number(self, phone_number: str, target_state: EnumLike, *, reason: str = "",
+                          rest_until: TimestampLike | None = None, warmup_plan: WarmupPlanLike | None = None,
+                          etag: str | None = None, request_id: str | None = None, timeout: Timeout = None,
+                          metadata: Metadata | None = None) -> reg.TransitionNumberResponse:
+        """Move a number to another lifecycle state (``"QUARANTINED"``, ``"RESTING"`` with ``rest_until``, …)."""
+        request = rq.transition_number(phone_number, target_state, reason=reason, rest_until=rest_until,
+                                       warmup_plan=warmup_plan, etag=etag, request_id=request_id)
+        return await self._unary("registry", self._registry.TransitionNumber, request, timeout, metadata,
+                           request.request_id)
+
+    def list_number_transitions(self, phone_number: str, *, page_size: int = 0, limit: int | None = None,
+                                timeout: Timeout = None, metadata: Metadata | None = None
+                                ) -> AsyncPageIterator[reg.NumberTransition, reg.ListNumberTransitionsResponse]:
+        """A number's lifecycle history, newest first."""
+        request = reg.ListNumberTransitionsRequest(phone_number=phone_number, page_size=page_size)
+        return self._pages("registry", self._registry.ListNumberTransitions, _with_token(request), "transitions",
+                           timeout, metadata, limit)
+
+    # --- registry: campaigns --------------------------------------------------------------------------------
+
+    async def create_campaign(self, name: str, *, description: str = "", policy: CallingPolicyLike | None = None,
+                        request_id: str | None = None, timeout: Timeout = None,
+                        metadata: Metadata | None = None) -> reg.Campaign:
+        """A campaign (a pool of numbers with a calling policy; unset policy fields take the defaults)."""
+        request = rq.create_campaign(name, description, policy, request_id)
+        return (await self._unary("registry", self._registry.CreateCampaign, request, timeout, metadata,
+                           request.request_id)).campaign
+
+    async def get_campaign(self, campaign_id: str, *, timeout: Timeout = None,
+                     metadata: Metadata | None = None) -> reg.Campaign:
+        request = reg.GetCampaignRequest(campaign_id=campaign_id)
+        return (await self._unary("registry", self._registry.GetCampaign, request,
+                           timeout, metadata)).campaign
+
+    def list_campaigns(self, *, page_size: int = 0, limit: int | None = None, timeout: Timeout = None,
+                       metadata: Metadata | None = None) -> AsyncPageIterator[reg.Campaign, reg.ListCampaignsResponse]:
+        return self._pages("registry", self._registry.ListCampaigns,
+                           _with_token(reg.ListCampaignsRequest(page_size=page_size)), "campaigns", timeout,
+                           metadata, limit)
+
+    async def update_campaign(self, campaign_id: str, *, name: str | None = None, description: str | None = None,
+                        policy: CallingPolicyLike | None = None, etag: str | None = None,
+                        request_id: str | None = None, timeout: Timeout = None,
+                        metadata: Metadata | None = None) -> reg.Campaign:
+        """Change a campaign. ``policy`` as a mapping changes only the policy fields it names; as a
+        CallingPolicy message it replaces the whole policy."""
+        request = rq.update_campaign(campaign_id, name=name, description=description, policy=policy, etag=etag,
+                                     request_id=request_id)
+        return (await self._unary("registry", self._registry.UpdateCampaign, request, timeout, metadata,
+                           request.request_id)).campaign
+
+    async def delete_campaign(self, campaign_id: str, *, etag: str | None = None, request_id: str | None = None,
+                        timeout: Timeout = None, metadata: Metadata | None = None) -> None:
+        request = reg.DeleteCampaignRequest(campaign_id=campaign_id, etag=etag or "",
+                                            request_id=request_id or rq.new_id())
+        await self._unary("registry", self._registry.DeleteCampaign, request, timeout, metadata, request.request_id)
+
+    async def assign_numbers(self, campaign_id: str, phone_numbers: Iterable[str], *, request_id: str | None = None,
+                       timeout: Timeout = None, metadata: Metadata | None = None) -> reg.Campaign:
+        request = reg.AssignNumbersRequest(campaign_id=campaign_id, phone_numbers=list(phone_numbers),
+                                           request_id=request_id or rq.new_id())
+        return (await self._unary("registry", self._registry.AssignNumbers, request, timeout, metadata,
+                           request.request_id)).campaign
+
+    async def unassign_numbers(self, campaign_id: str, phone_numbers: Iterable[str], *, request_id: str | None = None,
+                         timeout: Timeout = None, metadata: Metadata | None = None) -> reg.Campaign:
+        request = reg.UnassignNumbersRequest(campaign_id=campaign_id, phone_numbers=list(phone_numbers),
+                                             request_id=request_id or rq.new_id())
+        return (await self._unary("registry", self._registry.UnassignNumbers, request, timeout, metadata,
+                           request.request_id)).campaign
+
+    # --- registry: tenants and keys -------------------------------------------------------------------------
+
+    async def create_tenant(self, tenant_id: str, *, display_name: str = "",
+                      business_profile: BusinessProfileLike | None = None, request_id: str | None = None,
+                      timeout: Timeout = None, metadata: Metadata | None = None) -> reg.Tenant:
+        """Create a tenant (admin keys only)."""
+        request = rq.create_tenant(tenant_id, display_name, business_profile, request_id)
+        return (await self._unary("registry", self._registry.CreateTenant, request, timeout, metadata,
+                           request.request_id)).tenant
+
+    async def get_tenant(self, tenant_id: str = "", *, timeout: Timeout = None,
+                   metadata: Metadata | None = None) -> reg.Tenant:
+        """The caller's own tenant (or any tenant, for admin keys)."""
+        return (await self._unary("registry", self._registry.GetTenant, reg.GetTenantRequest(tenant_id=tenant_id),
+                           timeout, metadata)).tenant
+
+    async def update_tenant(self, tenant_id: str = "", *, display_name: str | None = None,
+                      business_profile: BusinessProfileLike | None = None, etag: str | None = None,
+                      request_id: str | None = None, timeout: Timeout = None,
+                      metadata: Metadata | None = None) -> reg.Tenant:
+        """Change the display name or business profile (a mapping changes only the profile fields it names)."""
+        request = rq.update_tenant(tenant_id, display_name=display_name, business_profile=business_profile,
+                                   etag=etag, request_id=request_id)
+        return (await self._unary("registry", self._registry.UpdateTenant, request, timeout, metadata,
+                           request.request_id)).tenant
+
+    async def create_api_key(self, name: str, *, role: EnumLike = "TENANT", tenant_id: str = "",
+                       request_id: str | None = None, timeout: Timeout = None,
+                       metadata: Metadata | None = None) -> reg.CreateApiKeyResponse:
+        """A new key (``role`` TENANT or READ_ONLY). ``response.secret`` is shown once; store it now."""
+        request = rq.create_api_key(name, role, tenant_id, request_id)
+        return await self._unary("registry", self._registry.CreateApiKey, request, timeout, metadata,
+                                 request.request_id)
+
+    def list_api_keys(self, *, include_revoked: bool = False, page_size: int = 0, limit: int | None = None,
+                      timeout: Timeout = None,
+                      metadata: Metadata | None = None) -> AsyncPageIterator[reg.ApiKey, reg.ListApiKeysResponse]:
+        request = reg.ListApiKeysRequest(page_size=page_size, include_revoked=include_revoked)
+        return self._pages("registry", self._registry.ListApiKeys, _with_token(request), "api_keys", timeout,
+                           metadata, limit)
+
+    async def revoke_api_key(self, api_key_id: str, *, request_id: str | None = None, timeout: Timeout = None,
+                       metadata: Metadata | None = None) -> reg.ApiKey:
+        request = reg.RevokeApiKeyRequest(api_key_id=api_key_id, request_id=request_id or rq.new_id())
+        return (await self._unary("registry", self._registry.RevokeApiKey, request, timeout, metadata,
+                           request.request_id)).api_key
+
+    def watch_changes(self, *, after_revision: int = 0, tenant_id: str = "", snapshot: bool = False,
+                      timeout: Timeout = None,
+                      metadata: Metadata | None = None) -> AsyncStream[reg.WatchChangesResponse]:
+        """The registry's change feed: changes after ``after_revision``, then live ones (heartbeats when idle)."""
+        request = reg.WatchChangesRequest(after_revision=after_revision, tenant_id=tenant_id, snapshot=snapshot)
+        return self._stream(self._registry.WatchChanges, request, timeout, metadata)
+
+    # --- scoring --------------------------------------------------------------------------------------------
+
+    async def report_call_outcomes(self, outcomes: Iterable[CallOutcomeLike], *, timeout: Timeout = None,
+                             metadata: Metadata | None = None) -> sco.IngestSummary:
+        """Report finished calls. Each gets an event id (uuid4) if it has none; a resent event counts once."""
+        request = sco.ReportCallOutcomesRequest(outcomes=rq.call_outcomes(outcomes))
+        return (await self._unary("scoring", self._scoring.ReportCallOutcomes, request, timeout, metadata)).summary
+
+    async def stream_call_outcomes(self, batches: Iterable[Iterable[CallOutcomeLike]], *, timeout: Timeout = None,
+                                   metadata: Metadata | None = None) -> sco.IngestSummary:
+        """Send batches of outcomes over one client stream; one summary at the end."""
+        requests = [sco.StreamCallOutcomesRequest(outcomes=rq.call_outcomes(batch)) for batch in batches]
+        try:
+            response = await self._scoring.StreamCallOutcomes(
+                iter(requests), timeout=self._timeout("scoring", timeout),
+                metadata=merge_metadata(self._metadata, metadata, None))
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from None
+        return response.summary
+
+    async def report_complaints(self, complaints: Iterable[ComplaintLike], *, timeout: Timeout = None,
+                          metadata: Metadata | None = None) -> sco.IngestSummary:
+        """Report consumer complaints and do-not-call requests (``kind`` COMPLAINT by default)."""
+        request = sco.ReportComplaintsRequest(complaints=rq.complaints(complaints))
+        return (await self._unary("scoring", self._scoring.ReportComplaints, request, timeout, metadata)).summary
+
+    async def report_reputation_observations(self, observations: Iterable[ObservationLike], *, timeout: Timeout = None,
+                                       metadata: Metadata | None = None) -> sco.IngestSummary:
+        """Report what carriers, engines and apps say about numbers (source, label, observe_time)."""
+        request = sco.ReportReputationObservationsRequest(observations=rq.observations(observations))
+        return (await self._unary("scoring", self._scoring.ReportReputationObservations, request, timeout,
+                           metadata)).summary
+
+    async def import_reputation_csv(self, csv: bytes | str | os.PathLike[str], *, timeout: Timeout = None,
+                              metadata: Metadata | None = None) -> sco.IngestSummary:
+        """Load a reputation vendor's CSV export: bytes or str content, or a path."""
+        request = sco.ImportReputationCsvRequest(csv=_csv_bytes(csv))
+        return (await self._unary("scoring", self._scoring.ImportReputationCsv, request, timeout, metadata)).summary
+
+    async def get_health(self, phone_number: str, *, timeout: Timeout = None,
+                   metadata: Metadata | None = None) -> sco.NumberHealth:
+        """A number's health: status, score, each source's label, risk factors with advice, per-carrier view."""
+        return (await self._unary("scoring", self._scoring.GetHealth, sco.GetHealthRequest(phone_number=phone_number),
+                           timeout, metadata)).health
+
+    def list_health(self, *, statuses: Iterable[EnumLike] | EnumLike | None = None, source: EnumLike | None = None,
+                    campaign_id: str = "", area_code: str = "", phone_number_prefix: str = "", page_size: int = 0,
+                    limit: int | None = None, timeout: Timeout = None, metadata: Metadata | None = None
+                    ) -> AsyncPageIterator[sco.NumberHealth, sco.ListHealthResponse]:
+        """Numbers' health with filters. ``.first_response.counts`` has the counts per status for the filter."""
+        request = rq.list_health(page_size=page_size, statuses=statuses, source=source, campaign_id=campaign_id,
+                                 area_code=area_code, phone_number_prefix=phone_number_prefix)
+        return self._pages("scoring", self._scoring.ListHealth, _with_token(request), "health", timeout, metadata,
+                           limit)
+
+    def health_history(self, phone_number: str, *, page_size: int = 0, limit: int | None = None,
+                       timeout: Timeout = None, metadata: Metadata | None = None
+                       ) -> AsyncPageIterator[sco.HealthTransition, sco.ListHealthHistoryResponse]:
+        """Every status change of a number with its cause, newest first."""
+        request = sco.ListHealthHistoryRequest(phone_number=phone_number, page_size=page_size)
+        return self._pages("scoring", self._scoring.ListHealthHistory, _with_token(request), "transitions",
+                           timeout, metadata, limit)
+
+    async def weekly_report(self, *, period_end: TimestampLike | None = None, timeout: Timeout = None,
+                      metadata: Metadata | None = None) -> sco.WeeklyReport:
+        return (await self._unary("scoring", self._scoring.GetWeeklyReport, rq.weekly_report(period_end), timeout,
+                           metadata)).report
+
+    async def call_activity(self, phone_number: str, *, days: int = 0, sample_size: int = 0, timeout: Timeout = None,
+                      metadata: Metadata | None = None) -> sco.GetCallActivityResponse:
+        """Calls per day over recent days (default 30) and recent call times: dispute evidence, usage charts."""
+        request = sco.GetCallActivityRequest(phone_number=phone_number, days=days, sample_size=sample_size)
+        return await self._unary("scoring", self._scoring.GetCallActivity, request, timeout, metadata)
+
+    async def get_scoring_policy(self, *, timeout: Timeout = None,
+                                 metadata: Metadata | None = None) -> sco.ScoringPolicy:
+        return (await self._unary("scoring", self._scoring.GetScoringPolicy, sco.GetScoringPolicyRequest(), timeout,
+                           metadata)).policy
+
+    async def update_scoring_policy(self, policy: ScoringPolicyLike, *, update_mask: Iterable[str] | None = None,
+                              request_id: str | None = None, timeout: Timeout = None,
+                              metadata: Metadata | None = None) -> sco.UpdateScoringPolicyResponse:
+        """Change scoring thresholds; a mapping changes the fields it names. Rescores the tenant's numbers."""
+        request = rq.update_scoring_policy(policy, update_mask, request_id)
+        return await self._unary("scoring", self._scoring.UpdateScoringPolicy, request, timeout, metadata,
+                           request.request_id)
+
+    def watch_health(self, *, after_revision: int = 0, tenant_id: str = "", snapshot: bool = False,
+                     timeout: Timeout = None, metadata: Metadata | None = None) -> AsyncStream[sco.WatchHealthResponse]:
+        request = sco.WatchHealthRequest(after_revision=after_revision, tenant_id=tenant_id, snapshot=snapshot)
+        return self._stream(self._scoring.WatchHealth, request, timeout, metadata)
+
+    # --- remediation ----------------------------------------------------------------------------------------
+
+    async def open_case(self, phone_number: str, *, kind: EnumLike = "REMEDIATION", reason: str = "",
+                  request_id: str | None = None, timeout: Timeout = None,
+                  metadata: Metadata | None = None) -> rem.OpenCaseResponse:
+        """Open a remediation (or watch) case by hand; joins the number's open case if it has one."""
+        request = rq.open_case(phone_number, kind, reason, request_id)
+        return await self._unary("remediation", self._remediation.OpenCase, request, timeout, metadata,
+                           request.request_id)
+
+    async def get_case(self, case_id: str, *, timeout: Timeout = None, metadata: Metadata | None = None) -> rem.Case:
+        request = rem.GetCaseRequest(case_id=case_id)
+        return (await self._unary("remediation", self._remediation.GetCase, request, timeout,
+                           metadata)).case
+
+    def list_cases(self, *, states: Iterable[EnumLike] | EnumLike | None = None,
+                   stages: Iterable[EnumLike] | EnumLike | None = None, overdue: bool = False,
+                   phone_number: str = "", campaign_id: str = "", page_size: int = 0, limit: int | None = None,
+                   timeout: Timeout = None,
+                   metadata: Metadata | None = None) -> AsyncPageIterator[rem.Case, rem.ListCasesResponse]:
+        request = rq.list_cases(page_size=page_size, states=states, stages=stages, overdue=overdue,
+                                phone_number=phone_number, campaign_id=campaign_id)
+        return self._pages("remediation", self._remediation.ListCases, _with_token(request), "cases", timeout,
+                           metadata, limit)
+
+    def list_tasks(self, *, kinds: Iterable[EnumLike] | EnumLike | None = None,
+                   statuses: Iterable[EnumLike] | EnumLike | None = None, overdue: bool = False,
+                   page_size: int = 0, limit: int | None = None, timeout: Timeout = None,
+                   metadata: Metadata | None = None) -> AsyncPageIterator[rem.Task, rem.ListTasksResponse]:
+        """Tasks across cases, e.g. ``list_tasks(kinds="DISPUTE", overdue=True)``."""
+        request = rq.list_tasks(page_size=page_size, kinds=kinds, statuses=statuses, overdue=overdue)
+        return self._pages("remediation", self._remediation.ListTasks, _with_token(request), "tasks", timeout,
+                           metadata, limit)
+
+    async def update_task(self, case_id: str, task_id: str, *, status: EnumLike | None = None, owner: str | None = None,
+                    due_time: TimestampLike | None = None, reference: str | None = None,
+                    notes: str | None = None, outcome: EnumLike | None = None, etag: str | None = None,
+                    request_id: str | None = None, timeout: Timeout = None,
+                    metadata: Metadata | None = None) -> rem.UpdateTaskResponse:
+        """Record progress on a task, e.g. ``update_task(case, task, status="DONE", outcome="CLEARED")``."""
+        changes = {"status": status, "owner": owner, "due_time": due_time, "reference": reference,
+                   "notes": notes, "outcome": outcome}
+        request = rq.update_task(case_id, task_id, changes, etag, request_id)
+        return await self._unary("remediation", self._remediation.UpdateTask, request, timeout, metadata,
+                           request.request_id)
+
+    async def add_case_note(self, case_id: str, note: str, *, request_id: str | None = None, timeout: Timeout = None,
+                      metadata: Metadata | None = None) -> rem.Case:
+        request = rem.AddCaseNoteRequest(case_id=case_id, note=note, request_id=request_id or rq.new_id())
+        return (await self._unary("remediation", self._remediation.AddCaseNote, request, timeout, metadata,
+                           request.request_id)).case
+
+    async def cancel_case(self, case_id: str, *, reason: str = "", restore_number: bool = False,
+                    request_id: str | None = None, timeout: Timeout = None,
+                    metadata: Metadata | None = None) -> rem.Case:
+        request = rem.CancelCaseRequest(case_id=case_id, reason=reason, restore_number=restore_number,
+                                        request_id=request_id or rq.new_id())
+        return (await self._unary("remediation", self._remediation.CancelCase, request, timeout, metadata,
+                           request.request_id)).case
+
+    def case_events(self, case_id: str, *, page_size: int = 0, limit: int | None = None, timeout: Timeout = None,
+                    metadata: Metadata | None = None) -> AsyncPageIterator[rem.CaseEvent, rem.ListCaseEventsResponse]:
+        """A case's audit trail: every change with actor and time."""
+        request = rem.ListCaseEventsRequest(case_id=case_id, page_size=page_size)
+        return self._pages("remediation", self._remediation.ListCaseEvents, _with_token(request), "events",
+                           timeout, metadata, limit)
+
+    async def evidence_packet(self, case_id: str, *, task_id: str = "", format: EnumLike = "JSON",
+                        timeout: Timeout = None, metadata: Metadata | None = None) -> rem.GetEvidencePacketResponse:
+        """The dispute evidence (``.packets``) and the same as a file (``.content``, ``.filename``)."""
+        request = rq.evidence_packet(case_id, task_id, format)
+        return await self._unary("remediation", self._remediation.GetEvidencePacket, request, timeout, metadata)
+
+    async def create_alert_subscription(self, channel: EnumLike, target: str, *,
+                                        kinds: Iterable[EnumLike] | None = None,
+                                  campaign_ids: Iterable[str] | None = None, signing_secret: str = "",
+                                  request_id: str | None = None, timeout: Timeout = None,
+                                  metadata: Metadata | None = None) -> rem.CreateAlertSubscriptionResponse:
+        """Subscribe a webhook (``channel="WEBHOOK"``) or e-mail address to alerts; the signing secret is
+        returned once."""
+        request = rq.create_alert_subscription(channel, target, kinds, campaign_ids, signing_secret, request_id)
+        return await self._unary("remediation", self._remediation.CreateAlertSubscription, request, timeout, metadata,
+                           request.request_id)
+
+    def list_alert_subscriptions(self, *, page_size: int = 0, limit: int | None = None, timeout: Timeout = None,
+                                 metadata: Metadata | None = None
+                                 ) -> AsyncPageIterator[rem.AlertSubscription, rem.ListAlertSubscriptionsResponse]:
+        request = rem.ListAlertSubscriptionsRequest(page_size=page_size)
+        return self._pages("remediation", self._remediation.ListAlertSubscriptions, _with_token(request),
+                           "subscriptions", timeout, metadata, limit)
+
+    async def delete_alert_subscription(self, subscription_id: str, *, timeout: Timeout = None,
+                                  metadata: Metadata | None = None) -> None:
+        await self._unary("remediation", self._remediation.DeleteAlertSubscription,
+                    rem.DeleteAlertSubscriptionRequest(subscription_id=subscription_id), timeout, metadata)
+
+    def list_alert_deliveries(self, *, subscription_id: str = "", states: Iterable[EnumLike] | EnumLike | None = None,
+                              page_size: int = 0, limit: int | None = None, timeout: Timeout = None,
+                              metadata: Metadata | None = None
+                              ) -> AsyncPageIterator[rem.AlertDelivery, rem.ListAlertDeliveriesResponse]:
+        request = rq.list_alert_deliveries(page_size=page_size, subscription_id=subscription_id, states=states)
+        return self._pages("remediation", self._remediation.ListAlertDeliveries, _with_token(request),
+                           "deliveries", timeout, metadata, limit)
+
+    async def get_remediation_policy(self, *, timeout: Timeout = None,
+                               metadata: Metadata | None = None) -> rem.RemediationPolicy:
+        return (await self._unary("remediation", self._remediation.GetRemediationPolicy,
+                           rem.GetRemediationPolicyRequest(), timeout, metadata)).policy
+
+    async def update_remediation_policy(self, policy: RemediationPolicyLike, *,
+                                        update_mask: Iterable[str] | None = None,
+                                  request_id: str | None = None, timeout: Timeout = None,
+                                  metadata: Metadata | None = None) -> rem.RemediationPolicy:
+        request = rq.update_remediation_policy(policy, update_mask, request_id)
+        return (await self._unary("remediation", self._remediation.UpdateRemediationPolicy, request, timeout, metadata,
+                           request.request_id)).policy
+
+    def watch_cases(self, *, after_revision: int = 0, tenant_id: str = "", snapshot: bool = False,
+                    timeout: Timeout = None, metadata: Metadata | None = None) -> AsyncStream[rem.WatchCasesResponse]:
+        request = rem.WatchCasesRequest(after_revision=after_revision, tenant_id=tenant_id, snapshot=snapshot)
+        return self._stream(self._remediation.WatchCases, request, timeout, metadata)
+
