@@ -84,3 +84,34 @@ def test_cursor_only_moves_forward_unless_a_snapshot_resets_it(empty_database_ur
     with db.read() as session:
         assert cursors.load(session, "registry") == 4
     db.dispose()
+
+
+def test_after_batch_runs_once_per_batch_in_the_same_transaction(empty_database_url):
+    metadata = MetaData()
+    cursors, keys = CursorStore(metadata), ApiKeyReplica(metadata)
+    db = Database(empty_database_url("replica"))
+    metadata.create_all(db.engine)
+    keys.bind(db)
+    changes = [registry_pb2.WatchChangesResponse(revision=i, api_key=credential(f"k{i}", f"s{i}")) for i in (1, 2, 3)]
+    seen = []
+
+    def apply_change(session, change):
+        session.info.setdefault("touched", []).append(change.api_key.api_key.id)
+        keys.apply(session, change.api_key)
+
+    def after_batch(session):
+        # Runs inside the batch's transaction: it sees the batch's changes, before the cursor is saved.
+        seen.append((session.info.pop("touched"), cursors.load(session, "registry"),
+                     sorted(session.execute(select(keys.table.c.key_id)).scalars())))
+
+    follower = follow_feed(service="test", upstream="registry", db=db, cursors=cursors, clock=FakeClock(),
+                           open_stream=lambda after, snapshot: Call(changes[after:]), apply_change=apply_change,
+                           reset=keys.clear, after_batch=after_batch)
+    follower.start()
+    assert follower.wait_until_current(10)
+    follower.stop()
+    assert [ids for ids, _, _ in seen] in ([["k1", "k2", "k3"]], [["k1"], ["k2", "k3"]], [["k1", "k2"], ["k3"]],
+                                           [["k1"], ["k2"], ["k3"]])
+    assert all(cursor < 3 for _, cursor, _ in seen)
+    assert seen[-1][2] == ["k1", "k2", "k3"]
+    db.dispose()
