@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import functools
 import os
@@ -65,7 +66,8 @@ class AsyncStream(Generic[T]):
             if isinstance(error, CancelledError) and self._cancelled:
                 return
             raise error from None
-        except Exception:
+        except asyncio.CancelledError:
+            # grpc.aio raises CancelledError for a call cancelled locally: the end of a stream we cancelled.
             if self._cancelled:
                 return
             raise
