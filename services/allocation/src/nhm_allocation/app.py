@@ -4,20 +4,38 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sqlalchemy import MetaData
+
 from nhm.allocation.v1 import allocation_pb2, allocation_pb2_grpc
+from nhm_allocation.allocator import Allocator
+from nhm_allocation.eligibility_replica import EligibilityReplica
+from nhm_allocation.replication import Replication
+from nhm_allocation.reports import Reports
 from nhm_allocation.servicer import AllocationServiceServicer
 from nhm_allocation.settings import AllocationSettings
+from nhm_platform.replica import ApiKeyReplica
 from nhm_platform.server import ServiceRegistration
 from nhm_platform.service import BuiltService, ServiceContext, ServiceSpec
 
 
 def build(context: ServiceContext[AllocationSettings]) -> BuiltService:
-    servicer = AllocationServiceServicer()
+    settings = context.settings
+    # Its own instance (same table) per service built, so that several services in one process (tests) each
+    # resolve against their own database.
+    keys = ApiKeyReplica(MetaData()).bind(context.db)
+    replica = EligibilityReplica(context.clock, keys)
+    replication = Replication(service=context.name, db=context.db, clock=context.clock, replica=replica,
+                              registry_target=settings.registry_target, scoring_target=settings.scoring_target,
+                              settings=settings)
+    allocator = Allocator(context.db, context.clock, window=settings.candidate_window,
+                          staleness=replication.staleness)
+    servicer = AllocationServiceServicer(allocator, Reports(context.db, context.clock), replication)
     registration = ServiceRegistration(
         service_names=[allocation_pb2.DESCRIPTOR.services_by_name["AllocationService"].full_name],
         add_to_server=lambda server: allocation_pb2_grpc.add_AllocationServiceServicer_to_server(servicer, server),
     )
-    return BuiltService(registration)
+    registration.on_stop.append(replication.stop)
+    return BuiltService(registration, key_resolvers=[keys], on_start=[replication.start])
 
 
 SPEC = ServiceSpec(

@@ -10,7 +10,10 @@ from nhm_platform.settings import ServerSettings
 @dataclass(frozen=True)
 class AllocationSettings(ServerSettings):
     port: int = 50053
-    # Address of the registry service, whose change feed this service follows.
+    # Address of the registry service, whose change feed this service follows; empty: do not follow.
     registry_target: str = "localhost:50051"
-    # Address of the scoring service, whose change feed this service follows.
+    # Address of the scoring service, whose change feed this service follows; empty: do not follow.
     scoring_target: str = "localhost:50052"
+    # Candidates read per index walk step of AllocateNumber (one statement per window). Larger windows cost
+    # more per call; smaller ones cost a statement more when the least used numbers are passed over.
+    candidate_window: int = 16

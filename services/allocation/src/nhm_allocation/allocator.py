@@ -1,0 +1,299 @@
+"""AllocateNumber and ReleaseAllocation: one short transaction over allocation's own tables.
+
+The transaction claims the call id (a retry gets the first answer; the same id with other parameters is
+refused), locks the prospect's row (per-prospect limits hold across replicas), checks the calling window and
+limits, then picks: the sticky caller ID if still eligible, else each allowed local-presence tier in turn,
+walking the tier's index in rotation order and counting the call with a conditional UPDATE (a lost race falls
+through to the next candidate; nothing is refused while a number has room). If the walk finds nothing, every
+member of the pool is evaluated once more, which is what the refusal reports. The ledger row, the sticky
+caller ID and the stored answer are written in the same transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+from google.protobuf.message import Message
+from sqlalchemy.orm import Session
+
+from nhm_allocation import repository as repo
+from nhm_allocation.decision import Refusal, Tally, explain_choice, explain_fallback, explain_sticky
+from nhm_allocation.eligibility import (
+    Call,
+    Candidate,
+    Place,
+    Usage,
+    cap_reason,
+    daily_cap,
+    exclusion,
+    preference,
+    tier_for,
+)
+from nhm_allocation.enums import Carrier, Gate, Reason, Tier
+from nhm_allocation.feed_conversion import policy_from_bytes
+from nhm_allocation.models import idempotency
+from nhm_allocation.periods import day_start, epoch, epoch_ms, hour_start, next_day_start, next_hour_start
+from nhm_allocation.policy import CallingPolicy, zone_or_default
+from nhm_allocation.prospect_rules import LOOKBACK, CallingRestriction, restriction
+from nhm_allocation.usage_report import UsageReport, usage_report
+from nhm_platform.clock import Clock
+from nhm_platform.db import Database
+from nhm_platform.errors import FieldViolation, InvalidArgument, NotFound
+from nhm_platform.phone import InvalidPhoneNumber, PhoneNumber, Purpose, parse_phone_number
+
+M = TypeVar("M", bound=Message)
+METHOD = "AllocateNumber"
+
+
+@dataclass(frozen=True)
+class AllocationRequest:
+    campaign_id: str
+    destination: str
+    call_id: str
+    carrier: int
+
+
+@dataclass(frozen=True)
+class Decision:
+    considered: int
+    exclusions: dict[Reason, int]
+    sticky: bool
+    explanation: str
+
+
+@dataclass(frozen=True)
+class Allocation:
+    call_id: str
+    caller_id: str
+    display_name: str
+    tier: Tier
+    usage: UsageReport
+    decision: Decision
+    allocate_time: datetime
+    staleness: timedelta | None
+
+
+class NothingEligible(Exception):
+    """Fail closed: no number of the campaign may take the call."""
+
+    def __init__(self, campaign_id: str, refusal: Refusal) -> None:
+        super().__init__(f"no number of campaign {campaign_id!r} may place this call now")
+        self.campaign_id = campaign_id
+        self.refusal = refusal
+
+
+class ProspectRestricted(Exception):
+    """The prospect may not be called now (calling window or per-prospect limits)."""
+
+    def __init__(self, restriction: CallingRestriction) -> None:
+        super().__init__(restriction.reason.name)
+        self.restriction = restriction
+
+
+@dataclass(frozen=True)
+class _Pick:
+    candidate: Candidate
+    usage: Usage
+    cap: int
+    sticky: bool = False
+
+
+def validate_call_id(call_id: str) -> None:
+    if not call_id:
+        raise InvalidArgument.for_field("call_id", "required: a unique id per call, reused on retries")
+
+
+class Allocator:
+    def __init__(self, db: Database, clock: Clock, *, window: int,
+                 staleness: Callable[[], timedelta | None] = lambda: None) -> None:
+        self._db, self._clock, self._window, self._staleness = db, clock, max(1, window), staleness
+
+    def allocate(self, tenant_id: str, request: AllocationRequest, *, fingerprint: str,
+                 respond: Callable[[Allocation], M], parse: Callable[[bytes], M]) -> M:
+        violations = []
+        if not request.campaign_id:
+            violations.append(FieldViolation("campaign_id", "required"))
+        if not request.call_id:
+            violations.append(FieldViolation("call_id", "required: a unique id per call, reused on retries"))
+        if request.carrier not in Carrier._value2member_map_:
+            violations.append(FieldViolation("destination_carrier", "not a known carrier"))
+        try:
+            destination = parse_phone_number(request.destination, Purpose.DESTINATION)
+        except InvalidPhoneNumber as exc:
+            violations.append(exc.violation("destination"))
+        if violations:
+            raise InvalidArgument.for_fields(violations)
+        now = self._clock.now()
+        with self._db.transaction() as session:
+            stored = idempotency.claim(session, tenant_id=tenant_id, request_id=request.call_id, method=METHOD,
+                                       request_fingerprint=fingerprint, now=now, field="call_id")
+            if stored is not None:
+                return parse(stored)
+            campaign = repo.campaign(session, tenant_id, request.campaign_id)
+            if campaign is None:
+                raise NotFound(f"campaign {request.campaign_id!r} not found", reason="CAMPAIGN_NOT_FOUND")
+            policy = policy_from_bytes(campaign.policy)
+            allocation = self._allocate(session, tenant_id, campaign.campaign_id, policy, destination,
+                                        Carrier(request.carrier), request.call_id, now)
+            message = respond(allocation)
+            idempotency.complete(session, tenant_id=tenant_id, request_id=request.call_id, response=message)
+        return message
+
+    def _allocate(self, session: Session, tenant_id: str, campaign_id: str, policy: CallingPolicy,
+                  destination: PhoneNumber, carrier: Carrier, call_id: str, now: datetime) -> Allocation:
+        zone = zone_or_default(destination.time_zone, policy.cap_reset_zone)
+        sticky = repo.lock_prospect(session, tenant_id, destination.e164)
+        recent = repo.recent_calls(session, tenant_id, destination.e164, now - LOOKBACK)
+        restricted = restriction(policy, zone, zone.key, now, recent)
+        if restricted is not None:
+            raise ProspectRestricted(restricted)
+        place = Place(destination.country, destination.area_code, destination.exchange, destination.region)
+        call = Call(now, policy, place, carrier, epoch(day_start(now, policy.reset_zone)), epoch(hour_start(now)))
+        tally = Tally()
+        pick = None
+        if policy.sticky and sticky is not None and now - sticky.time <= policy.sticky_ttl:
+            candidate = repo.member(session, tenant_id, campaign_id, sticky.phone_number)
+            if candidate is not None:
+                reason = exclusion(candidate, call)
+                tally.consider(candidate.phone_number, reason)
+                if reason is None:
+                    pick = self._take(session, tenant_id, candidate, call, tally)
+                    pick = replace(pick, sticky=True) if pick else None
+        if pick is None:
+            pick = self._walk(session, tenant_id, campaign_id, call, tally)
+        if pick is None:
+            tally = Tally()
+            pick = self._evaluate_all(session, tenant_id, campaign_id, call, tally)
+        if pick is None:
+            if policy.fallback_number:
+                return self._fallback(session, tenant_id, campaign_id, call, destination, call_id, tally)
+            raise NothingEligible(campaign_id, self._refusal(call, tally))
+        tier = tier_for(pick.candidate.place, place, policy.tiers) or Tier.ANY
+        repo.record(session, {
+            "tenant_id": tenant_id, "call_id": call_id, "campaign_id": campaign_id,
+            "destination": destination.e164, "destination_area_key": place.area_key,
+            "phone_number": pick.candidate.phone_number, "tier": int(tier), "allocate_time": now,
+            "day_start": pick.usage.day_start, "hour_start": pick.usage.hour_start, "counted": True,
+            "released": False, "release_time": None,
+        })
+        repo.set_sticky(session, tenant_id, destination.e164, pick.candidate.phone_number, campaign_id, now)
+        report = usage_report(pick.candidate, policy, now, pick.usage)
+        if pick.sticky and sticky is not None:
+            explanation = explain_sticky(pick.candidate.phone_number, now - sticky.time)
+        else:
+            explanation = explain_choice(pick.candidate.phone_number, tier, report.calls_today - 1, pick.cap, tally)
+        return Allocation(
+            call_id=call_id, caller_id=pick.candidate.phone_number, display_name=pick.candidate.display_name,
+            tier=tier, usage=report,
+            decision=Decision(len(tally.considered), dict(tally.excluded), pick.sticky, explanation),
+            allocate_time=now, staleness=self._staleness())
+
+    def _take(self, session: Session, tenant_id: str, candidate: Candidate, call: Call, tally: Tally) -> _Pick | None:
+        """Count the call against an eligible candidate; on a lost race, record which cap it hit."""
+        cap, _ = daily_cap(candidate, call.policy, call.now)
+        usage = repo.take(session, tenant_id, candidate.phone_number, day_start=call.day_start,
+                          hour_start=call.hour_start, daily_cap=cap, hourly_cap=call.policy.hourly_cap,
+                          now_ms=epoch_ms(call.now))
+        if usage is not None:
+            return _Pick(candidate, usage, cap)
+        fresh = repo.usage(session, tenant_id, candidate.phone_number) or candidate.usage
+        tally.reclassify(None, cap_reason(replace(candidate, usage=fresh), call) or Reason.DAILY_CAP)
+        return None
+
+    def _walk(self, session: Session, tenant_id: str, campaign_id: str, call: Call, tally: Tally) -> _Pick | None:
+        """Each allowed tier in turn, numbers healthy everywhere before numbers healthy on this carrier only,
+        least used first, a window of candidates at a time."""
+        gates = [Gate.OPEN] if call.carrier is Carrier.UNSPECIFIED else [Gate.OPEN, Gate.CARRIER]
+        for tier in call.policy.tiers:
+            predicate = repo.tier_filter(tier, call.destination)
+            if predicate is None:
+                continue
+            for gate in gates:
+                after = None
+                while True:
+                    window = repo.candidate_window(session, tenant_id, campaign_id, gate, predicate, after,
+                                                   self._window)
+                    for key, candidate in window:
+                        if tally.seen(candidate.phone_number):
+                            continue
+                        if (key[0] >= call.day_start and key[1] >= call.policy.daily_cap
+                                and not repo.has_later_day(session, tenant_id, campaign_id, gate, predicate, key[0])):
+                            # This member and every one after it in the walk are at the campaign's daily cap.
+                            tally.consider(candidate.phone_number, Reason.DAILY_CAP)
+                            window = []
+                            break
+                        reason = exclusion(candidate, call)
+                        tally.consider(candidate.phone_number, reason)
+                        if reason is None:
+                            pick = self._take(session, tenant_id, candidate, call, tally)
+                            if pick is not None:
+                                return pick
+                    if len(window) < self._window:
+                        break
+                    after = window[-1][0]
+        return None
+
+    def _evaluate_all(self, session: Session, tenant_id: str, campaign_id: str, call: Call,
+                      tally: Tally) -> _Pick | None:
+        """Every member of the pool, evaluated afresh: the refusal's explanation, and a last chance for a
+        number the index walk could not see (one whose standing changed while the walk ran)."""
+        eligible = []
+        for candidate in repo.all_members(session, tenant_id, campaign_id):
+            reason = exclusion(candidate, call)
+            tally.consider(candidate.phone_number, reason)
+            if reason is None:
+                eligible.append(candidate)
+        for candidate in sorted(eligible, key=lambda c: preference(c, call)):
+            pick = self._take(session, tenant_id, candidate, call, tally)
+            if pick is not None:
+                return pick
+        return None
+
+    def _refusal(self, call: Call, tally: Tally) -> Refusal:
+        retry_time = None
+        if Reason.HOURLY_CAP in tally.excluded:
+            retry_time = next_hour_start(call.now)
+        elif tally.capped:
+            retry_time = next_day_start(call.now, call.policy.reset_zone)
+        return Refusal(len(tally.considered), dict(tally.excluded), retry_time)
+
+    def _fallback(self, session: Session, tenant_id: str, campaign_id: str, call: Call, destination: PhoneNumber,
+                  call_id: str, tally: Tally) -> Allocation:
+        """The campaign opted in to a fallback caller ID: hand it out, uncapped, and say so."""
+        phone = call.policy.fallback_number
+        repo.record(session, {
+            "tenant_id": tenant_id, "call_id": call_id, "campaign_id": campaign_id,
+            "destination": destination.e164, "destination_area_key": call.destination.area_key,
+            "phone_number": phone, "tier": int(Tier.FALLBACK), "allocate_time": call.now,
+            "day_start": call.day_start, "hour_start": call.hour_start, "counted": False,
+            "released": False, "release_time": None,
+        })
+        candidate = repo.number_candidate(session, tenant_id, phone)
+        report = (usage_report(candidate, call.policy, call.now) if candidate is not None else
+                  UsageReport(phone, 0, call.policy.daily_cap, 0, call.policy.hourly_cap, None))
+        return Allocation(
+            call_id=call_id, caller_id=phone, display_name=candidate.display_name if candidate else "",
+            tier=Tier.FALLBACK, usage=report,
+            decision=Decision(len(tally.considered), dict(tally.excluded), False, explain_fallback(phone, tally)),
+            allocate_time=call.now, staleness=self._staleness())
+
+    def release(self, tenant_id: str, call_id: str) -> tuple[bool, UsageReport]:
+        """Give back the allocation of a call that was never placed: (released now?, the number's usage)."""
+        validate_call_id(call_id)
+        now = self._clock.now()
+        with self._db.transaction() as session:
+            entry, released = repo.release(session, tenant_id, call_id, now)
+            if entry is None:
+                raise NotFound(f"no allocation with call_id {call_id!r}", reason="ALLOCATION_NOT_FOUND")
+            if released and entry.counted:
+                repo.refund(session, tenant_id, entry.phone_number, day_start=entry.day_start,
+                            hour_start=entry.hour_start)
+            campaign = repo.campaign(session, tenant_id, entry.campaign_id)
+            policy = policy_from_bytes(campaign.policy) if campaign else CallingPolicy()
+            candidate = repo.number_candidate(session, tenant_id, entry.phone_number)
+        report = (usage_report(candidate, policy, now) if candidate is not None else
+                  UsageReport(entry.phone_number, 0, policy.daily_cap, 0, policy.hourly_cap, None))
+        return released, report
