@@ -5,19 +5,39 @@ from __future__ import annotations
 from pathlib import Path
 
 from nhm.registry.v1 import registry_pb2, registry_pb2_grpc
+from nhm_platform.auth import Principal
 from nhm_platform.server import ServiceRegistration
 from nhm_platform.service import BuiltService, ServiceContext, ServiceSpec
+from nhm_registry import messages, models
+from nhm_registry.housekeeping import Pruner
+from nhm_registry.service import Registry
 from nhm_registry.servicer import RegistryServiceServicer
 from nhm_registry.settings import RegistrySettings
+from nhm_registry.unit_of_work import Transactions
+
+
+class StoredKeyResolver:
+    """Authenticates keys created through the API (read on every call, so a revocation holds at once)."""
+
+    def __init__(self, registry: Registry) -> None:
+        self._registry = registry
+
+    def resolve(self, secret_sha256: str) -> Principal | None:
+        return self._registry.principal_for_key(secret_sha256)
 
 
 def build(context: ServiceContext[RegistrySettings]) -> BuiltService:
-    servicer = RegistryServiceServicer()
+    transactions = Transactions(context.db, models.feed, models.idempotency, context.clock, messages.feed_entry)
+    registry = Registry(transactions, models.feed, context.clock, context.settings)
+    registry.ensure_tenants(context.static_keys.tenant_ids)
+    servicer = RegistryServiceServicer(registry)
+    pruner = Pruner(registry.prune, context.settings.prune_interval)
     registration = ServiceRegistration(
         service_names=[registry_pb2.DESCRIPTOR.services_by_name["RegistryService"].full_name],
         add_to_server=lambda server: registry_pb2_grpc.add_RegistryServiceServicer_to_server(servicer, server),
+        on_stop=[pruner.stop],
     )
-    return BuiltService(registration)
+    return BuiltService(registration, key_resolvers=[StoredKeyResolver(registry)], on_start=[pruner.start])
 
 
 SPEC = ServiceSpec(
