@@ -2,22 +2,68 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
+from sqlalchemy import MetaData
+
 from nhm.remediation.v1 import remediation_pb2, remediation_pb2_grpc
+from nhm_platform.replica import ApiKeyReplica, insecure_channel
 from nhm_platform.server import ServiceRegistration
 from nhm_platform.service import BuiltService, ServiceContext, ServiceSpec
+from nhm_remediation.case_store import CaseStore
+from nhm_remediation.feeds import registry_follower, scoring_follower
+from nhm_remediation.operations import Operations
+from nhm_remediation.scheduler import Scheduler
+from nhm_remediation.senders import EmailSender, Notifier, WebhookSender
 from nhm_remediation.servicer import RemediationServiceServicer
 from nhm_remediation.settings import RemediationSettings
+from nhm_remediation.triggers import Triggers
+from nhm_remediation.upstream import GrpcRegistry, GrpcScoring
 
 
 def build(context: ServiceContext[RemediationSettings]) -> BuiltService:
-    servicer = RemediationServiceServicer()
+    settings, db, clock = context.settings, context.db, context.clock
+    registry_channel = insecure_channel(settings.registry_target)
+    scoring_channel = insecure_channel(settings.scoring_target)
+    scoring = GrpcScoring(scoring_channel, settings.service_key, settings.upstream_timeout)
+    registry = GrpcRegistry(registry_channel, settings.service_key, settings.upstream_timeout)
+    notifier = Notifier(WebhookSender(settings.delivery_timeout),
+                        EmailSender(settings.smtp_host, settings.smtp_port, settings.smtp_from,
+                                    settings.delivery_timeout))
+    wake: list[Scheduler] = []
+    store = CaseStore(wake=lambda: wake[0].wake() if wake else None)
+    scheduler = Scheduler(db, store, clock, settings, registry, notifier, scoring)
+    wake.append(scheduler)
+    triggers = Triggers(store, clock, timedelta(seconds=settings.recheck_interval))
+    ops = Operations(db, clock, store, settings, scoring)
+    servicer = RemediationServiceServicer(ops, store, db, clock, poll_interval=settings.watch_poll_interval,
+                                          heartbeat_interval=settings.watch_heartbeat_interval)
+    # Per service instance (the table is the one models.py declares), so replicas in one process stay apart.
+    keys = ApiKeyReplica(MetaData()).bind(db)
+    followers = []
+    if settings.follow_upstreams:
+        followers = [registry_follower(db, clock, registry_channel, settings.service_key, store, triggers, keys),
+                     scoring_follower(db, clock, scoring_channel, settings.service_key, triggers)]
+
+    def start() -> None:
+        for follower in followers:
+            follower.start()
+        scheduler.start()
+
+    def stop() -> None:
+        for follower in followers:
+            follower.stop()
+        scheduler.stop()
+        registry_channel.close()
+        scoring_channel.close()
+
     registration = ServiceRegistration(
         service_names=[remediation_pb2.DESCRIPTOR.services_by_name["RemediationService"].full_name],
         add_to_server=lambda server: remediation_pb2_grpc.add_RemediationServiceServicer_to_server(servicer, server),
+        on_stop=[stop],
     )
-    return BuiltService(registration)
+    return BuiltService(registration, key_resolvers=[keys], on_start=[start])
 
 
 SPEC = ServiceSpec(
