@@ -2,22 +2,56 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
+from sqlalchemy import MetaData
+
 from nhm.scoring.v1 import scoring_pb2, scoring_pb2_grpc
+from nhm_platform.replica import ApiKeyReplica
 from nhm_platform.server import ServiceRegistration
 from nhm_platform.service import BuiltService, ServiceContext, ServiceSpec
+from nhm_scoring.health_feed import HealthFeed
+from nhm_scoring.housekeeping import Housekeeper
+from nhm_scoring.ingestion import Ingestion, IngestLimits
+from nhm_scoring.models import cursors
+from nhm_scoring.policies import Policies
+from nhm_scoring.reading import Reading
+from nhm_scoring.registry_feed import RegistryReplica, registry_follower
 from nhm_scoring.servicer import ScoringServiceServicer
 from nhm_scoring.settings import ScoringSettings
+from nhm_scoring.weekly_report import WeeklyReports
 
 
 def build(context: ServiceContext[ScoringSettings]) -> BuiltService:
-    servicer = ScoringServiceServicer()
+    settings, db, clock = context.settings, context.db, context.clock
+    # Its own table object (same table as models.api_keys), so every service instance caches its own keys.
+    api_keys = ApiKeyReplica(MetaData()).bind(db)
+    housekeeper = Housekeeper(db, clock, settings)
+    limits = IngestLimits(max_batch=settings.max_batch_events, max_stream_batch=settings.max_stream_batch_events,
+                          max_clock_skew=timedelta(seconds=settings.max_clock_skew),
+                          csv_chunk=settings.csv_chunk_rows)
+    servicer = ScoringServiceServicer(
+        ingestion=Ingestion(db, clock, limits),
+        reading=Reading(db, clock),
+        reports=WeeklyReports(db, clock),
+        policies=Policies(db, clock, housekeeper),
+        health_feed=HealthFeed(db, clock, poll_interval=settings.watch_poll_interval,
+                               heartbeat_interval=settings.watch_heartbeat_interval),
+        max_batch_events=settings.max_batch_events,
+    )
     registration = ServiceRegistration(
         service_names=[scoring_pb2.DESCRIPTOR.services_by_name["ScoringService"].full_name],
         add_to_server=lambda server: scoring_pb2_grpc.add_ScoringServiceServicer_to_server(servicer, server),
     )
-    return BuiltService(registration)
+    on_start = [housekeeper.start]
+    registration.on_stop.append(housekeeper.stop)
+    if settings.follow_registry:
+        follower, channel = registry_follower(settings, db, clock, cursors, RegistryReplica(clock, api_keys))
+        on_start.append(follower.start)
+        registration.on_stop.append(follower.stop)
+        registration.on_stop.append(channel.close)
+    return BuiltService(registration, key_resolvers=[api_keys], on_start=on_start)
 
 
 SPEC = ServiceSpec(

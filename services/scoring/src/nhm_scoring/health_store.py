@@ -1,0 +1,213 @@
+"""Repository of health: the current health per number, its history of transitions, and its change feed."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from nhm.scoring.v1 import scoring_pb2
+from nhm.type.v1 import types_pb2
+from nhm_platform.protoconv import as_utc
+from nhm_scoring.buckets import chunked
+from nhm_scoring.folding import Standing
+from nhm_scoring.models import assignments, feed, health, health_history, source_labels
+from nhm_scoring.reputation import HealthStatus, Label
+
+RESOURCE_TYPE = "health"
+
+
+@dataclass(frozen=True)
+class HealthRow:
+    phone_number: str
+    status: HealthStatus
+    status_time: datetime
+    update_time: datetime
+    payload: bytes
+    time_sensitive: bool = False
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    id: int
+    phone_number: str
+    from_status: HealthStatus
+    to_status: HealthStatus
+    score: int
+    cause: str
+    factors: tuple[int, ...]
+    sources: tuple[int, ...]
+    transition_time: datetime
+
+
+def load(session: Session, tenant_id: str, phones: Collection[str]) -> dict[str, HealthRow]:
+    t = health.c
+    found = {}
+    for chunk in chunked(phones):
+        for r in session.execute(select(t.phone_number, t.status, t.status_time, t.update_time, t.payload,
+                                        t.time_sensitive)
+                                 .where(t.tenant_id == tenant_id, t.phone_number.in_(chunk))):
+            found[r.phone_number] = HealthRow(r.phone_number, HealthStatus(r.status), as_utc(r.status_time),
+                                              as_utc(r.update_time), bytes(r.payload), bool(r.time_sensitive))
+    return found
+
+
+def get(session: Session, tenant_id: str, phone: str) -> HealthRow | None:
+    return load(session, tenant_id, [phone]).get(phone)
+
+
+def standings(session: Session, tenant_id: str, phones: Collection[str]) -> dict[str, Standing]:
+    t = health.c
+    found = {}
+    for chunk in chunked(phones):
+        for phone, status, flags in session.execute(select(t.phone_number, t.status, t.carrier_flags).where(
+                t.tenant_id == tenant_id, t.phone_number.in_(chunk))):
+            found[phone] = Standing(HealthStatus(status), flags)
+    return found
+
+
+def write(session: Session, tenant_id: str, message: scoring_pb2.NumberHealth, *, payload: bytes,
+          carrier_flags: int, time_sensitive: bool, status_time: datetime, now: datetime, exists_already: bool) -> None:
+    values = {"area_code": message.area_code, "status": message.status, "score": message.score,
+              "status_time": status_time, "update_time": now, "carrier_flags": carrier_flags,
+              "time_sensitive": time_sensitive, "payload": payload}
+    if exists_already:
+        session.execute(update(health).where(health.c.tenant_id == tenant_id,
+                                             health.c.phone_number == message.phone_number).values(**values))
+    else:
+        session.execute(insert(health).values(tenant_id=tenant_id, phone_number=message.phone_number, **values))
+
+
+def set_time_sensitive(session: Session, tenant_id: str, phone: str, value: bool) -> None:
+    session.execute(update(health).where(health.c.tenant_id == tenant_id, health.c.phone_number == phone)
+                    .values(time_sensitive=value))
+
+
+def remove(session: Session, tenant_id: str, phone: str) -> bool:
+    return bool(session.execute(delete(health).where(health.c.tenant_id == tenant_id,
+                                                     health.c.phone_number == phone)).rowcount)
+
+
+def publish(session: Session, tenant_id: str, phone: str, kind: int, change: scoring_pb2.WatchHealthResponse,
+            now: datetime) -> int:
+    """Append a change to the health feed in the caller's transaction; returns its revision."""
+    return feed.append(session, tenant_id=tenant_id, kind=kind, resource_type=RESOURCE_TYPE, resource_key=phone,
+                       payload=change.SerializeToString(deterministic=True), change_time=now)
+
+
+def add_history(session: Session, tenant_id: str, transition: scoring_pb2.HealthTransition, when: datetime) -> None:
+    session.execute(insert(health_history).values(
+        tenant_id=tenant_id, phone_number=transition.phone_number, from_status=transition.from_status,
+        to_status=transition.to_status, score=transition.score, cause=transition.cause[:2000],
+        factors=",".join(str(f) for f in transition.factors), sources=",".join(str(s) for s in transition.sources),
+        transition_time=when))
+
+
+def _history_row(r: object) -> HistoryRow:
+    def ints(text: str) -> tuple[int, ...]:
+        return tuple(int(v) for v in text.split(",") if v)
+
+    return HistoryRow(r.id, r.phone_number, HealthStatus(r.from_status), HealthStatus(r.to_status),  # type: ignore[attr-defined]
+                      r.score, r.cause, ints(r.factors), ints(r.sources), as_utc(r.transition_time))  # type: ignore[attr-defined]
+
+
+def history_page(session: Session, tenant_id: str, phone: str, after: tuple[datetime, int] | None,
+                 limit: int) -> list[HistoryRow]:
+    """Newest first, keyset on (transition_time, id)."""
+    t = health_history.c
+    query = select(health_history).where(t.tenant_id == tenant_id, t.phone_number == phone)
+    if after is not None:
+        when, last_id = after
+        query = query.where(or_(t.transition_time < when, and_(t.transition_time == when, t.id < last_id)))
+    rows = session.execute(query.order_by(t.transition_time.desc(), t.id.desc()).limit(limit))
+    return [_history_row(r) for r in rows]
+
+
+def statuses_at(session: Session, tenant_id: str, when: datetime) -> dict[str, HistoryRow]:
+    """Each number's last transition at or before a time: its status then (numbers not yet known are absent)."""
+    t = health_history.c
+    last = (select(func.max(t.id).label("id")).where(t.tenant_id == tenant_id, t.transition_time <= when)
+            .group_by(t.phone_number).subquery())
+    rows = session.execute(select(health_history).join(last, health_history.c.id == last.c.id))
+    return {r.phone_number: _history_row(r) for r in rows}
+
+
+@dataclass(frozen=True)
+class ListFilter:
+    statuses: tuple[HealthStatus, ...] = ()
+    # Numbers with a non-clean label from this source observed after label_cutoff (older ones have expired).
+    source: int = 0
+    label_cutoff: datetime | None = None
+    campaign_id: str = ""
+    area_code: str = ""
+    prefix: str = ""
+
+
+def _conditions(tenant_id: str, f: ListFilter, *, with_status: bool) -> list[ColumnElement[bool]]:
+    t = health.c
+    conditions: list[ColumnElement[bool]] = [t.tenant_id == tenant_id]
+    if with_status and f.statuses:
+        conditions.append(t.status.in_([int(s) for s in f.statuses]))
+    if f.area_code:
+        conditions.append(t.area_code == f.area_code)
+    if f.prefix:
+        # A prefix of "+" and digits only (checked by the caller), so no LIKE wildcard can sneak in.
+        conditions.append(t.phone_number.startswith(f.prefix))
+    if f.campaign_id:
+        a = assignments.c
+        conditions.append(exists().where(a.tenant_id == t.tenant_id, a.phone_number == t.phone_number,
+                                         a.campaign_id == f.campaign_id))
+    if f.source:
+        s = source_labels.c
+        label_condition = [s.tenant_id == t.tenant_id, s.phone_number == t.phone_number, s.source == f.source,
+                           s.label != int(Label.CLEAN)]
+        if f.label_cutoff is not None:
+            label_condition.append(s.observe_time > f.label_cutoff)
+        conditions.append(exists().where(*label_condition))
+    return conditions
+
+
+def list_page(session: Session, tenant_id: str, f: ListFilter, after_phone: str | None,
+              limit: int) -> list[tuple[bytes, datetime]]:
+    t = health.c
+    conditions = _conditions(tenant_id, f, with_status=True)
+    if after_phone is not None:
+        conditions.append(t.phone_number > after_phone)
+    rows = session.execute(select(t.payload, t.update_time).where(*conditions).order_by(t.phone_number).limit(limit))
+    return [(bytes(r.payload), as_utc(r.update_time)) for r in rows]
+
+
+def count_by_status(session: Session, tenant_id: str, f: ListFilter) -> dict[HealthStatus, int]:
+    t = health.c
+    rows = session.execute(select(t.status, func.count()).where(*_conditions(tenant_id, f, with_status=False))
+                           .group_by(t.status))
+    return {HealthStatus(status): int(count) for status, count in rows}
+
+
+def time_sensitive_phones(session: Session, tenant_id: str) -> list[str]:
+    t = health.c
+    return list(session.execute(select(t.phone_number).where(t.time_sensitive.is_(True), t.tenant_id == tenant_id)
+                                .order_by(t.phone_number)).scalars())
+
+
+def tenants_with_time_sensitive(session: Session) -> list[str]:
+    t = health.c
+    return list(session.execute(select(t.tenant_id).where(t.time_sensitive.is_(True)).distinct()).scalars())
+
+
+def snapshot(session: Session, tenant_id: str | None) -> Iterator[tuple[str, bytes, datetime]]:
+    """(tenant, payload, update_time) of every number's current health, for a feed snapshot."""
+    t = health.c
+    query = select(t.tenant_id, t.payload, t.update_time)
+    if tenant_id:
+        query = query.where(t.tenant_id == tenant_id)
+    for r in session.execute(query.order_by(t.tenant_id, t.phone_number)).yield_per(500):
+        yield r.tenant_id, bytes(r.payload), as_utc(r.update_time)
+
+
+CHANGE_CREATED = types_pb2.CHANGE_KIND_CREATED
+CHANGE_UPDATED = types_pb2.CHANGE_KIND_UPDATED
+CHANGE_DELETED = types_pb2.CHANGE_KIND_DELETED
