@@ -208,19 +208,20 @@ class Allocator:
         least used first, a window of candidates at a time."""
         gates = [Gate.OPEN] if call.carrier is Carrier.UNSPECIFIED else [Gate.OPEN, Gate.CARRIER]
         for tier in call.policy.tiers:
-            predicate = repo.tier_filter(tier, call.destination)
-            if predicate is None:
+            key = repo.tier_key(tier, call.destination)
+            if key is None:
                 continue
             for gate in gates:
                 after = None
                 while True:
-                    window = repo.candidate_window(session, tenant_id, campaign_id, gate, predicate, after,
+                    window = repo.candidate_window(session, tenant_id, campaign_id, gate, tier, key, after,
                                                    self._window)
-                    for key, candidate in window:
+                    for rotation, candidate in window:
                         if tally.seen(candidate.phone_number):
                             continue
-                        if (key[0] >= call.day_start and key[1] >= call.policy.daily_cap
-                                and not repo.has_later_day(session, tenant_id, campaign_id, gate, predicate, key[0])):
+                        if (rotation[0] >= call.day_start and rotation[1] >= call.policy.daily_cap
+                                and not repo.has_later_day(session, tenant_id, campaign_id, gate, tier, key,
+                                                           rotation[0])):
                             # This member and every one after it in the walk are at the campaign's daily cap.
                             tally.consider(candidate.phone_number, Reason.DAILY_CAP)
                             window = []

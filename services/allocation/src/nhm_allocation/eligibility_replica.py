@@ -128,18 +128,12 @@ class EligibilityReplica:
         self._keys.clear(session)
 
     def _put_number(self, session: Session, tenant_id: str, number: registry_pb2.Number) -> None:
+        """Membership comes from Assignment changes only (the registry publishes one for every assign and
+        unassign, and lists them in snapshots); a Number's campaign_ids may be read before a concurrent
+        assignment commits, so it is not trusted for membership."""
         phone = number.phone_number
         upsert(session, numbers, number_values(number, tenant_id, self._clock.now()), ["tenant_id", "phone_number"])
         self._ensure_usage(session, tenant_id, [phone])
-        wanted = set(number.campaign_ids)
-        current = set(session.execute(select(pool_members.c.campaign_id).where(
-            pool_members.c.tenant_id == tenant_id, pool_members.c.phone_number == phone)).scalars())
-        for campaign_id in sorted(wanted - current):
-            self._assign(session, tenant_id, campaign_id, [phone])
-        if current - wanted:
-            session.execute(delete(pool_members).where(
-                pool_members.c.tenant_id == tenant_id, pool_members.c.phone_number == phone,
-                pool_members.c.campaign_id.in_(sorted(current - wanted))))
         self._touch_number(session, tenant_id, phone)
 
     def _delete_number(self, session: Session, tenant_id: str, phone: str) -> None:

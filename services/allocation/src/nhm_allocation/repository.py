@@ -1,17 +1,19 @@
 """SQL of the allocation path and the usage reports: SQLAlchemy Core statements over allocation's own tables.
 
-No statement here scans a pool: candidates come from the pool indexes in rotation order, a window at a
-time, and counters change only through one conditional UPDATE ... WHERE used < cap ... RETURNING.
+Statements of the allocation path are built once, with bound parameters. None of them scans a pool:
+candidates come from the pool indexes in rotation order, a window at a time, and counters change only
+through one conditional UPDATE ... WHERE used < cap ... RETURNING.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import functools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, literal, or_, select, tuple_, update
+from sqlalchemy import and_, bindparam, case, func, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
@@ -50,16 +52,17 @@ def _insert(session: Session) -> Any:
     return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
-def _candidates_from() -> Any:
-    return (
-        pool_members
-        .join(numbers, and_(numbers.c.tenant_id == pool_members.c.tenant_id,
-                            numbers.c.phone_number == pool_members.c.phone_number))
-        .join(number_usage, and_(number_usage.c.tenant_id == pool_members.c.tenant_id,
-                                 number_usage.c.phone_number == pool_members.c.phone_number))
-        .outerjoin(number_health, and_(number_health.c.tenant_id == pool_members.c.tenant_id,
-                                       number_health.c.phone_number == pool_members.c.phone_number))
-    )
+_FROM = (
+    pool_members
+    .join(numbers, and_(numbers.c.tenant_id == pool_members.c.tenant_id,
+                        numbers.c.phone_number == pool_members.c.phone_number))
+    .join(number_usage, and_(number_usage.c.tenant_id == pool_members.c.tenant_id,
+                             number_usage.c.phone_number == pool_members.c.phone_number))
+    .outerjoin(number_health, and_(number_health.c.tenant_id == pool_members.c.tenant_id,
+                                   number_health.c.phone_number == pool_members.c.phone_number))
+)
+_P, _U = pool_members.c, number_usage.c
+_ROTATION = (_P.day_start, _P.day_used, _P.last_ms, _P.phone_number)
 
 
 def _health(row: Row[Any]) -> HealthView:
@@ -94,117 +97,153 @@ class CampaignRecord:
     policy: bytes
 
 
+_CAMPAIGN = select(campaigns.c.campaign_id, campaigns.c.name, campaigns.c.policy).where(
+    campaigns.c.tenant_id == bindparam("tenant"), campaigns.c.campaign_id == bindparam("campaign"))
+
+
 def campaign(session: Session, tenant_id: str, campaign_id: str) -> CampaignRecord | None:
-    row = session.execute(select(campaigns.c.campaign_id, campaigns.c.name, campaigns.c.policy).where(
-        campaigns.c.tenant_id == tenant_id, campaigns.c.campaign_id == campaign_id)).first()
+    row = session.execute(_CAMPAIGN, {"tenant": tenant_id, "campaign": campaign_id}).first()
     return CampaignRecord(row.campaign_id, row.name, bytes(row.policy)) if row else None
 
 
-def tier_filter(tier: Tier, destination: Place) -> ColumnElement[bool] | None:
-    """The pool predicate of a tier for a prospect; None if the prospect's place cannot match the tier."""
-    if tier is Tier.AREA_CODE:
-        return pool_members.c.area_key == destination.area_key if destination.area_key else None
-    if tier is Tier.REGION:
-        return pool_members.c.region_key == destination.region_key if destination.region_key else None
-    if tier is Tier.COUNTRY:
-        return pool_members.c.country == destination.country if destination.country else None
-    return literal(True)
+# How each tier selects pool members: the column compared with the prospect's key (None: every member).
+_TIER_COLUMNS: dict[Tier, Any] = {Tier.AREA_CODE: _P.area_key, Tier.REGION: _P.region_key,
+                                  Tier.COUNTRY: _P.country, Tier.ANY: None}
 
 
-def candidate_window(session: Session, tenant_id: str, campaign_id: str, gate: Gate,
-                     tier_predicate: ColumnElement[bool], after: RotationKey | None,
-                     limit: int) -> list[tuple[RotationKey, Candidate]]:
+def tier_key(tier: Tier, destination: Place) -> str | None:
+    """The prospect's key for a tier ("" for ANY); None if the prospect's place cannot match the tier."""
+    key = {Tier.AREA_CODE: destination.area_key, Tier.REGION: destination.region_key,
+           Tier.COUNTRY: destination.country, Tier.ANY: ""}.get(tier)
+    if tier is not Tier.ANY and not key:
+        return None
+    return key
+
+
+def _walk_filter(tier: Tier) -> list[ColumnElement[bool]]:
+    column = _TIER_COLUMNS[tier]
+    conditions = [_P.tenant_id == bindparam("tenant"), _P.campaign_id == bindparam("campaign"),
+                  _P.gate == bindparam("gate")]
+    if column is not None:
+        conditions.append(column == bindparam("tier_key"))
+    return conditions
+
+
+@functools.cache
+def _window_statement(tier: Tier, resume: bool, limit: int) -> Select[Any]:
+    query = select(*_CANDIDATE_COLUMNS).select_from(_FROM).where(*_walk_filter(tier))
+    if resume:
+        query = query.where(tuple_(*_ROTATION) > tuple_(*(bindparam(f"after_{i}") for i in range(4))))
+    return query.order_by(*_ROTATION).limit(limit)
+
+
+def candidate_window(session: Session, tenant_id: str, campaign_id: str, gate: Gate, tier: Tier, key: str,
+                     after: RotationKey | None, limit: int) -> list[tuple[RotationKey, Candidate]]:
     """The next `limit` members of a tier and gate in rotation order (an index range walk), after a key."""
-    key = tuple_(pool_members.c.day_start, pool_members.c.day_used, pool_members.c.last_ms,
-                 pool_members.c.phone_number)
-    query: Select[Any] = select(*_CANDIDATE_COLUMNS).select_from(_candidates_from()).where(
-        pool_members.c.tenant_id == tenant_id, pool_members.c.campaign_id == campaign_id,
-        pool_members.c.gate == int(gate), tier_predicate)
+    params: dict[str, Any] = {"tenant": tenant_id, "campaign": campaign_id, "gate": int(gate), "tier_key": key}
     if after is not None:
-        query = query.where(key > tuple_(*[literal(v) for v in after]))
-    query = query.order_by(pool_members.c.day_start, pool_members.c.day_used, pool_members.c.last_ms,
-                           pool_members.c.phone_number).limit(limit)
-    return [((r.key_day_start, r.key_day_used, r.key_last_ms, r.phone_number), _candidate(r))
-            for r in session.execute(query)]
+        params.update({f"after_{i}": value for i, value in enumerate(after)})
+    rows = session.execute(_window_statement(tier, after is not None, limit), params)
+    return [((r.key_day_start, r.key_day_used, r.key_last_ms, r.phone_number), _candidate(r)) for r in rows]
 
 
-def has_later_day(session: Session, tenant_id: str, campaign_id: str, gate: Gate,
-                  tier_predicate: ColumnElement[bool], day_start: int) -> bool:
-    """Whether any member of the tier counts a day that started after `day_start` (another reset zone)."""
-    return session.execute(select(pool_members.c.phone_number).where(
-        pool_members.c.tenant_id == tenant_id, pool_members.c.campaign_id == campaign_id,
-        pool_members.c.gate == int(gate), tier_predicate, pool_members.c.day_start > day_start).limit(1)).first() \
-        is not None
+@functools.cache
+def _later_day_statement(tier: Tier) -> Select[Any]:
+    return select(_P.phone_number).where(*_walk_filter(tier), _P.day_start > bindparam("day_start")).limit(1)
+
+
+def has_later_day(session: Session, tenant_id: str, campaign_id: str, gate: Gate, tier: Tier, key: str,
+                  day_start: int) -> bool:
+    """Whether any member of the walk counts a day that started after `day_start` (another reset zone)."""
+    params = {"tenant": tenant_id, "campaign": campaign_id, "gate": int(gate), "tier_key": key,
+              "day_start": day_start}
+    return session.execute(_later_day_statement(tier), params).first() is not None
+
+
+_MEMBER = select(*_CANDIDATE_COLUMNS).select_from(_FROM).where(
+    _P.tenant_id == bindparam("tenant"), _P.campaign_id == bindparam("campaign"),
+    _P.phone_number == bindparam("phone"))
 
 
 def member(session: Session, tenant_id: str, campaign_id: str, phone_number: str) -> Candidate | None:
-    row = session.execute(select(*_CANDIDATE_COLUMNS).select_from(_candidates_from()).where(
-        pool_members.c.tenant_id == tenant_id, pool_members.c.campaign_id == campaign_id,
-        pool_members.c.phone_number == phone_number)).first()
+    row = session.execute(_MEMBER, {"tenant": tenant_id, "campaign": campaign_id, "phone": phone_number}).first()
     return _candidate(row) if row else None
 
 
 def all_members(session: Session, tenant_id: str, campaign_id: str) -> Iterator[Candidate]:
     """Every member of a campaign's pool (refusal explanations and reports, never the normal path)."""
-    rows = session.execute(select(*_CANDIDATE_COLUMNS).select_from(_candidates_from()).where(
-        pool_members.c.tenant_id == tenant_id, pool_members.c.campaign_id == campaign_id)
-        .order_by(pool_members.c.phone_number))
+    rows = session.execute(select(*_CANDIDATE_COLUMNS).select_from(_FROM).where(
+        _P.tenant_id == tenant_id, _P.campaign_id == campaign_id).order_by(_P.phone_number))
     for row in rows:
         yield _candidate(row)
 
 
+_NEW_DAY = _U.day_start < bindparam("p_day_start")
+_NEW_HOUR = _U.hour_start < bindparam("p_hour_start")
+_USAGE_RETURNING = (_U.day_start, _U.day_used, _U.hour_start, _U.hour_used, _U.last_ms)
+# The one statement that counts a call: both caps checked and both counters bumped (or reset for a new day or
+# hour) atomically. On PostgreSQL a concurrent updater waits for the row lock and re-checks the WHERE clause.
+_TAKE = (
+    update(number_usage)
+    .where(_U.tenant_id == bindparam("p_tenant"), _U.phone_number == bindparam("p_phone"),
+           or_(_NEW_DAY, _U.day_used < bindparam("p_daily_cap")),
+           or_(_NEW_HOUR, _U.hour_used < bindparam("p_hourly_cap")))
+    .values(day_used=case((_NEW_DAY, 1), else_=_U.day_used + 1),
+            day_start=case((_NEW_DAY, bindparam("p_day_start")), else_=_U.day_start),
+            hour_used=case((_NEW_HOUR, 1), else_=_U.hour_used + 1),
+            hour_start=case((_NEW_HOUR, bindparam("p_hour_start")), else_=_U.hour_start),
+            last_ms=bindparam("p_now_ms"))
+    .returning(*_USAGE_RETURNING)
+)
+_REFUND = (
+    update(number_usage)
+    .where(_U.tenant_id == bindparam("p_tenant"), _U.phone_number == bindparam("p_phone"))
+    .values(day_used=case((and_(_U.day_start == bindparam("p_day_start"), _U.day_used > 0), _U.day_used - 1),
+                          else_=_U.day_used),
+            hour_used=case((and_(_U.hour_start == bindparam("p_hour_start"), _U.hour_used > 0), _U.hour_used - 1),
+                           else_=_U.hour_used))
+    .returning(*_USAGE_RETURNING)
+)
+_COPY_ROTATION = update(pool_members).where(
+    _P.tenant_id == bindparam("p_tenant"), _P.phone_number == bindparam("p_phone"),
+).values(day_start=bindparam("p_day_start"), day_used=bindparam("p_day_used"), last_ms=bindparam("p_last_ms"))
+
+
 def take(session: Session, tenant_id: str, phone_number: str, *, day_start: int, hour_start: int,
          daily_cap: int, hourly_cap: int, now_ms: int) -> Usage | None:
-    """Count one call against a number's caps, atomically: None if either cap is reached (the row is re-read
-    under its lock on PostgreSQL, so concurrent callers can never push it past a cap)."""
-    u = number_usage.c
-    new_day = u.day_start < day_start
-    new_hour = u.hour_start < hour_start
-    row = session.execute(
-        update(number_usage)
-        .where(u.tenant_id == tenant_id, u.phone_number == phone_number,
-               or_(new_day, u.day_used < daily_cap), or_(new_hour, u.hour_used < hourly_cap))
-        .values(day_used=case((new_day, 1), else_=u.day_used + 1),
-                day_start=case((new_day, day_start), else_=u.day_start),
-                hour_used=case((new_hour, 1), else_=u.hour_used + 1),
-                hour_start=case((new_hour, hour_start), else_=u.hour_start),
-                last_ms=now_ms)
-        .returning(u.day_start, u.day_used, u.hour_start, u.hour_used, u.last_ms)
-    ).first()
+    """Count one call against a number's caps, atomically: None if either cap is reached."""
+    row = session.execute(_TAKE, {
+        "p_tenant": tenant_id, "p_phone": phone_number, "p_day_start": day_start, "p_hour_start": hour_start,
+        "p_daily_cap": daily_cap, "p_hourly_cap": hourly_cap, "p_now_ms": now_ms}).first()
     if row is None:
         return None
-    usage = Usage(row.day_start, row.day_used, row.hour_start, row.hour_used, row.last_ms)
+    usage = Usage(*row)
     _copy_rotation(session, tenant_id, phone_number, usage)
     return usage
 
 
 def refund(session: Session, tenant_id: str, phone_number: str, *, day_start: int, hour_start: int) -> Usage | None:
     """Give back one call counted in the given day and hour (a period that has since rolled over is left as is)."""
-    u = number_usage.c
-    row = session.execute(
-        update(number_usage).where(u.tenant_id == tenant_id, u.phone_number == phone_number)
-        .values(day_used=case((and_(u.day_start == day_start, u.day_used > 0), u.day_used - 1), else_=u.day_used),
-                hour_used=case((and_(u.hour_start == hour_start, u.hour_used > 0), u.hour_used - 1),
-                               else_=u.hour_used))
-        .returning(u.day_start, u.day_used, u.hour_start, u.hour_used, u.last_ms)
-    ).first()
+    row = session.execute(_REFUND, {"p_tenant": tenant_id, "p_phone": phone_number, "p_day_start": day_start,
+                                    "p_hour_start": hour_start}).first()
     if row is None:
         return None
-    usage = Usage(row.day_start, row.day_used, row.hour_start, row.hour_used, row.last_ms)
+    usage = Usage(*row)
     _copy_rotation(session, tenant_id, phone_number, usage)
     return usage
 
 
 def _copy_rotation(session: Session, tenant_id: str, phone_number: str, usage: Usage) -> None:
-    session.execute(update(pool_members).where(
-        pool_members.c.tenant_id == tenant_id, pool_members.c.phone_number == phone_number,
-    ).values(day_start=usage.day_start, day_used=usage.day_used, last_ms=usage.last_ms))
+    session.execute(_COPY_ROTATION, {"p_tenant": tenant_id, "p_phone": phone_number, "p_day_start": usage.day_start,
+                                     "p_day_used": usage.day_used, "p_last_ms": usage.last_ms})
+
+
+_USAGE = select(*_USAGE_RETURNING).where(_U.tenant_id == bindparam("tenant"), _U.phone_number == bindparam("phone"))
 
 
 def usage(session: Session, tenant_id: str, phone_number: str) -> Usage | None:
-    row = session.execute(select(number_usage).where(
-        number_usage.c.tenant_id == tenant_id, number_usage.c.phone_number == phone_number)).first()
-    return Usage(row.day_start, row.day_used, row.hour_start, row.hour_used, row.last_ms) if row else None
+    row = session.execute(_USAGE, {"tenant": tenant_id, "phone": phone_number}).first()
+    return Usage(*row) if row else None
 
 
 @dataclass(frozen=True)
@@ -214,37 +253,52 @@ class Sticky:
     time: datetime
 
 
+@functools.cache
+def _lock_prospect_statement(dialect: str) -> Any:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(prospects).values(tenant_id=bindparam("p_tenant"), destination=bindparam("p_destination"))
+    return (statement.on_conflict_do_update(index_elements=["tenant_id", "destination"],
+                                            set_={"destination": statement.excluded.destination})
+            .returning(prospects.c.sticky_phone_number, prospects.c.sticky_campaign_id, prospects.c.sticky_time))
+
+
 def lock_prospect(session: Session, tenant_id: str, destination: str) -> Sticky | None:
     """Take the prospect's row lock (creating the row) and return its sticky caller ID, if any."""
-    insert = _insert(session)
-    statement = insert(prospects).values(tenant_id=tenant_id, destination=destination)
-    row = session.execute(
-        statement.on_conflict_do_update(index_elements=["tenant_id", "destination"],
-                                        set_={"destination": statement.excluded.destination})
-        .returning(prospects.c.sticky_phone_number, prospects.c.sticky_campaign_id, prospects.c.sticky_time)
-    ).one()
+    statement = _lock_prospect_statement(session.get_bind().dialect.name)
+    row = session.execute(statement, {"p_tenant": tenant_id, "p_destination": destination}).one()
     if not row.sticky_phone_number or row.sticky_time is None:
         return None
     return Sticky(row.sticky_phone_number, row.sticky_campaign_id or "", as_utc(row.sticky_time))
 
 
+_SET_STICKY = update(prospects).where(
+    prospects.c.tenant_id == bindparam("p_tenant"), prospects.c.destination == bindparam("p_destination"),
+).values(sticky_phone_number=bindparam("p_phone"), sticky_campaign_id=bindparam("p_campaign"),
+         sticky_time=bindparam("p_time"))
+
+
 def set_sticky(session: Session, tenant_id: str, destination: str, phone_number: str, campaign_id: str,
                now: datetime) -> None:
-    session.execute(update(prospects).where(
-        prospects.c.tenant_id == tenant_id, prospects.c.destination == destination,
-    ).values(sticky_phone_number=phone_number, sticky_campaign_id=campaign_id, sticky_time=now))
+    session.execute(_SET_STICKY, {"p_tenant": tenant_id, "p_destination": destination, "p_phone": phone_number,
+                                  "p_campaign": campaign_id, "p_time": now})
+
+
+_RECENT_CALLS = select(allocations.c.allocate_time).where(
+    allocations.c.tenant_id == bindparam("tenant"), allocations.c.destination == bindparam("destination"),
+    allocations.c.allocate_time > bindparam("since"), allocations.c.released.is_(False))
 
 
 def recent_calls(session: Session, tenant_id: str, destination: str, since: datetime) -> list[datetime]:
     """Times of the prospect's calls (not released) after `since`."""
-    rows = session.execute(select(allocations.c.allocate_time).where(
-        allocations.c.tenant_id == tenant_id, allocations.c.destination == destination,
-        allocations.c.allocate_time > since, allocations.c.released.is_(False)))
+    rows = session.execute(_RECENT_CALLS, {"tenant": tenant_id, "destination": destination, "since": since})
     return [as_utc(t) for t in rows.scalars()]
 
 
+_RECORD = allocations.insert()
+
+
 def record(session: Session, values: dict[str, Any]) -> None:
-    session.execute(allocations.insert().values(**values))
+    session.execute(_RECORD, values)
 
 
 @dataclass(frozen=True)
@@ -271,17 +325,6 @@ def release(session: Session, tenant_id: str, call_id: str, now: datetime) -> tu
     return (LedgerEntry(*row), False) if row else (None, False)
 
 
-def display_name(session: Session, tenant_id: str, phone_number: str) -> str:
-    value = session.execute(select(numbers.c.display_name).where(
-        numbers.c.tenant_id == tenant_id, numbers.c.phone_number == phone_number)).scalar()
-    return value or ""
-
-
-def number_known(session: Session, tenant_id: str, phone_number: str) -> bool:
-    return session.execute(select(numbers.c.phone_number).where(
-        numbers.c.tenant_id == tenant_id, numbers.c.phone_number == phone_number)).first() is not None
-
-
 def first_campaign_of(session: Session, tenant_id: str, phone_number: str) -> str:
     value = session.execute(select(func.min(pool_members.c.campaign_id)).where(
         pool_members.c.tenant_id == tenant_id, pool_members.c.phone_number == phone_number)).scalar()
@@ -305,7 +348,7 @@ def number_candidate(session: Session, tenant_id: str, phone_number: str) -> Can
 
 def member_page(session: Session, tenant_id: str, campaign_id: str, after: str | None,
                 limit: int) -> list[Candidate]:
-    query = select(*_CANDIDATE_COLUMNS).select_from(_candidates_from()).where(
+    query = select(*_CANDIDATE_COLUMNS).select_from(_FROM).where(
         pool_members.c.tenant_id == tenant_id, pool_members.c.campaign_id == campaign_id)
     if after is not None:
         query = query.where(pool_members.c.phone_number > after)
@@ -325,12 +368,3 @@ def calls_by_destination_area(session: Session, tenant_id: str, campaign_id: str
         allocations.c.allocate_time >= since, allocations.c.released.is_(False),
     ).group_by(allocations.c.destination_area_key))
     return {key: int(count) for key, count in rows}
-
-
-def ledger_counts(session: Session, tenant_id: str, phone_numbers: Sequence[str]) -> dict[tuple[str, int], int]:
-    """Counted, unreleased allocations per (number, day): what the usage counters must equal."""
-    rows = session.execute(select(allocations.c.phone_number, allocations.c.day_start, func.count()).where(
-        allocations.c.tenant_id == tenant_id, allocations.c.phone_number.in_(phone_numbers),
-        allocations.c.counted.is_(True), allocations.c.released.is_(False),
-    ).group_by(allocations.c.phone_number, allocations.c.day_start))
-    return {(phone, int(day)): int(count) for phone, day, count in rows}
