@@ -145,13 +145,13 @@ class AsyncClient:
     def outcome_reporter(self, **options: Any) -> AsyncOutcomeReporter:
         return AsyncOutcomeReporter(self, **options)
 
-    async def close(self) -> None:
-        """Flush queued outcomes, then close every channel."""
+    async def close(self, timeout: float | None = 10.0) -> None:
+        """Flush queued outcomes (for up to ``timeout`` seconds), then close every channel."""
         if self._closed:
             return
         self._closed = True
         if self._reporter is not None:
-            await self._reporter.close()
+            await self._reporter.close(timeout)
         for channel in self._channels.values():
             await channel.close()
 

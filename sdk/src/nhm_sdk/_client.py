@@ -151,12 +151,12 @@ class Client:
         """A separate :class:`OutcomeReporter` with its own options (batch_size, flush_interval, max_queue)."""
         return OutcomeReporter(self, **options)
 
-    def close(self) -> None:
-        """Flush queued outcomes, then close every channel."""
+    def close(self, timeout: float | None = 10.0) -> None:
+        """Flush queued outcomes (for up to ``timeout`` seconds), then close every channel."""
         if self._closed:
             return
         if self._reporter is not None:
-            self._reporter.close()
+            self._reporter.close(timeout)
         with self._lock:
             self._closed = True
             for channel in self._channels.values():

@@ -71,7 +71,7 @@ def to_time_of_day(value: Any) -> types_pb2.TimeOfDay:
     raise TypeError(f"cannot make a time of day from {value!r}; use 'HH:MM'")
 
 
-def enum_number(enum: descriptor.EnumDescriptor, value: Any, field: str = "") -> int:
+def enum_number(enum: Any, value: Any, field: str = "") -> int:
     """An enum's number from its number, its full name, or its short name in any case.
 
     For LifecycleState, ``"active"``, ``"ACTIVE"``, ``"LIFECYCLE_STATE_ACTIVE"`` and ``1`` are the same.
@@ -94,19 +94,19 @@ def enum_number(enum: descriptor.EnumDescriptor, value: Any, field: str = "") ->
     raise TypeError(f"{field or enum.name}: {value!r} is not a {enum.name}")
 
 
-def enum_prefix(enum: descriptor.EnumDescriptor) -> str:
+def enum_prefix(enum: Any) -> str:
     first = enum.values_by_number.get(0)
     if first is not None and first.name.endswith("UNSPECIFIED"):
-        return first.name[: -len("UNSPECIFIED")]
+        return str(first.name[: -len("UNSPECIFIED")])
     return ""
 
 
-def short_enum_name(enum: descriptor.EnumDescriptor, number: int) -> str:
+def short_enum_name(enum: Any, number: int) -> str:
     """``LIFECYCLE_STATE_ACTIVE`` → ``ACTIVE`` (the number itself when unknown)."""
     value = enum.values_by_number.get(number)
     if value is None:
         return str(number)
-    return value.name.removeprefix(enum_prefix(enum))
+    return str(value.name).removeprefix(enum_prefix(enum))
 
 
 def field_mask(paths: Iterable[str]) -> field_mask_pb2.FieldMask:
@@ -175,7 +175,9 @@ def _set_field(message: Message, fd: Any, value: Any) -> None:
         return
     converted = _convert_single(fd, value)
     if fd.type == descriptor.FieldDescriptor.TYPE_MESSAGE:
-        getattr(message, name).CopyFrom(converted)
+        target = getattr(message, name)
+        target.CopyFrom(converted)
+        target.SetInParent()  # present even when every sub-field is zero (e.g. a 00:00 time of day)
     else:
         setattr(message, name, converted)
 

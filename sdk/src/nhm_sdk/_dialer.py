@@ -261,6 +261,8 @@ class OutcomeReporter:
         self._thread: threading.Thread | None = None
         self._closing = False
         self._closed = False
+        self._stop = threading.Event()
+        self._abandoned = False
         atexit.register(self.close)
 
     @property
@@ -296,17 +298,25 @@ class OutcomeReporter:
                 self._cond.wait(remaining if remaining is not None else 1.0)
             return True
 
-    def close(self, timeout: float | None = 30.0) -> None:
-        """Flush, then stop the background thread. Outcomes reported afterwards are dropped."""
+    def close(self, timeout: float | None = 10.0) -> None:
+        """Flush for up to ``timeout`` seconds, then stop the background thread: a batch still being retried is
+        given up (counted in ``stats.failed``). Outcomes reported afterwards are dropped."""
         if self._closed:
             return
         self.flush(timeout)
         with self._cond:
             self._closed = True
             self._closing = True
+            self._stop.set()
             self._cond.notify_all()
         if self._thread is not None:
             self._thread.join(timeout)
+        with self._cond:
+            if not self._batcher.idle:
+                # Still unsent after the timeout: given up now (a send in flight is not counted twice).
+                self._batcher.stats.failed += len(self._batcher.items) + self._batcher.in_flight
+                self._batcher.items.clear()
+                self._abandoned = True
         atexit.unregister(self.close)
 
     def __enter__(self) -> OutcomeReporter:
@@ -337,10 +347,10 @@ class OutcomeReporter:
             try:
                 summary = self._client.report_call_outcomes(batch, timeout=self._send_timeout)
             except UNREACHABLE as exc:
-                if time.monotonic() + 0.05 >= give_up_at or self._closed:
+                if time.monotonic() + 0.05 >= give_up_at or self._stop.is_set():
                     self._fail(exc, batch)
                     return
-                time.sleep(min(_backoff(attempt, 0.2, 5.0), max(0.0, give_up_at - time.monotonic())))
+                self._stop.wait(min(_backoff(attempt, 0.2, 5.0), max(0.0, give_up_at - time.monotonic())))
                 attempt += 1
                 continue
             except NhmError as exc:
@@ -352,8 +362,10 @@ class OutcomeReporter:
 
     def _fail(self, error: NhmError, batch: list[sco.CallOutcome]) -> None:
         with self._cond:
-            self._batcher.stats.failed += len(batch)
             self._batcher.stats.last_error = error
+            if self._abandoned:
+                return
+            self._batcher.stats.failed += len(batch)
         if self._on_error is not None:
             self._on_error(error, batch)
 
@@ -411,7 +423,7 @@ class AsyncOutcomeReporter:
             return False
         return True
 
-    async def close(self, timeout: float | None = 30.0) -> None:
+    async def close(self, timeout: float | None = 10.0) -> None:
         if self._closed:
             return
         await self.flush(timeout)
