@@ -25,6 +25,7 @@ from nhm.remediation.v1 import remediation_pb2 as rpb
 from nhm.remediation.v1 import remediation_pb2_grpc
 from nhm.scoring.v1 import scoring_pb2, scoring_pb2_grpc
 from nhm.type.v1 import types_pb2 as t
+from nhm_platform.auth import hash_key
 from nhm_platform.protoconv import to_duration, to_timestamp
 from nhm_testing.keys import SERVICE_KEY, auth
 
@@ -61,12 +62,14 @@ class _Feed:
             self.cond.notify_all()
             return response.revision
 
-    def serve(self, after: int, snapshot: list[Any] | None, context: grpc.ServicerContext) -> Iterator[Any]:
+    def serve(self, after: int, snapshot: Callable[[], list[Any]] | None,
+              context: grpc.ServicerContext) -> Iterator[Any]:
         self.opened.append((after, snapshot is not None))
         if snapshot is not None:
-            with self.cond:
+            with self.cond:  # the state and its revision, taken together
                 head = len(self.items)
-            yield from snapshot
+                items = snapshot()
+            yield from items
             yield self._heartbeat(head)
             after = head
         cursor = after
@@ -87,6 +90,7 @@ class FakeRegistry(registry_pb2_grpc.RegistryServiceServicer):
         self.clock = clock
         self.numbers: dict[tuple[str, str], registry_pb2.Number] = {}
         self.tenants: dict[str, registry_pb2.Tenant] = {}
+        self.keys: list[registry_pb2.WatchChangesResponse] = []
         self.feed = _Feed(lambda rev: registry_pb2.WatchChangesResponse(revision=rev, heartbeat=True))
         self.requests: dict[tuple[str, str], bytes] = {}
         self.calls: list[tuple[str, str, str, int, str]] = []   # (tenant, phone, method, target, request id)
@@ -117,6 +121,15 @@ class FakeRegistry(registry_pb2_grpc.RegistryServiceServicer):
             self.feed.append(registry_pb2.WatchChangesResponse(
                 kind=t.CHANGE_KIND_CREATED, tenant_id=tenant_id,
                 assignment=registry_pb2.Assignment(tenant_id=tenant_id, campaign_id=campaign, phone_number=phone)))
+
+    def add_api_key(self, tenant_id: str, key_id: str, secret: str, role: int) -> None:
+        key = registry_pb2.ApiKey(id=key_id, tenant_id=tenant_id, name=key_id, role=role)
+        change = registry_pb2.WatchChangesResponse(
+            kind=t.CHANGE_KIND_CREATED, tenant_id=tenant_id,
+            api_key=registry_pb2.ApiKeyCredential(api_key=key, secret_sha256=hash_key(secret)))
+        with self.feed.cond:  # a snapshot taken meanwhile sees the key either in its items or after its head
+            self.keys.append(change)
+            self.feed.append(change)
 
     def set_state(self, tenant_id: str, phone: str, state: int) -> None:
         with self.lock:
@@ -203,17 +216,21 @@ class FakeRegistry(registry_pb2_grpc.RegistryServiceServicer):
         return registry_pb2.GetNumberResponse(number=number)
 
     def WatchChanges(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-        snapshot = None
-        if request.snapshot:
-            snapshot = [registry_pb2.WatchChangesResponse(kind=t.CHANGE_KIND_CREATED, tenant_id=tid, tenant=tenant)
-                        for tid, tenant in self.tenants.items()]
-            snapshot += [registry_pb2.WatchChangesResponse(kind=t.CHANGE_KIND_CREATED, tenant_id=tid, number=n)
-                         for (tid, _), n in self.numbers.items()]
-            snapshot += [registry_pb2.WatchChangesResponse(
-                kind=t.CHANGE_KIND_CREATED, tenant_id=tid,
-                assignment=registry_pb2.Assignment(tenant_id=tid, campaign_id=c, phone_number=p))
-                for (tid, p), n in self.numbers.items() for c in n.campaign_ids]
-        yield from self.feed.serve(request.after_revision, snapshot, context)
+        yield from self.feed.serve(request.after_revision, self._snapshot if request.snapshot else None, context)
+
+    def _snapshot(self) -> list[Any]:
+        created = t.CHANGE_KIND_CREATED
+        snapshot = [registry_pb2.WatchChangesResponse(kind=created, tenant_id=tid, tenant=tenant)
+                    for tid, tenant in self.tenants.items()]
+        snapshot += [registry_pb2.WatchChangesResponse(kind=created, tenant_id=tid, number=n)
+                     for (tid, _), n in self.numbers.items()]
+        snapshot += [registry_pb2.WatchChangesResponse(
+            kind=created, tenant_id=tid, assignment=registry_pb2.Assignment(tenant_id=tid, campaign_id=c,
+                                                                            phone_number=p))
+            for (tid, p), n in self.numbers.items() for c in n.campaign_ids]
+        snapshot += [registry_pb2.WatchChangesResponse(kind=created, tenant_id=k.tenant_id, api_key=k.api_key)
+                     for k in self.keys]
+        return snapshot
 
 
 LABELS = {"spam": (t.REPUTATION_LABEL_SPAM, "Spam Likely", t.HEALTH_STATUS_FLAGGED),
@@ -268,11 +285,9 @@ class FakeScoring(scoring_pb2_grpc.ScoringServiceServicer):
             sample_call_times=[to_timestamp(s) for s in samples])
 
     def WatchHealth(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-        snapshot = None
-        if request.snapshot:
-            snapshot = [scoring_pb2.WatchHealthResponse(kind=t.CHANGE_KIND_CREATED, health=h)
-                        for h in self.health.values()]
-        yield from self.feed.serve(request.after_revision, snapshot, context)
+        def snapshot() -> list[Any]:
+            return [scoring_pb2.WatchHealthResponse(kind=t.CHANGE_KIND_CREATED, health=h) for h in self.health.values()]
+        yield from self.feed.serve(request.after_revision, snapshot if request.snapshot else None, context)
 
     def GetCallActivity(self, request: Any, context: grpc.ServicerContext) -> Any:
         self.metadata.append(_metadata(context))
