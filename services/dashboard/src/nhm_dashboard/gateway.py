@@ -1,0 +1,205 @@
+"""The dashboard's only way to the services: one shared SDK client, each call made with the signed-in key.
+
+The client holds no key of its own: every call carries ``authorization: Bearer <session key>``, so each page
+sees exactly what that key's tenant may see and the services enforce it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import grpc
+
+from nhm.allocation.v1 import allocation_pb2 as alloc
+from nhm.allocation.v1 import allocation_pb2_grpc as alloc_grpc
+from nhm.registry.v1 import registry_pb2 as reg
+from nhm.registry.v1 import registry_pb2_grpc as reg_grpc
+from nhm.remediation.v1 import remediation_pb2 as rem
+from nhm.scoring.v1 import scoring_pb2 as sco
+from nhm.scoring.v1 import scoring_pb2_grpc as sco_grpc
+from nhm_dashboard.settings import DashboardSettings
+from nhm_sdk import (
+    AbortedError,
+    AlreadyExistsError,
+    CancelledError,
+    Client,
+    ClientConfig,
+    DeadlineExceededError,
+    FailedPreconditionError,
+    InternalError,
+    InvalidArgumentError,
+    NhmError,
+    NotFoundError,
+    OutOfRangeError,
+    PermissionDeniedError,
+    ResourceExhaustedError,
+    TlsConfig,
+    UnauthenticatedError,
+    UnavailableError,
+    UnimplementedError,
+)
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+_ERRORS: dict[grpc.StatusCode, type[NhmError]] = {
+    cls.code: cls for cls in (
+        AbortedError, AlreadyExistsError, CancelledError, DeadlineExceededError, FailedPreconditionError,
+        InternalError, InvalidArgumentError, NotFoundError, OutOfRangeError, PermissionDeniedError,
+        ResourceExhaustedError, UnauthenticatedError, UnavailableError, UnimplementedError)
+}
+
+
+def client_config(settings: DashboardSettings) -> ClientConfig:
+    tls = None
+    if settings.upstream_ca_file or settings.upstream_cert_file:
+        tls = TlsConfig(ca_file=settings.upstream_ca_file or None, cert_file=settings.upstream_cert_file or None,
+                        key_file=settings.upstream_key_file or None)
+    return ClientConfig(registry_target=settings.registry_target, scoring_target=settings.scoring_target,
+                        allocation_target=settings.allocation_target,
+                        remediation_target=settings.remediation_target, tls=tls,
+                        user_agent="nhm-dashboard")
+
+
+class Gateway:
+    """Owns the SDK client and a small pool for calls made side by side (one per row of a page)."""
+
+    def __init__(self, settings: DashboardSettings, client: Client | None = None) -> None:
+        self.settings = settings
+        self.client = client or Client(client_config(settings))
+        self._pool = ThreadPoolExecutor(max_workers=max(1, settings.fanout_workers),
+                                        thread_name_prefix="dashboard-fanout")
+
+    def as_key(self, api_key: str) -> TenantApi:
+        return TenantApi(self, api_key)
+
+    def map(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
+        return list(self._pool.map(fn, items))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.client.close()
+
+
+class TenantApi:
+    """The calls the pages make, on behalf of one API key."""
+
+    def __init__(self, gateway: Gateway, api_key: str) -> None:
+        self._gateway = gateway
+        self._client = gateway.client
+        self._metadata: Sequence[tuple[str, str]] = (("authorization", f"Bearer {api_key}"),)
+        self._timeout = gateway.settings.rpc_timeout
+
+    def _kw(self) -> dict[str, Any]:
+        return {"metadata": self._metadata, "timeout": self._timeout}
+
+    def map(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
+        return self._gateway.map(fn, items)
+
+    # --- registry ---------------------------------------------------------------------------------------------
+
+    def tenant(self) -> reg.Tenant:
+        return self._client.get_tenant(**self._kw())
+
+    def number(self, phone: str) -> reg.Number:
+        return self._client.get_number(phone, **self._kw())
+
+    def number_transitions(self, phone: str, limit: int) -> list[reg.NumberTransition]:
+        return self._client.list_number_transitions(phone, page_size=limit, limit=limit, **self._kw()).to_list()
+
+    def campaigns(self) -> list[reg.Campaign]:
+        return self._client.list_campaigns(page_size=1000, **self._kw()).to_list()
+
+    def quarantine(self, phone: str, reason: str) -> reg.Number:
+        return self._client.transition_number(phone, "QUARANTINED", reason=reason, **self._kw()).number
+
+    def numbers_page(self, request: reg.ListNumbersRequest) -> reg.ListNumbersResponse:
+        # The SDK's list_numbers pages from the start only; a page link must resume at a token, so this one
+        # call uses the generated stub on the SDK's own channel.
+        stub = reg_grpc.RegistryServiceStub(self._client.channel("registry"))
+        return self._stub_call(stub.ListNumbers, request)
+
+    # --- scoring ----------------------------------------------------------------------------------------------
+
+    def health(self, phone: str) -> sco.NumberHealth:
+        return self._client.get_health(phone, **self._kw())
+
+    def status_counts(self) -> sco.StatusCounts:
+        return self._client.list_health(page_size=1, **self._kw()).first_response.counts
+
+    def health_page(self, request: sco.ListHealthRequest) -> sco.ListHealthResponse:
+        # As numbers_page: the SDK cannot start a listing at a page token yet.
+        stub = sco_grpc.ScoringServiceStub(self._client.channel("scoring"))
+        return self._stub_call(stub.ListHealth, request)
+
+    def all_health(self, statuses: Sequence[int]) -> list[sco.NumberHealth]:
+        return self._client.list_health(statuses=list(statuses), page_size=1000, **self._kw()).to_list()
+
+    def health_history(self, phone: str, limit: int) -> list[sco.HealthTransition]:
+        return self._client.health_history(phone, page_size=limit, limit=limit, **self._kw()).to_list()
+
+    def weekly_report(self) -> sco.WeeklyReport:
+        return self._client.weekly_report(**self._kw())
+
+    def call_activity(self, phone: str, days: int) -> sco.GetCallActivityResponse:
+        return self._client.call_activity(phone, days=days, **self._kw())
+
+    # --- allocation -------------------------------------------------------------------------------------------
+
+    def usage(self, phone: str) -> alloc.NumberUsage:
+        return self._client.get_number_usage(phone, **self._kw())
+
+    def campaign_numbers_usage(self, campaign_id: str) -> list[alloc.NumberUsage]:
+        """Today's usage of every number of a campaign, page by page.
+
+        The SDK's get_campaign_usage fails merging its pages (TypeError: slice assignment into a repeated
+        field), so this pages the generated stub on the SDK's channel until it is fixed."""
+        stub = alloc_grpc.AllocationServiceStub(self._client.channel("allocation"))
+        numbers: list[alloc.NumberUsage] = []
+        token = ""
+        while True:
+            page = self._stub_call(stub.GetCampaignUsage, alloc.GetCampaignUsageRequest(
+                campaign_id=campaign_id, page_size=1000, page_token=token))
+            numbers.extend(page.numbers)
+            token = page.next_page_token
+            if not token:
+                return numbers
+
+    def capacity_plan(self, campaign_id: str) -> alloc.CapacityPlan:
+        return self._client.get_capacity_plan(campaign_id, **self._kw())
+
+    # --- remediation ------------------------------------------------------------------------------------------
+
+    def cases(self, *, states: Sequence[int] = (), phone: str = "", limit: int | None = None) -> list[rem.Case]:
+        return self._client.list_cases(states=list(states) or None, phone_number=phone, page_size=200,
+                                       limit=limit, **self._kw()).to_list()
+
+    def case(self, case_id: str) -> rem.Case:
+        return self._client.get_case(case_id, **self._kw())
+
+    def overdue_tasks(self, limit: int | None = None) -> list[rem.Task]:
+        return self._client.list_tasks(overdue=True, page_size=200, limit=limit, **self._kw()).to_list()
+
+    def open_case(self, phone: str, reason: str) -> rem.OpenCaseResponse:
+        return self._client.open_case(phone, kind="REMEDIATION", reason=reason, **self._kw())
+
+    def complete_task(self, case_id: str, task_id: str, reference: str, outcome: int | None,
+                      notes: str | None) -> rem.UpdateTaskResponse:
+        return self._client.update_task(case_id, task_id, status="DONE", reference=reference, outcome=outcome,
+                                        notes=notes, **self._kw())
+
+    def evidence(self, case_id: str, fmt: str) -> rem.GetEvidencePacketResponse:
+        return self._client.evidence_packet(case_id, format=fmt, **self._kw())
+
+    # --- plumbing ---------------------------------------------------------------------------------------------
+
+    def _stub_call(self, rpc: Callable[..., R], request: Any) -> R:
+        try:
+            return rpc(request, metadata=self._metadata, timeout=self._timeout)
+        except grpc.RpcError as exc:
+            code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
+            cls = _ERRORS.get(code, NhmError)
+            details = exc.details() if hasattr(exc, "details") else str(exc)
+            raise cls(f"{code.name}: {details}", code=code) from None
