@@ -37,6 +37,17 @@ class FeedLog:
         self._type = response_type
         self._items: list[Any] = []
         self._changed = threading.Condition()
+        # Entries up to this revision were pruned; what a snapshot lists instead of replaying the log.
+        self._compacted = 0
+        self._state: list[Any] | None = None
+        # (after_revision, snapshot) of every Watch call received.
+        self.requests: list[tuple[int, bool]] = []
+
+    def compact(self, state: list[Any]) -> None:
+        """Prune the log: resuming from before its head now fails; a snapshot lists `state` (revision 0)."""
+        with self._changed:
+            self._compacted = len(self._items)
+            self._state = state
 
     @property
     def head(self) -> int:
@@ -51,10 +62,15 @@ class FeedLog:
             return message.revision
 
     def watch(self, after: int, snapshot: bool, context: grpc.ServicerContext) -> Iterator[Any]:
+        self.requests.append((after, snapshot))
         with self._changed:
             items = list(self._items)
+            state = list(self._items if self._state is None else self._state)
+            compacted = self._compacted
+        if not snapshot and after < compacted:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"revision {after} is older than the retention")
         if snapshot:
-            for item in items:
+            for item in state:
                 copy = self._type()
                 copy.CopyFrom(item)
                 copy.revision = 0
