@@ -12,7 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from remediation_support import FakeRegistry, FakeScoring, Remediation, grpc_fake
+from remediation_support import FakeRegistry, FakeScoring, Remediation, grpc_fake, sync_registry
 
 from nhm.registry.v1 import registry_pb2_grpc
 from nhm.scoring.v1 import scoring_pb2_grpc
@@ -51,10 +51,13 @@ def remediation(start_service: Callable[..., ServiceHandle],
                 upstreams: Upstreams) -> Callable[..., ServiceHandle]:
     """remediation(**settings) -> a running remediation service following the fakes."""
 
-    def start(**overrides: Any) -> ServiceHandle:
+    def start(*, sync: bool = True, **overrides: Any) -> ServiceHandle:
         values = {**FAST, "registry_target": upstreams.registry_target, "scoring_target": upstreams.scoring_target,
                   **overrides}
-        return start_service(SPEC, **values)
+        handle = start_service(SPEC, **values)
+        if sync:
+            sync_registry(handle, upstreams.registry)
+        return handle
 
     return start
 

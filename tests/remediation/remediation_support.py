@@ -482,6 +482,32 @@ class Remediation:
         return list(self.ListCaseEvents(rpb.ListCaseEventsRequest(case_id=case_id, page_size=1000)).events)
 
 
+# A tenant of its own (its key reaches the service through the registry's feed too), so tests never see it.
+TENANT_SENTINEL, SENTINEL_KEY, SENTINEL = "initech", "nhm_test_initech_key_0123456789", "+13127860999"
+
+
+def sync_registry(handle: Any, registry: FakeRegistry) -> None:
+    """Wait until the service has applied the registry's feed as it stands: a sentinel number appended last is
+    known once OpenCase finds it (its case is cancelled again at once)."""
+    if (TENANT_SENTINEL, SENTINEL) not in registry.numbers:
+        registry.add_api_key(TENANT_SENTINEL, "initech-key", SENTINEL_KEY, registry_pb2.API_KEY_ROLE_TENANT)
+        registry.add_number(TENANT_SENTINEL, SENTINEL)
+    with grpc.insecure_channel(handle.address) as channel:
+        api = Remediation(channel, SENTINEL_KEY)
+
+        def opened() -> rpb.OpenCaseResponse | None:
+            try:
+                return api.OpenCase(rpb.OpenCaseRequest(phone_number=SENTINEL, kind=rpb.CASE_KIND_WATCH))
+            except grpc.RpcError as exc:
+                if exc.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNAUTHENTICATED):
+                    return None
+                raise
+
+        response = wait_for(opened, what="registry feed applied")
+        if response.case.state == rpb.CASE_STATE_OPEN:
+            api.CancelCase(rpb.CancelCaseRequest(case_id=response.case.id, reason="feed sync probe"))
+
+
 def wait_event(api: Remediation, case_id: str, predicate: Callable[[rpb.CaseEvent], bool], what: str = "",
                timeout: float = 15.0) -> rpb.CaseEvent:
     """Wait until the case's audit trail has an event matching predicate (e.g. the service saw a health change)."""
@@ -490,10 +516,21 @@ def wait_event(api: Remediation, case_id: str, predicate: Callable[[rpb.CaseEven
     return wait_for(check, timeout, what=what or "case event")
 
 
-def saw_health(api: Remediation, case_id: str, status: str) -> rpb.CaseEvent:
-    """Wait until the service recorded a health change to ``status`` ("Healthy", "Flagged", ...)."""
-    return wait_event(api, case_id, lambda e: e.event_type == "health.changed" and f"-> {status}" in e.detail,
-                      f"health {status} seen")
+def saw_health(api: Remediation, case_id: str, status: str, times: int = 1) -> list[rpb.CaseEvent]:
+    """Wait until the service recorded ``times`` health changes to ``status`` ("Healthy", "Flagged", ...)."""
+    def check() -> list[rpb.CaseEvent] | None:
+        seen = [e for e in api.events(case_id) if e.event_type == "health.changed" and f"-> {status}" in e.detail]
+        return seen if len(seen) >= times else None
+    return wait_for(check, what=f"health {status} seen {times} time(s)")
+
+
+def saw_transition(api: Remediation, case_id: str, state: str, times: int = 1) -> list[rpb.CaseEvent]:
+    """Wait until the case recorded ``times`` registry confirmations that the number is in ``state``."""
+    def check() -> list[rpb.CaseEvent] | None:
+        seen = [e for e in api.events(case_id)
+                if e.event_type == "number.transitioned" and e.detail == f"registry: number is {state}"]
+        return seen if len(seen) >= times else None
+    return wait_for(check, what=f"registry confirmed {state} {times} time(s)")
 
 
 def tasks_of(case: rpb.Case, kind: int) -> list[rpb.Task]:

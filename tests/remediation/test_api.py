@@ -63,7 +63,8 @@ def service(remediation, upstreams):
 
 def flagged(api, scoring, phone, sources=(t.REPUTATION_SOURCE_HIYA,)):
     scoring.set_health(TENANT_A, phone, dict.fromkeys(sources, "spam"))
-    return api.wait_case(phone, lambda c: c.stage == rpb.CASE_STAGE_RESTING, "case resting")
+    return api.wait_case(phone, lambda c: c.stage == rpb.CASE_STAGE_RESTING
+                         and tasks_of(c, rpb.TASK_KIND_REGISTRATION), "case resting, registrations planned")
 
 
 def test_operator_opens_a_case_and_another_trigger_joins_it(service, upstreams):

@@ -78,9 +78,10 @@ class CaseStore:
             self.wake_after_commit(session)
         return queued
 
-    def raise_alert(self, session: Session, tenant_id: str, kind: AlertKind, summary: str, now: datetime,
-                    **details: object) -> int:
-        return self.raise_alerts(session, tenant_id, [AlertRequest(kind, summary, dict(details))], now)
+    def raise_alert(self, session: Session, tenant_id: str, kind: AlertKind, summary: str, now: datetime, *,
+                    phone_number: str = "", **details: object) -> int:
+        return self.raise_alerts(session, tenant_id, [AlertRequest(kind, summary, dict(details))], now,
+                                 phone_number=phone_number)
 
     def wake_after_commit(self, session: Session) -> None:
         """Wake the scheduler once this transaction commits (new work is waiting)."""
