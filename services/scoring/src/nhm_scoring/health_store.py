@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, delete, exists, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from nhm.scoring.v1 import scoring_pb2
@@ -69,21 +69,55 @@ def standings(session: Session, tenant_id: str, phones: Collection[str]) -> dict
     return found
 
 
-def write(session: Session, tenant_id: str, message: scoring_pb2.NumberHealth, *, payload: bytes,
-          carrier_flags: int, time_sensitive: bool, status_time: datetime, now: datetime, exists_already: bool) -> None:
-    values = {"area_code": message.area_code, "status": message.status, "score": message.score,
-              "status_time": status_time, "update_time": now, "carrier_flags": carrier_flags,
-              "time_sensitive": time_sensitive, "payload": payload}
-    if exists_already:
-        session.execute(update(health).where(health.c.tenant_id == tenant_id,
-                                             health.c.phone_number == message.phone_number).values(**values))
-    else:
-        session.execute(insert(health).values(tenant_id=tenant_id, phone_number=message.phone_number, **values))
+@dataclass
+class HealthWrites:
+    """What one rescoring pass writes, gathered so it goes out in a few statements."""
 
+    inserts: list[dict[str, object]] = field(default_factory=list)
+    updates: list[dict[str, object]] = field(default_factory=list)
+    flag_updates: list[dict[str, object]] = field(default_factory=list)
+    history: list[dict[str, object]] = field(default_factory=list)
+    changes: list[dict[str, object]] = field(default_factory=list)
 
-def set_time_sensitive(session: Session, tenant_id: str, phone: str, value: bool) -> None:
-    session.execute(update(health).where(health.c.tenant_id == tenant_id, health.c.phone_number == phone)
-                    .values(time_sensitive=value))
+    def health(self, tenant_id: str, message: scoring_pb2.NumberHealth, *, payload: bytes, carrier_flags: int,
+               time_sensitive: bool, status_time: datetime, now: datetime, exists_already: bool) -> None:
+        values = {"area_code": message.area_code, "status": message.status, "score": message.score,
+                  "status_time": status_time, "update_time": now, "carrier_flags": carrier_flags,
+                  "time_sensitive": time_sensitive, "payload": payload}
+        if exists_already:
+            self.updates.append({"key_tenant": tenant_id, "key_phone": message.phone_number, **values})
+        else:
+            self.inserts.append({"tenant_id": tenant_id, "phone_number": message.phone_number, **values})
+
+    def time_sensitive(self, tenant_id: str, phone: str, value: bool) -> None:
+        self.flag_updates.append({"key_tenant": tenant_id, "key_phone": phone, "time_sensitive": value})
+
+    def transition(self, tenant_id: str, transition: scoring_pb2.HealthTransition, when: datetime) -> None:
+        self.history.append({
+            "tenant_id": tenant_id, "phone_number": transition.phone_number, "from_status": transition.from_status,
+            "to_status": transition.to_status, "score": transition.score, "cause": transition.cause[:2000],
+            "factors": ",".join(str(f) for f in transition.factors),
+            "sources": ",".join(str(s) for s in transition.sources), "transition_time": when})
+
+    def change(self, tenant_id: str, phone: str, kind: int, change: scoring_pb2.WatchHealthResponse,
+               now: datetime) -> None:
+        self.changes.append({"tenant_id": tenant_id, "kind": kind, "resource_type": RESOURCE_TYPE,
+                             "resource_key": phone, "payload": change.SerializeToString(deterministic=True),
+                             "change_time": now})
+
+    def flush(self, session: Session) -> None:
+        t = health.c
+        by_key = (t.tenant_id == bindparam("key_tenant")) & (t.phone_number == bindparam("key_phone"))
+        if self.inserts:
+            session.execute(insert(health), self.inserts)
+        if self.updates:
+            session.execute(update(health).where(by_key), self.updates)
+        if self.flag_updates:
+            session.execute(update(health).where(by_key), self.flag_updates)
+        if self.history:
+            session.execute(insert(health_history), self.history)
+        feed.append_many(session, self.changes)
+        self.inserts, self.updates, self.flag_updates, self.history, self.changes = [], [], [], [], []
 
 
 def remove(session: Session, tenant_id: str, phone: str) -> bool:
@@ -93,17 +127,9 @@ def remove(session: Session, tenant_id: str, phone: str) -> bool:
 
 def publish(session: Session, tenant_id: str, phone: str, kind: int, change: scoring_pb2.WatchHealthResponse,
             now: datetime) -> int:
-    """Append a change to the health feed in the caller's transaction; returns its revision."""
+    """Append one change to the health feed in the caller's transaction; returns its revision."""
     return feed.append(session, tenant_id=tenant_id, kind=kind, resource_type=RESOURCE_TYPE, resource_key=phone,
                        payload=change.SerializeToString(deterministic=True), change_time=now)
-
-
-def add_history(session: Session, tenant_id: str, transition: scoring_pb2.HealthTransition, when: datetime) -> None:
-    session.execute(insert(health_history).values(
-        tenant_id=tenant_id, phone_number=transition.phone_number, from_status=transition.from_status,
-        to_status=transition.to_status, score=transition.score, cause=transition.cause[:2000],
-        factors=",".join(str(f) for f in transition.factors), sources=",".join(str(s) for s in transition.sources),
-        transition_time=when))
 
 
 def _history_row(r: object) -> HistoryRow:

@@ -15,7 +15,6 @@ from nhm_scoring.buckets import chunked
 from nhm_scoring.events import Observation
 from nhm_scoring.models import source_labels
 from nhm_scoring.reputation import Label, Source
-from nhm_scoring.sql_upserts import CHUNK
 
 
 def apply(session: Session, tenant_id: str, events: Sequence[Observation]) -> None:
@@ -34,13 +33,12 @@ def apply(session: Session, tenant_id: str, events: Sequence[Observation]) -> No
     rows = [{"tenant_id": tenant_id, "phone_number": e.phone_number, "source": e.source, "label": e.label,
              "raw_label": e.raw_label, "score": e.score, "observe_time": e.observe_time}
             for _, e in sorted(newest.items())]
-    for i in range(0, len(rows), CHUNK):
-        statement = insert(source_labels).values(rows[i:i + CHUNK])
-        excluded = statement.excluded
-        session.execute(statement.on_conflict_do_update(
-            index_elements=["tenant_id", "phone_number", "source"],
-            set_={c: excluded[c] for c in ("label", "raw_label", "score", "observe_time")},
-            where=source_labels.c.observe_time <= excluded.observe_time))
+    statement = insert(source_labels)
+    excluded = statement.excluded
+    session.execute(statement.on_conflict_do_update(
+        index_elements=["tenant_id", "phone_number", "source"],
+        set_={c: excluded[c] for c in ("label", "raw_label", "score", "observe_time")},
+        where=source_labels.c.observe_time <= excluded.observe_time), rows)
 
 
 def load(session: Session, tenant_id: str, phones: Collection[str]) -> dict[str, list[LabelState]]:

@@ -17,7 +17,7 @@ from nhm_scoring import buckets, health_store, label_store, messages, number_rep
 from nhm_scoring.activity import Windows, summarize
 from nhm_scoring.assessment import Assessment, assess
 from nhm_scoring.folding import carrier_flags
-from nhm_scoring.health_store import CHANGE_CREATED, CHANGE_UPDATED, HealthRow
+from nhm_scoring.health_store import CHANGE_CREATED, CHANGE_UPDATED, HealthRow, HealthWrites
 from nhm_scoring.number_replica import NumberFacts
 from nhm_scoring.policy import ScoringPolicy
 from nhm_scoring.reputation import HealthStatus
@@ -41,18 +41,20 @@ def rescore(session: Session, tenant_id: str, phones: Collection[str], now: date
     labels = label_store.load(session, tenant_id, known)
     campaigns = number_replica.campaigns(session, tenant_id, known)
     current = health_store.load(session, tenant_id, known)
+    writes = HealthWrites()
     changed = 0
     for phone in known:
         activity = summarize(windows, days.get(phone, ()), hours.get(phone, ()), short.get(phone, 0))
         assessment = assess(activity, facts[phone].traits, labels.get(phone, ()), policy, now)
-        changed += record(session, tenant_id, facts[phone], campaigns.get(phone, []), assessment, current.get(phone),
+        changed += record(writes, tenant_id, facts[phone], campaigns.get(phone, []), assessment, current.get(phone),
                           now)
+    writes.flush(session)
     return changed
 
 
-def record(session: Session, tenant_id: str, facts: NumberFacts, campaign_ids: list[str], assessment: Assessment,
-           previous: HealthRow | None, now: datetime) -> int:
-    """Store an assessment if it differs from the previous one; 1 if it did."""
+def record(writes: HealthWrites, tenant_id: str, facts: NumberFacts, campaign_ids: list[str],
+           assessment: Assessment, previous: HealthRow | None, now: datetime) -> int:
+    """Gather the writes of an assessment if it differs from the previous one; 1 if it did."""
     status_changed = previous is None or previous.status is not assessment.status
     status_time = now if status_changed or previous is None else previous.status_time
     message = messages.number_health(tenant_id, facts.phone_number, facts.area_code, campaign_ids, assessment,
@@ -60,20 +62,18 @@ def record(session: Session, tenant_id: str, facts: NumberFacts, campaign_ids: l
     payload = messages.serialize(message)
     if previous is not None and payload == previous.payload:
         if previous.time_sensitive != assessment.time_sensitive:
-            health_store.set_time_sensitive(session, tenant_id, facts.phone_number, assessment.time_sensitive)
+            writes.time_sensitive(tenant_id, facts.phone_number, assessment.time_sensitive)
         return 0
-    health_store.write(session, tenant_id, message, payload=payload,
-                       carrier_flags=carrier_flags(assessment.carrier_status),
-                       time_sensitive=assessment.time_sensitive, status_time=status_time, now=now,
-                       exists_already=previous is not None)
+    writes.health(tenant_id, message, payload=payload, carrier_flags=carrier_flags(assessment.carrier_status),
+                  time_sensitive=assessment.time_sensitive, status_time=status_time, now=now,
+                  exists_already=previous is not None)
     change = scoring_pb2.WatchHealthResponse(health=messages.as_read(payload, now, now))
     if status_changed:
         from_status = previous.status if previous is not None else HealthStatus.UNSPECIFIED
         cause = assessment.cause if previous is not None else f"first scored: {assessment.cause}"
         transition = messages.transition(facts.phone_number, from_status, assessment.status, assessment.score, cause,
                                          assessment.cause_factors, assessment.cause_sources, now)
-        health_store.add_history(session, tenant_id, transition, now)
+        writes.transition(tenant_id, transition, now)
         change.transition.CopyFrom(transition)
-    health_store.publish(session, tenant_id, facts.phone_number,
-                         CHANGE_CREATED if previous is None else CHANGE_UPDATED, change, now)
+    writes.change(tenant_id, facts.phone_number, CHANGE_CREATED if previous is None else CHANGE_UPDATED, change, now)
     return 1

@@ -1,6 +1,9 @@
 """Multi-row INSERT … ON CONFLICT statements on SQLite and PostgreSQL: claim new keys, add to counters.
 
 Rows are written in key order, so concurrent transactions on PostgreSQL lock shared rows in the same order.
+Without RETURNING, one cached statement runs for every row (executemany: pipelined by psycopg). With RETURNING,
+SQLite gets multi-row VALUES; PostgreSQL gets one short statement over arrays (INSERT … SELECT unnest(…)), since
+psycopg re-parses every long statement it is sent, which made thousand-row VALUES lists slower than the work.
 """
 
 from __future__ import annotations
@@ -8,34 +11,51 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Table, func
+from sqlalchemy import Table, bindparam, cast, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-# Rows per statement: well under SQLite's 32,766 bound parameters for the widest table here.
+# Rows per statement where a statement carries many rows.
 CHUNK = 400
 
 
+def _is_postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
 def _insert(session: Session, table: Table) -> Any:
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    return (postgresql.insert if _is_postgres(session) else sqlite.insert)(table)
 
 
-def _chunks(rows: Sequence[dict[str, Any]]) -> list[Sequence[dict[str, Any]]]:
-    return [rows[i:i + CHUNK] for i in range(0, len(rows), CHUNK)]
+def _ordered(rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> list[dict[str, Any]]:
+    return sorted(rows, key=lambda r: tuple(r[k] for k in keys))
+
+
+def _from_arrays(table: Table, rows: Sequence[dict[str, Any]]) -> Any:
+    """PostgreSQL: INSERT INTO table (columns) SELECT unnest(array), … — one parameter per column."""
+    columns = list(rows[0])
+    arrays = [func.unnest(cast(bindparam(f"rows_{c}", [r[c] for r in rows]), postgresql.ARRAY(table.c[c].type)))
+              for c in columns]
+    return postgresql.insert(table).from_select(columns, select(*arrays))
 
 
 def insert_new(session: Session, table: Table, rows: Sequence[dict[str, Any]], keys: Sequence[str],
                returning: str) -> set[Any]:
     """Insert rows whose keys are not taken yet (INSERT … ON CONFLICT DO NOTHING); the returning column of those
     that were inserted."""
-    inserted: set[Any] = set()
-    ordered = sorted(rows, key=lambda r: tuple(r[k] for k in keys))
-    for chunk in _chunks(ordered):
-        statement = (_insert(session, table).values(list(chunk))
-                     .on_conflict_do_nothing(index_elements=list(keys)).returning(table.c[returning]))
-        inserted.update(session.execute(statement).scalars())
-    return inserted
+    if not rows:
+        return set()
+    ordered = _ordered(rows, keys)
+    found: set[Any] = set()
+    if _is_postgres(session):
+        for i in range(0, len(ordered), CHUNK * 10):
+            statement = (_from_arrays(table, ordered[i:i + CHUNK * 10])
+                         .on_conflict_do_nothing(index_elements=list(keys)).returning(table.c[returning]))
+            found.update(session.execute(statement).scalars())
+        return found
+    statement = (_insert(session, table).on_conflict_do_nothing(index_elements=list(keys))
+                 .returning(table.c[returning]))
+    return set(session.execute(statement, ordered).scalars())
 
 
 def add_counts(session: Session, table: Table, rows: Sequence[dict[str, Any]], keys: Sequence[str], *,
@@ -44,18 +64,24 @@ def add_counts(session: Session, table: Table, rows: Sequence[dict[str, Any]], k
     instead. Every row must name the same columns. Returns the ``returning`` columns of every row written."""
     if not rows:
         return []
-    ordered = sorted(rows, key=lambda r: tuple(r[k] for k in keys))
+    ordered = _ordered(rows, keys)
     columns = [c for c in ordered[0] if c not in keys]
-    bigger = func.max if session.get_bind().dialect.name == "sqlite" else func.greatest
-    results: list[Any] = []
-    for chunk in _chunks(ordered):
-        statement = _insert(session, table).values(list(chunk))
+    postgres = _is_postgres(session)
+    bigger = func.greatest if postgres else func.max
+
+    def upsert(statement: Any) -> Any:
         excluded = statement.excluded
-        updates = {c: bigger(table.c[c], excluded[c]) if c in larger else table.c[c] + excluded[c] for c in columns}
-        statement = statement.on_conflict_do_update(index_elements=list(keys), set_=updates)
-        if returning:
-            statement = statement.returning(*(table.c[c] for c in returning))
+        return statement.on_conflict_do_update(index_elements=list(keys), set_={
+            c: bigger(table.c[c], excluded[c]) if c in larger else table.c[c] + excluded[c] for c in columns})
+
+    if not returning:
+        session.execute(upsert(_insert(session, table)), ordered)
+        return []
+    wanted = [table.c[c] for c in returning]
+    if postgres:
+        results: list[Any] = []
+        for i in range(0, len(ordered), CHUNK * 10):
+            statement = upsert(_from_arrays(table, ordered[i:i + CHUNK * 10])).returning(*wanted)
             results.extend(session.execute(statement).all())
-        else:
-            session.execute(statement)
-    return results
+        return results
+    return list(session.execute(upsert(_insert(session, table)).returning(*wanted), ordered).all())
