@@ -1,0 +1,30 @@
+"""The scoring benchmark still runs (on a tiny size, on each backend), so it never rots."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nhm_testing.databases import POSTGRES_URL_VARIABLE
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_scoring.py"
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_benchmark_runs_on_a_tiny_size(backend):
+    args = [sys.executable, str(SCRIPT), "--numbers", "120", "--events", "300", "--batch", "50", "--repeat", "3"]
+    if backend == "postgresql":
+        url = os.environ.get(POSTGRES_URL_VARIABLE)
+        if not url:
+            pytest.skip(f"PostgreSQL run needs {POSTGRES_URL_VARIABLE}; CI sets it")
+        args += ["--postgres", url, "--no-sqlite"]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=240, check=False)
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if line.startswith(backend)]
+    assert any("numbers scored" in line and "120 in" in line for line in lines), result.stdout
+    assert sum("events/s" in line for line in lines) == 3, result.stdout
+    assert sum("ListHealth" in line and "p50" in line and "p99" in line for line in lines) == 5, result.stdout
