@@ -51,10 +51,10 @@ def remediation(start_service: Callable[..., ServiceHandle],
                 upstreams: Upstreams) -> Callable[..., ServiceHandle]:
     """remediation(**settings) -> a running remediation service following the fakes."""
 
-    def start(*, sync: bool = True, **overrides: Any) -> ServiceHandle:
+    def start(*, sync: bool = True, url: str | None = None, **overrides: Any) -> ServiceHandle:
         values = {**FAST, "registry_target": upstreams.registry_target, "scoring_target": upstreams.scoring_target,
                   **overrides}
-        handle = start_service(SPEC, **values)
+        handle = start_service(SPEC, url=url, **values)
         if sync:
             sync_registry(handle, upstreams.registry)
         return handle

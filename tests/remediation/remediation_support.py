@@ -94,6 +94,8 @@ class FakeRegistry(registry_pb2_grpc.RegistryServiceServicer):
         self.feed = _Feed(lambda rev: registry_pb2.WatchChangesResponse(revision=rev, heartbeat=True))
         self.requests: dict[tuple[str, str], bytes] = {}
         self.calls: list[tuple[str, str, str, int, str]] = []   # (tenant, phone, method, target, request id)
+        # Every TransitionNumber/RetireNumber received, replays of a request id included: (phone, request id).
+        self.invocations: list[tuple[str, str]] = []
         self.metadata: list[dict[str, str]] = []
         self.fail_next: list[grpc.StatusCode] = []
         self.lock = threading.Lock()
@@ -163,6 +165,7 @@ class FakeRegistry(registry_pb2_grpc.RegistryServiceServicer):
 
     def TransitionNumber(self, request: Any, context: grpc.ServicerContext) -> Any:
         tenant = self._tenant(context)
+        self.invocations.append((request.phone_number, request.request_id))
         self._maybe_fail(context)
         with self.lock:
             key = (tenant, request.request_id)
@@ -192,6 +195,7 @@ class FakeRegistry(registry_pb2_grpc.RegistryServiceServicer):
 
     def RetireNumber(self, request: Any, context: grpc.ServicerContext) -> Any:
         tenant = self._tenant(context)
+        self.invocations.append((request.phone_number, request.request_id))
         self._maybe_fail(context)
         with self.lock:
             key = (tenant, request.request_id)

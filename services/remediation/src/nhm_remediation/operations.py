@@ -3,12 +3,14 @@ workflow. Takes and returns domain values; the servicer converts to and from pro
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from google.protobuf.message import Message
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from nhm_platform.auth import Principal
@@ -81,7 +83,7 @@ class Operations:
     def write(self, tenant_id: str, request_id: str, method: str, request: Message, response_type: type[M],
               work: Callable[[Session, datetime], M]) -> M:
         """Run work in one transaction; with a request id, a retry returns the first answer."""
-        with self._db.transaction() as session:
+        with self._write_conflicts(), self._db.transaction() as session:
             now = self._clock.now()
             if request_id:
                 stored = idempotency.claim(session, tenant_id=tenant_id, request_id=request_id, method=method,
@@ -92,6 +94,15 @@ class Operations:
             if request_id:
                 idempotency.complete(session, tenant_id=tenant_id, request_id=request_id, response=response)
             return response
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _write_conflicts() -> Iterator[None]:
+        """A unique key hit by a concurrent writer (e.g. two openings of one number's case) is a conflict."""
+        try:
+            yield
+        except IntegrityError:
+            raise Aborted("a concurrent change conflicted with this one; retry", reason="CONFLICT") from None
 
     # --- Cases ---
 

@@ -8,6 +8,7 @@ import dataclasses
 import json
 
 from sqlalchemy import and_, case, delete, exists, func, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from nhm_platform.protoconv import as_utc
@@ -105,13 +106,29 @@ class ReplicaRepository:
         if for_update:
             query = query.with_for_update()
         row = session.execute(query).first()
-        if row is None:
+        if row is None or row.revision < 0:
             return None, 0
         labels = tuple(SourceLabel(**item) for item in json.loads(row.labels))
         view = HealthView(status=HealthStatus(row.status), labels=labels,
                           status_time=None if row.status_time is None else as_utc(row.status_time),
                           summary=row.summary)
         return view, int(row.revision)
+
+    def lock_health(self, session: Session, tenant_id: str, phone_number: str) -> tuple[HealthView | None, int]:
+        """The number's health row, locked for this transaction (created empty if missing, so that replicas
+        applying the same change one after the other see each other's work instead of both inserting)."""
+        view, revision = self.health(session, tenant_id, phone_number, for_update=True)
+        if view is not None:
+            return view, revision
+        dialect = session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        created = session.execute(insert(health).values(
+            tenant_id=tenant_id, phone_number=phone_number, status=HealthStatus.HEALTHY.value, labels="[]",
+            status_time=None, summary="", revision=-1).on_conflict_do_nothing(
+            index_elements=["tenant_id", "phone_number"]).returning(health.c.revision)).first()
+        if created is not None:
+            return None, 0
+        return self.health(session, tenant_id, phone_number, for_update=True)
 
     def upsert_health(self, session: Session, tenant_id: str, phone_number: str, view: HealthView,
                       revision: int) -> None:

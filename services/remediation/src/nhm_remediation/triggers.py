@@ -33,7 +33,7 @@ class Triggers:
                   cause: str = "") -> None:
         """Apply one health change from scoring's feed (revision 0: an item of a snapshot)."""
         store = self._store
-        previous, applied = store.replicas.health(session, tenant_id, phone_number, for_update=True)
+        previous, applied = store.replicas.lock_health(session, tenant_id, phone_number)
         if revision and revision <= applied:
             return  # applied already (by another replica, or a replay after a reconnect)
         store.replicas.upsert_health(session, tenant_id, phone_number, view, revision)
