@@ -191,16 +191,42 @@ class Allocator:
             decision=Decision(len(tally.considered), dict(tally.excluded), pick.sticky, explanation),
             allocate_time=now, staleness=self._staleness())
 
-    def _take(self, session: Session, tenant_id: str, candidate: Candidate, call: Call, tally: Tally) -> _Pick | None:
-        """Count the call against an eligible candidate; on a lost race, record which cap it hit."""
+    def _take(self, session: Session, tenant_id: str, candidate: Candidate, call: Call, tally: Tally,
+              *, wait: bool = True) -> _Pick | None:
+        """Count the call against an eligible candidate. Waiting, a failure means a cap was reached meanwhile
+        (the tally records which); not waiting, it may also mean another call holds the number right now."""
         cap, _ = daily_cap(candidate, call.policy, call.now)
         usage = repo.take(session, tenant_id, candidate.phone_number, day_start=call.day_start,
                           hour_start=call.hour_start, daily_cap=cap, hourly_cap=call.policy.hourly_cap,
-                          now_ms=epoch_ms(call.now))
+                          now_ms=epoch_ms(call.now), wait=wait)
         if usage is not None:
             return _Pick(candidate, usage, cap)
-        fresh = repo.usage(session, tenant_id, candidate.phone_number) or candidate.usage
-        tally.reclassify(None, cap_reason(replace(candidate, usage=fresh), call) or Reason.DAILY_CAP)
+        if wait:
+            fresh = repo.usage(session, tenant_id, candidate.phone_number) or candidate.usage
+            tally.reclassify(None, cap_reason(replace(candidate, usage=fresh), call) or Reason.DAILY_CAP)
+        return None
+
+    def _take_first(self, session: Session, tenant_id: str, eligible: list[Candidate], call: Call,
+                    tally: Tally) -> _Pick | None:
+        """The first eligible candidate (in order) that takes the call: first passing over numbers other calls
+        hold right now, so that concurrent calls spread out; then waiting for each in turn, so that a number with
+        room is never refused because it was busy."""
+        for candidate in eligible:
+            pick = self._take(session, tenant_id, candidate, call, tally, wait=False)
+            if pick is not None:
+                return pick
+        for candidate in eligible:
+            if len(eligible) > 1:
+                # Wait only for a number that still has room by its latest committed count: one that filled up
+                # meanwhile may be held by a call that is passing over it, and waiting for that call is waste.
+                fresh = repo.usage(session, tenant_id, candidate.phone_number) or candidate.usage
+                reason = cap_reason(replace(candidate, usage=fresh), call)
+                if reason is not None:
+                    tally.reclassify(None, reason)
+                    continue
+            pick = self._take(session, tenant_id, candidate, call, tally)
+            if pick is not None:
+                return pick
         return None
 
     def _walk(self, session: Session, tenant_id: str, campaign_id: str, call: Call, tally: Tally) -> _Pick | None:
@@ -216,6 +242,8 @@ class Allocator:
                 while True:
                     window = repo.candidate_window(session, tenant_id, campaign_id, gate, tier, key, after,
                                                    self._window)
+                    eligible = []
+                    capped_from_here = False
                     for rotation, candidate in window:
                         if tally.seen(candidate.phone_number):
                             continue
@@ -224,15 +252,16 @@ class Allocator:
                                                            rotation[0])):
                             # This member and every one after it in the walk are at the campaign's daily cap.
                             tally.consider(candidate.phone_number, Reason.DAILY_CAP)
-                            window = []
+                            capped_from_here = True
                             break
                         reason = exclusion(candidate, call)
                         tally.consider(candidate.phone_number, reason)
                         if reason is None:
-                            pick = self._take(session, tenant_id, candidate, call, tally)
-                            if pick is not None:
-                                return pick
-                    if len(window) < self._window:
+                            eligible.append(candidate)
+                    pick = self._take_first(session, tenant_id, eligible, call, tally)
+                    if pick is not None:
+                        return pick
+                    if capped_from_here or len(window) < self._window:
                         break
                     after = window[-1][0]
         return None
@@ -247,11 +276,7 @@ class Allocator:
             tally.consider(candidate.phone_number, reason)
             if reason is None:
                 eligible.append(candidate)
-        for candidate in sorted(eligible, key=lambda c: preference(c, call)):
-            pick = self._take(session, tenant_id, candidate, call, tally)
-            if pick is not None:
-                return pick
-        return None
+        return self._take_first(session, tenant_id, sorted(eligible, key=lambda c: preference(c, call)), call, tally)
 
     def _refusal(self, call: Call, tally: Tally) -> Refusal:
         retry_time = None

@@ -181,18 +181,41 @@ def all_members(session: Session, tenant_id: str, campaign_id: str) -> Iterator[
 _NEW_DAY = _U.day_start < bindparam("p_day_start")
 _NEW_HOUR = _U.hour_start < bindparam("p_hour_start")
 _USAGE_RETURNING = (_U.day_start, _U.day_used, _U.hour_start, _U.hour_used, _U.last_ms)
+
+
+def _under_caps(usage: Any) -> tuple[ColumnElement[bool], ...]:
+    return (or_(usage.day_start < bindparam("p_day_start"), usage.day_used < bindparam("p_daily_cap")),
+            or_(usage.hour_start < bindparam("p_hour_start"), usage.hour_used < bindparam("p_hourly_cap")))
+
+
+_UNDER_CAPS = _under_caps(_U)
+_COUNT_CALL = {
+    "day_used": case((_NEW_DAY, 1), else_=_U.day_used + 1),
+    "day_start": case((_NEW_DAY, bindparam("p_day_start")), else_=_U.day_start),
+    "hour_used": case((_NEW_HOUR, 1), else_=_U.hour_used + 1),
+    "hour_start": case((_NEW_HOUR, bindparam("p_hour_start")), else_=_U.hour_start),
+    "last_ms": bindparam("p_now_ms"),
+}
 # The one statement that counts a call: both caps checked and both counters bumped (or reset for a new day or
 # hour) atomically. On PostgreSQL a concurrent updater waits for the row lock and re-checks the WHERE clause.
 _TAKE = (
     update(number_usage)
-    .where(_U.tenant_id == bindparam("p_tenant"), _U.phone_number == bindparam("p_phone"),
-           or_(_NEW_DAY, _U.day_used < bindparam("p_daily_cap")),
-           or_(_NEW_HOUR, _U.hour_used < bindparam("p_hourly_cap")))
-    .values(day_used=case((_NEW_DAY, 1), else_=_U.day_used + 1),
-            day_start=case((_NEW_DAY, bindparam("p_day_start")), else_=_U.day_start),
-            hour_used=case((_NEW_HOUR, 1), else_=_U.hour_used + 1),
-            hour_start=case((_NEW_HOUR, bindparam("p_hour_start")), else_=_U.hour_start),
-            last_ms=bindparam("p_now_ms"))
+    .where(_U.tenant_id == bindparam("p_tenant"), _U.phone_number == bindparam("p_phone"), *_UNDER_CAPS)
+    .values(_COUNT_CALL)
+    .returning(*_USAGE_RETURNING)
+)
+# The same, but it passes over a row another transaction holds (FOR UPDATE SKIP LOCKED) instead of waiting for
+# it, so concurrent calls spread over the least used numbers instead of queueing on the first one. PostgreSQL
+# only; SQLite has one writer at a time.
+_locked = number_usage.alias("locked")
+_TAKE_UNLESS_LOCKED = (
+    update(number_usage)
+    .where(_U.tenant_id == bindparam("p_tenant"), _U.phone_number == bindparam("p_phone"), *_UNDER_CAPS,
+           _U.phone_number == select(_locked.c.phone_number).where(
+               _locked.c.tenant_id == bindparam("p_tenant"), _locked.c.phone_number == bindparam("p_phone"),
+               *_under_caps(_locked.c),
+           ).with_for_update(skip_locked=True).scalar_subquery())
+    .values(_COUNT_CALL)
     .returning(*_USAGE_RETURNING)
 )
 _REFUND = (
@@ -210,11 +233,25 @@ _COPY_ROTATION = update(pool_members).where(
 
 
 def take(session: Session, tenant_id: str, phone_number: str, *, day_start: int, hour_start: int,
-         daily_cap: int, hourly_cap: int, now_ms: int) -> Usage | None:
-    """Count one call against a number's caps, atomically: None if either cap is reached."""
-    row = session.execute(_TAKE, {
-        "p_tenant": tenant_id, "p_phone": phone_number, "p_day_start": day_start, "p_hour_start": hour_start,
-        "p_daily_cap": daily_cap, "p_hourly_cap": hourly_cap, "p_now_ms": now_ms}).first()
+         daily_cap: int, hourly_cap: int, now_ms: int, wait: bool = True) -> Usage | None:
+    """Count one call against a number's caps, atomically: None if either cap is reached, or (wait=False)
+    if another transaction holds the number now."""
+    params = {"p_tenant": tenant_id, "p_phone": phone_number, "p_day_start": day_start, "p_hour_start": hour_start,
+              "p_daily_cap": daily_cap, "p_hourly_cap": hourly_cap, "p_now_ms": now_ms}
+    if session.get_bind().dialect.name != "postgresql":
+        row = session.execute(_TAKE, params).first()
+    elif not wait:
+        row = session.execute(_TAKE_UNLESS_LOCKED, params).first()
+    else:
+        # An UPDATE that waited for a row and then found it full keeps the row locked to the end of the
+        # transaction (PostgreSQL re-checks under the lock); other calls would queue behind a number nobody can
+        # use. A savepoint rolled back releases that lock at once.
+        savepoint = session.begin_nested()
+        row = session.execute(_TAKE, params).first()
+        if row is None:
+            savepoint.rollback()
+        else:
+            savepoint.commit()
     if row is None:
         return None
     usage = Usage(*row)
