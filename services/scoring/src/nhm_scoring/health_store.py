@@ -43,13 +43,17 @@ class HistoryRow:
     transition_time: datetime
 
 
-def load(session: Session, tenant_id: str, phones: Collection[str]) -> dict[str, HealthRow]:
+def load(session: Session, tenant_id: str, phones: Collection[str], *, lock: bool = False) -> dict[str, HealthRow]:
+    """The current health of phones; with lock, the rows are locked (in number order) until the transaction ends,
+    so two processes rescoring one number one after the other never record one transition twice."""
     t = health.c
     found = {}
     for chunk in chunked(phones):
-        for r in session.execute(select(t.phone_number, t.status, t.status_time, t.update_time, t.payload,
-                                        t.time_sensitive)
-                                 .where(t.tenant_id == tenant_id, t.phone_number.in_(chunk))):
+        query = (select(t.phone_number, t.status, t.status_time, t.update_time, t.payload, t.time_sensitive)
+                 .where(t.tenant_id == tenant_id, t.phone_number.in_(chunk)).order_by(t.phone_number))
+        if lock and session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update()  # SQLite: the transaction already holds the only write lock
+        for r in session.execute(query):
             found[r.phone_number] = HealthRow(r.phone_number, HealthStatus(r.status), as_utc(r.status_time),
                                               as_utc(r.update_time), bytes(r.payload), bool(r.time_sensitive))
     return found

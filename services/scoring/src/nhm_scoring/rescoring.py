@@ -33,6 +33,8 @@ def rescore(session: Session, tenant_id: str, phones: Collection[str], now: date
     if not facts:
         return 0
     known = sorted(facts)
+    # Lock first: a concurrent rescoring of the same numbers waits, then reads what this one wrote.
+    current = health_store.load(session, tenant_id, known, lock=True)
     windows = Windows.at(now, policy)
     days = buckets.load_days(session, tenant_id, known, windows.first_day, windows.today)
     hours = buckets.load_hours(session, tenant_id, known, windows.first_hour)
@@ -40,7 +42,6 @@ def rescore(session: Session, tenant_id: str, phones: Collection[str], now: date
                                      policy.short_call_seconds)
     labels = label_store.load(session, tenant_id, known)
     campaigns = number_replica.campaigns(session, tenant_id, known)
-    current = health_store.load(session, tenant_id, known)
     writes = HealthWrites()
     changed = 0
     for phone in known:
