@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-
-from remediation_support import FakeRegistry, FakeScoring, Remediation, grpc_fake, sync_registry
+from remediation.support import FakeRegistry, FakeScoring, Remediation, grpc_fake, sync_registry
 
 from nhm.registry.v1 import registry_pb2_grpc
 from nhm.scoring.v1 import scoring_pb2_grpc

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import grpc
 import pytest
-from remediation_support import Remediation, SmtpServer, WebhookReceiver, saw_health, saw_transition, wait_for
+from remediation.support import Remediation, SmtpServer, WebhookReceiver, saw_health, saw_transition, wait_for
 
 from nhm.remediation.v1 import remediation_pb2 as rpb
 from nhm.type.v1 import types_pb2 as t

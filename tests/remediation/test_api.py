@@ -14,7 +14,7 @@ import pytest
 from google.protobuf import field_mask_pb2
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
-from remediation_support import Remediation, saw_health, tasks_of, wait_for
+from remediation.support import Remediation, saw_health, tasks_of, wait_for
 
 from nhm.registry.v1 import registry_pb2
 from nhm.remediation.v1 import remediation_pb2 as rpb

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from remediation_support import Remediation, saw_health, saw_transition, tasks_of
+from remediation.support import Remediation, saw_health, saw_transition, tasks_of
 
 from nhm.remediation.v1 import remediation_pb2 as rpb
 from nhm.type.v1 import types_pb2 as t

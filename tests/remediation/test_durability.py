@@ -7,7 +7,7 @@ from collections import Counter
 from datetime import timedelta
 
 import grpc
-from remediation_support import Remediation, WebhookReceiver, saw_health, saw_transition, wait_for
+from remediation.support import Remediation, WebhookReceiver, saw_health, saw_transition, wait_for
 
 from nhm.remediation.v1 import remediation_pb2 as rpb
 from nhm.type.v1 import types_pb2 as t
