@@ -96,6 +96,10 @@ def seed(stack: Stack) -> Seed:
         acme.create_number(phone, campaign_ids=[west], inbound_enabled=True)
     globex = stack.client(TENANT_B_KEY)
     globex.create_number(GLOBEX_NUMBER, campaign_ids=[globex.create_campaign("Globex").id])
+    wait_for(lambda: acme.get_capacity_plan(east).total.numbers_total == 4 and
+             acme.get_capacity_plan(west).total.numbers_total == 2, "the allocation service to see the numbers")
+    # Three quiet days, so each number's chart shows a Healthy stretch before today's labels.
+    stack.clock.advance(timedelta(days=3))
 
     calls: dict[str, int] = {}
     outcomes = []

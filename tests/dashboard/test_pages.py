@@ -120,7 +120,8 @@ def check_operator_actions(app: Any, seeded: Seed, stack: Stack) -> None:
 
     # Quarantine now.
     page = text(client.get(f"/numbers/{HEALTHY[0]}"))
-    done = client.post(f"/numbers/{HEALTHY[0]}/quarantine", data={"csrf_token": csrf_token(page),
+    quarantine = f"/numbers/{HEALTHY[0]}/quarantine"
+    done = client.post(quarantine, data={"csrf_token": csrf_token(page, quarantine),
                                                                   "reason": "complaint from a prospect"})
     assert done.status_code == 302 and done.headers["Location"].endswith(f"/numbers/{HEALTHY[0]}")
     assert acme.get_number(HEALTHY[0]).state == types.LIFECYCLE_STATE_QUARANTINED
@@ -129,7 +130,8 @@ def check_operator_actions(app: Any, seeded: Seed, stack: Stack) -> None:
 
     # Open a case.
     page = text(client.get(f"/numbers/{HEALTHY[1]}"))
-    client.post(f"/numbers/{HEALTHY[1]}/cases", data={"csrf_token": csrf_token(page), "reason": "callbacks say spam"})
+    cases_url = f"/numbers/{HEALTHY[1]}/cases"
+    client.post(cases_url, data={"csrf_token": csrf_token(page, cases_url), "reason": "callbacks say spam"})
     cases = acme.list_cases(phone_number=HEALTHY[1], states="OPEN").to_list()
     assert len(cases) == 1 and any("callbacks say spam" in t for t in cases[0].triggers)
     assert "A remediation case was opened" in text(client.get(f"/numbers/{HEALTHY[1]}"))
@@ -137,12 +139,12 @@ def check_operator_actions(app: Any, seeded: Seed, stack: Stack) -> None:
     # Mark the dispute task done: a reference is required; then it is recorded with its outcome.
     page = text(client.get(f"/numbers/{FLAGGED}"))
     url = f"/cases/{seeded.flagged_case}/tasks/{seeded.dispute_task}/done"
-    refused = client.post(url, data={"csrf_token": csrf_token(page), "phone": FLAGGED, "needs_reference": "1",
+    refused = client.post(url, data={"csrf_token": csrf_token(page, url), "phone": FLAGGED, "needs_reference": "1",
                                      "reference": ""})
     assert refused.status_code == 302
     assert "Enter the programme's or engine's reference" in text(client.get(f"/numbers/{FLAGGED}"))
     assert _task(acme, seeded).status != rem.TASK_STATUS_DONE
-    client.post(url, data={"csrf_token": csrf_token(page), "phone": FLAGGED, "needs_reference": "1",
+    client.post(url, data={"csrf_token": csrf_token(page, url), "phone": FLAGGED, "needs_reference": "1",
                            "reference": "FO-2026-0042", "outcome": "cleared"})
     task = _task(acme, seeded)
     assert (task.status, task.reference, task.outcome) == (rem.TASK_STATUS_DONE, "FO-2026-0042",
@@ -157,7 +159,7 @@ def check_forged_requests_are_refused(app: Any, seeded: Seed, stack: Stack) -> N
     client = app.test_client()
     sign_in(client, TENANT_A_KEY)
     acme = stack.client()
-    token = csrf_token(text(client.get(f"/numbers/{HEALTHY[2]}")))
+    token = csrf_token(text(client.get(f"/numbers/{HEALTHY[2]}")), f"/numbers/{HEALTHY[2]}/quarantine")
     no_token = client.post(f"/numbers/{HEALTHY[2]}/quarantine", data={})
     wrong_token = client.post(f"/numbers/{HEALTHY[2]}/quarantine", data={"csrf_token": token + "x"})
     other_site = client.post(f"/numbers/{HEALTHY[2]}/quarantine", data={"csrf_token": token},
@@ -206,7 +208,7 @@ def check_sign_in_sessions_and_isolation(app: Any, seeded: Seed, stack: Stack) -
     tampered = app.test_client()
     tampered.set_cookie("nhm_session", cookie.value[:-1] + ("0" if cookie.value[-1] != "0" else "1"))
     assert tampered.get("/").status_code == 302
-    token = csrf_token(text(client.get("/")))
+    token = csrf_token(text(client.get("/")), "/logout")
     out = client.post("/logout", data={"csrf_token": token})
     assert out.status_code == 302 and "signed-out" in out.headers["Location"]
     replay = app.test_client()

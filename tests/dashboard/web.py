@@ -9,9 +9,15 @@ from typing import Any
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
-def csrf_token(page: str) -> str:
+def csrf_token(page: str, action: str | None = None) -> str:
+    """The CSRF token of the form posting to ``action`` (default: the first form on the page)."""
+    if action is not None:
+        forms = re.findall(r'<form[^>]*action="([^"]*)"[^>]*>(.*?)</form>', page, flags=re.S)
+        bodies = [body for target, body in forms if html.unescape(target) == action]
+        assert bodies, f"the page has no form posting to {action}"
+        page = bodies[0]
     found = TOKEN.search(page)
-    assert found, "the page has no form with a CSRF token"
+    assert found and found.group(1), "the form has no CSRF token"
     return html.unescape(found.group(1))
 
 

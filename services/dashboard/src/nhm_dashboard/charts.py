@@ -15,6 +15,8 @@ from nhm_dashboard import vocabulary as words
 
 WIDTH, HEIGHT = 720, 220
 LEFT, RIGHT, TOP, BOTTOM = 44, 12, 12, 28
+# Width in pixels of the band of the status in force, however recently it began.
+MIN_CURRENT_BAND = 8
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,8 @@ def health_chart(points: Sequence[HealthPoint], start: datetime, end: datetime) 
     for i, point in enumerate(shown):
         x0 = _x(point.time, start, end)
         x1 = _x(shown[i + 1].time, start, end) if i + 1 < len(shown) else _x(end, start, end)
+        if i + 1 == len(shown) and x1 - x0 < MIN_CURRENT_BAND:
+            x0 = x1 - MIN_CURRENT_BAND  # a status that began just now still shows its colour
         body.append(f'<rect class="band status-{point.status.key}" x="{x0:.1f}" y="{TOP}" '
                     f'width="{max(x1 - x0, 0.5):.1f}" height="{HEIGHT - TOP - BOTTOM}">'
                     f"<title>{escape(point.status.label)} from {point.time:%b %d %H:%M}</title></rect>")

@@ -215,7 +215,7 @@ def load(api: TenantApi, phone: str, now: datetime, *, history_limit: int, activ
                                                  -(from_timestamp(c.open_time) or now).timestamp()))
     current = ordered_cases[0] if ordered_cases and ordered_cases[0].state == rem.CASE_STATE_OPEN else None
     past = [c for c in ordered_cases if c is not current]
-    carriers = ([(words.CARRIER_NAMES.get(k, k.title()), words.status(v)) for k, v in
+    carriers = ([(words.carrier_name(k), words.status(v)) for k, v in
                  sorted(health.carrier_status.items())] if health is not None else [])
     return NumberView(
         phone=number.phone_number, number=number, state=words.name_of(words.STATE_NAMES, number.state),

@@ -21,6 +21,7 @@ from nhm_sdk import FailedPreconditionError, NotFoundError
 
 _AREA_CODE = re.compile(r"^[0-9]{1,5}$")
 _SEARCH_NOISE = re.compile(r"[\s().\-]")
+_NO_CALLS = re.compile(r"^0 outbound calls")
 _TOKEN = re.compile(r"^[A-Za-z0-9_\-=.~]{1,2048}$")
 
 
@@ -193,11 +194,13 @@ def build_row(phone: str, health: sco.NumberHealth | None, number: reg.Number | 
             labels.append(SourceLabel(words.name_of(words.SOURCE_NAMES, source.source),
                                       source.raw_label or words.name_of(words.LABEL_NAMES, source.label),
                                       words.status(source.status)))
-        carriers = [(words.CARRIER_NAMES.get(name, name.title()), words.status(value))
+        carriers = [(words.carrier_name(name), words.status(value))
                     for name, value in sorted(health.carrier_status.items())]
         for factor in health.factors:
             if factor.kind == words.ANSWER_RATE_FACTOR:
-                answer_rate, answer_detail = factor.value, factor.detail
+                answer_detail = factor.detail
+                # No outbound call in the window: there is no answer rate to show (the value reads 0).
+                answer_rate = None if _NO_CALLS.match(factor.detail) else factor.value
     campaign_ids = list(number.campaign_ids) if number is not None else list(health.campaign_ids if health else [])
     return NumberRow(
         phone=phone,

@@ -59,6 +59,12 @@ SOURCE_KEYS: dict[str, int] = {short_enum_name(types.ReputationSource.DESCRIPTOR
 
 CARRIER_NAMES: dict[str, str] = {"TMOBILE": "T-Mobile", "ATT": "AT&T", "VERIZON": "Verizon", "OTHER": "Other"}
 
+
+def carrier_name(key: str) -> str:
+    """A carrier as people name it, from "CARRIER_ATT", "ATT" or "att"."""
+    short = key.upper().removeprefix("CARRIER_")
+    return CARRIER_NAMES.get(short, short.replace("_", " ").title())
+
 LABEL_NAMES: dict[int, str] = {
     types.REPUTATION_LABEL_CLEAN: "Clean",
     types.REPUTATION_LABEL_MINOR: "Potential spam",

@@ -65,8 +65,7 @@ def view(report: sco.WeeklyReport, tenant_name: str) -> WeeklyView:
                          words.status(t.to_status), t.score, t.cause, from_timestamp(t.transition_time))
                for t in report.changed]
     causes = [CauseRow(c.description, c.numbers) for c in report.top_causes]
-    carriers = [CarrierRow(words.CARRIER_NAMES.get(short_enum_name(types.Carrier.DESCRIPTOR, s.carrier),
-                                                   short_enum_name(types.Carrier.DESCRIPTOR, s.carrier)),
+    carriers = [CarrierRow(words.carrier_name(short_enum_name(types.Carrier.DESCRIPTOR, s.carrier)),
                            s.calls, s.calls_from_flagged, s.share) for s in report.flagged_call_share]
     return WeeklyView(
         tenant=tenant_name, start=from_timestamp(report.period_start), end=from_timestamp(report.period_end),
