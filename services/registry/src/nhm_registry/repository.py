@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, delete, exists, func, insert, literal, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -37,6 +37,9 @@ from nhm_registry.domain import (
     WarmupPlan,
 )
 
+# Row locks a writer takes on what it reads (PostgreSQL; SQLite has one writer at a time): "share" keeps a
+# row from changing until the transaction ends, "update" also from being locked by another writer.
+Lock = Literal["share", "update"] | None
 _IN_CHUNK = 500  # numbers per IN (...) list
 _SNAPSHOT_BATCH = 1000
 _ORDER_COLUMNS = {
@@ -46,6 +49,10 @@ _ORDER_COLUMNS = {
     NumberOrder.AREA_CODE: m.numbers.c.area_code,
 }
 _TIME_ORDERS = {NumberOrder.CREATE_TIME, NumberOrder.UPDATE_TIME}
+
+
+def _locked(query: Any, lock: Lock) -> Any:
+    return query if lock is None else query.with_for_update(read=lock == "share")
 
 
 def _chunks(items: Sequence[str], size: int = _IN_CHUNK) -> Iterator[Sequence[str]]:
@@ -93,6 +100,8 @@ def _registrations_json(registrations: Iterable[Registration]) -> str:
 
 
 def _registrations(text: str) -> tuple[Registration, ...]:
+    if text == "[]":
+        return ()
     return tuple(Registration(RegistrationProgram(r["program"]), RegistrationStatus(r["status"]),
                               _from_iso(r["status_time"]), r["reference"]) for r in json.loads(text))
 
@@ -267,15 +276,16 @@ class Repository:
         if assignments:
             self.session.execute(insert(m.campaign_numbers), assignments)
 
-    def get_number(self, tenant_id: str, phone_number: str) -> Number | None:
-        found = self.get_numbers(tenant_id, [phone_number])
+    def get_number(self, tenant_id: str, phone_number: str, *, lock: Lock = None) -> Number | None:
+        found = self.get_numbers(tenant_id, [phone_number], lock=lock)
         return found.get(phone_number)
 
-    def get_numbers(self, tenant_id: str, phone_numbers: Sequence[str]) -> dict[str, Number]:
+    def get_numbers(self, tenant_id: str, phone_numbers: Sequence[str], *, lock: Lock = None) -> dict[str, Number]:
+        """The numbers found; with lock, their rows stay locked (PostgreSQL) until the transaction ends."""
         rows = []
         for chunk in _chunks(phone_numbers):
-            rows.extend(self.session.execute(select(m.numbers).where(
-                m.numbers.c.tenant_id == tenant_id, m.numbers.c.phone_number.in_(chunk))))
+            query = select(m.numbers).where(m.numbers.c.tenant_id == tenant_id, m.numbers.c.phone_number.in_(chunk))
+            rows.extend(self.session.execute(_locked(query.order_by(m.numbers.c.phone_number), lock)))
         return {n.phone_number: n for n in self._hydrate(rows)}
 
     def _hydrate(self, rows: Sequence[Row[Any]]) -> list[Number]:
@@ -390,9 +400,9 @@ class Repository:
     def add_campaign(self, campaign: Campaign) -> None:
         self.session.execute(insert(m.campaigns).values(**_campaign_values(campaign)))
 
-    def get_campaign(self, tenant_id: str, campaign_id: str) -> Campaign | None:
-        row = self.session.execute(select(m.campaigns).where(
-            m.campaigns.c.tenant_id == tenant_id, m.campaigns.c.id == campaign_id)).first()
+    def get_campaign(self, tenant_id: str, campaign_id: str, *, lock: Lock = None) -> Campaign | None:
+        row = self.session.execute(_locked(select(m.campaigns).where(
+            m.campaigns.c.tenant_id == tenant_id, m.campaigns.c.id == campaign_id), lock)).first()
         if row is None:
             return None
         return _campaign(row, self._counts(tenant_id, [campaign_id]).get(campaign_id, 0))
@@ -408,11 +418,12 @@ class Repository:
         return self.session.execute(select(c.c.id).where(
             c.c.tenant_id == tenant_id, c.c.name == name, c.c.id != other_than)).first() is not None
 
-    def existing_campaigns(self, tenant_id: str, campaign_ids: Sequence[str]) -> set[str]:
+    def existing_campaigns(self, tenant_id: str, campaign_ids: Sequence[str], *, lock: Lock = None) -> set[str]:
         found: set[str] = set()
         for chunk in _chunks(campaign_ids):
-            found.update(self.session.execute(select(m.campaigns.c.id).where(
-                m.campaigns.c.tenant_id == tenant_id, m.campaigns.c.id.in_(chunk))).scalars())
+            found.update(self.session.execute(_locked(select(m.campaigns.c.id).where(
+                m.campaigns.c.tenant_id == tenant_id, m.campaigns.c.id.in_(chunk)).order_by(m.campaigns.c.id),
+                lock)).scalars())
         return found
 
     def save_campaign(self, campaign: Campaign, expected_etag: str) -> bool:

@@ -58,7 +58,7 @@ from nhm_registry.domain import (
     new_etag,
     resource_type,
 )
-from nhm_registry.repository import Repository, encode_number_key
+from nhm_registry.repository import Lock, Repository, encode_number_key
 from nhm_registry.settings import RegistrySettings
 from nhm_registry.unit_of_work import RequestKey, Transactions, UnitOfWork
 from nhm_registry.validation import MAX_REASON, MAX_TEXT, Violations, enum_value, text
@@ -128,7 +128,7 @@ class Registry:
                     first_row[number.phone_number] = at
             rows.append((at, number if not violations else None, violations))
         campaign_ids = sorted({c for _, n, _ in rows if n for c in n.campaign_ids})
-        known_campaigns = uow.repo.existing_campaigns(tenant_id, campaign_ids)
+        known_campaigns = uow.repo.existing_campaigns(tenant_id, campaign_ids, lock="share")
         taken = uow.repo.existing_numbers(tenant_id, [n.phone_number for _, n, _ in rows if n])
         conflicts = Violations()
         for at, number, violations in rows:
@@ -211,8 +211,8 @@ class Registry:
             return self._number(repo, self._acting_tenant(repo, principal), key)
 
     @staticmethod
-    def _number(repo: Repository, tenant_id: str, phone_number: str) -> Number:
-        number = repo.get_number(tenant_id, phone_number)
+    def _number(repo: Repository, tenant_id: str, phone_number: str, lock: Lock = None) -> Number:
+        number = repo.get_number(tenant_id, phone_number, lock=lock)
         if number is None:
             raise NotFound(f"number {phone_number} not found")
         return number
@@ -264,7 +264,7 @@ class Registry:
             plan = lifecycle.warmup_plan(given.warmup_plan, self._lifecycle, "number.warmup_plan", violations)
         if violations:
             raise InvalidArgument.for_fields(violations)
-        number = self._number(uow.repo, self._acting_tenant(uow.repo, principal), key)
+        number = self._number(uow.repo, self._acting_tenant(uow.repo, principal), key, lock="update")
         _check_etag(number.etag, update.etag, f"number {key}")
         if plan is not None:
             if number.state is not LifecycleState.WARMING:
@@ -301,7 +301,8 @@ class Registry:
         if violations or target is None:
             raise InvalidArgument.for_fields(violations)
         tenant_id = self._acting_tenant(uow.repo, principal)
-        number = self._number(uow.repo, tenant_id, key)
+        # Locked first: a concurrent assignment either finishes before the checks below or sees the result.
+        number = self._number(uow.repo, tenant_id, key, lock="update")
         _check_etag(number.etag, given.etag, f"number {key}")
         lifecycle.check_allowed(number.state, target)
         previous, from_state = number.etag, number.state
@@ -385,10 +386,10 @@ class Registry:
             return self._campaign(repo, self._acting_tenant(repo, principal), campaign_id)
 
     @staticmethod
-    def _campaign(repo: Repository, tenant_id: str, campaign_id: str) -> Campaign:
+    def _campaign(repo: Repository, tenant_id: str, campaign_id: str, lock: Lock = None) -> Campaign:
         if not campaign_id:
             raise InvalidArgument.for_field("campaign_id", "required")
-        campaign = repo.get_campaign(tenant_id, campaign_id)
+        campaign = repo.get_campaign(tenant_id, campaign_id, lock=lock)
         if campaign is None:
             raise NotFound(f"campaign {campaign_id!r} not found")
         return campaign
@@ -408,7 +409,7 @@ class Registry:
         paths = checked_paths(FieldMask(paths=list(update.paths)), CAMPAIGN_MUTABLE, prefixes=("policy.",))
         policy_fields = _sub_fields(paths, "policy", policy.FIELDS, aliases={"local_presence.tiers": "local_presence"})
         tenant_id = self._acting_tenant(uow.repo, principal)
-        campaign = self._campaign(uow.repo, tenant_id, given.id)
+        campaign = self._campaign(uow.repo, tenant_id, given.id, lock="update")
         _check_etag(campaign.etag, update.etag, f"campaign {given.id}")
         violations = Violations()
         if "name" in paths:
@@ -434,7 +435,7 @@ class Registry:
 
     def delete_campaign(self, uow: UnitOfWork, principal: Principal, campaign_id: str, etag: str) -> None:
         tenant_id = self._acting_tenant(uow.repo, principal)
-        campaign = self._campaign(uow.repo, tenant_id, campaign_id)
+        campaign = self._campaign(uow.repo, tenant_id, campaign_id, lock="update")
         _check_etag(campaign.etag, etag, f"campaign {campaign_id}")
         members = sorted(uow.repo.campaign_members(tenant_id, campaign_id))
         if not uow.repo.delete_campaign(campaign, campaign.etag):
@@ -445,9 +446,10 @@ class Registry:
     def assign_numbers(self, uow: UnitOfWork, principal: Principal, campaign_id: str,
                        phone_numbers: Sequence[str]) -> Campaign:
         tenant_id = self._acting_tenant(uow.repo, principal)
-        campaign = self._campaign(uow.repo, tenant_id, campaign_id)
+        # The campaign and the numbers stay as read until commit: a concurrent delete or retirement waits.
+        campaign = self._campaign(uow.repo, tenant_id, campaign_id, lock="share")
         wanted = self._phone_list(phone_numbers)
-        found = uow.repo.get_numbers(tenant_id, list(wanted))
+        found = uow.repo.get_numbers(tenant_id, list(wanted), lock="share")
         violations = Violations()
         for phone, at in wanted.items():
             number = found.get(phone)
@@ -468,7 +470,7 @@ class Registry:
                          phone_numbers: Sequence[str]) -> Campaign:
         """Numbers not in the campaign are skipped: the campaign ends without them either way."""
         tenant_id = self._acting_tenant(uow.repo, principal)
-        campaign = self._campaign(uow.repo, tenant_id, campaign_id)
+        campaign = self._campaign(uow.repo, tenant_id, campaign_id, lock="share")
         wanted = self._phone_list(phone_numbers)
         members = uow.repo.campaign_members(tenant_id, campaign_id, list(wanted))
         removed = [p for p in wanted if p in members]

@@ -19,6 +19,39 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    op.create_table('api_keys',
+    sa.Column('id', sa.String(length=40), nullable=False),
+    sa.Column('tenant_id', sa.String(length=64), nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('role', sa.String(length=16), nullable=False),
+    sa.Column('prefix', sa.String(length=16), nullable=False),
+    sa.Column('secret_sha256', sa.String(length=64), nullable=False),
+    sa.Column('create_time', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('revoke_time', sa.DateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('secret_sha256', name='uq_api_keys_secret_sha256')
+    )
+    op.create_index('ix_api_keys_tenant_id', 'api_keys', ['tenant_id', 'id'], unique=False)
+    op.create_table('campaign_numbers',
+    sa.Column('tenant_id', sa.String(length=64), nullable=False),
+    sa.Column('campaign_id', sa.String(length=40), nullable=False),
+    sa.Column('phone_number', sa.String(length=16), nullable=False),
+    sa.PrimaryKeyConstraint('tenant_id', 'campaign_id', 'phone_number', name='pk_campaign_numbers')
+    )
+    op.create_index('ix_campaign_numbers_number', 'campaign_numbers', ['tenant_id', 'phone_number'], unique=False)
+    op.create_table('campaigns',
+    sa.Column('id', sa.String(length=40), nullable=False),
+    sa.Column('tenant_id', sa.String(length=64), nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('description', sa.String(length=2000), nullable=False),
+    sa.Column('policy', sa.Text(), nullable=False),
+    sa.Column('create_time', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('update_time', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('etag', sa.String(length=32), nullable=False),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('tenant_id', 'name', name='uq_campaigns_tenant_name')
+    )
+    op.create_index('ix_campaigns_tenant_id', 'campaigns', ['tenant_id', 'id'], unique=False)
     op.create_table('feed_changes',
     sa.Column('revision', sa.BigInteger(), autoincrement=False, nullable=False),
     sa.Column('tenant_id', sa.String(length=64), nullable=False),
@@ -46,49 +79,26 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('tenant_id', 'request_id')
     )
     op.create_index('ix_idempotency_keys_create_time', 'idempotency_keys', ['create_time'], unique=False)
-    op.create_table('tenants',
-    sa.Column('id', sa.String(length=64), nullable=False),
-    sa.Column('display_name', sa.String(length=200), nullable=False),
-    sa.Column('legal_name', sa.String(length=200), nullable=False),
-    sa.Column('address', sa.String(length=2000), nullable=False),
-    sa.Column('website', sa.String(length=200), nullable=False),
-    sa.Column('call_purpose', sa.String(length=2000), nullable=False),
-    sa.Column('expected_monthly_volume', sa.BigInteger(), nullable=False),
-    sa.Column('contact_email', sa.String(length=200), nullable=False),
-    sa.Column('contact_phone', sa.String(length=16), nullable=False),
-    sa.Column('create_time', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('update_time', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('etag', sa.String(length=32), nullable=False),
+    op.create_table('number_labels',
+    sa.Column('tenant_id', sa.String(length=64), nullable=False),
+    sa.Column('phone_number', sa.String(length=16), nullable=False),
+    sa.Column('key', sa.String(length=63), nullable=False),
+    sa.Column('value', sa.String(length=256), nullable=False),
+    sa.PrimaryKeyConstraint('tenant_id', 'phone_number', 'key', name='pk_number_labels')
+    )
+    op.create_index('ix_number_labels_key_value', 'number_labels', ['tenant_id', 'key', 'value'], unique=False)
+    op.create_table('number_transitions',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('tenant_id', sa.String(length=64), nullable=False),
+    sa.Column('phone_number', sa.String(length=16), nullable=False),
+    sa.Column('from_state', sa.String(length=16), nullable=False),
+    sa.Column('to_state', sa.String(length=16), nullable=False),
+    sa.Column('actor', sa.String(length=200), nullable=False),
+    sa.Column('reason', sa.String(length=1000), nullable=False),
+    sa.Column('transition_time', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
-    op.create_table('api_keys',
-    sa.Column('id', sa.String(length=40), nullable=False),
-    sa.Column('tenant_id', sa.String(length=64), nullable=False),
-    sa.Column('name', sa.String(length=200), nullable=False),
-    sa.Column('role', sa.String(length=16), nullable=False),
-    sa.Column('prefix', sa.String(length=16), nullable=False),
-    sa.Column('secret_sha256', sa.String(length=64), nullable=False),
-    sa.Column('create_time', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('revoke_time', sa.DateTime(timezone=True), nullable=True),
-    sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name='fk_api_keys_tenant'),
-    sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('secret_sha256', name='uq_api_keys_secret_sha256')
-    )
-    op.create_index('ix_api_keys_tenant_id', 'api_keys', ['tenant_id', 'id'], unique=False)
-    op.create_table('campaigns',
-    sa.Column('id', sa.String(length=40), nullable=False),
-    sa.Column('tenant_id', sa.String(length=64), nullable=False),
-    sa.Column('name', sa.String(length=200), nullable=False),
-    sa.Column('description', sa.String(length=2000), nullable=False),
-    sa.Column('policy', sa.Text(), nullable=False),
-    sa.Column('create_time', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('update_time', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('etag', sa.String(length=32), nullable=False),
-    sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name='fk_campaigns_tenant'),
-    sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('tenant_id', 'name', name='uq_campaigns_tenant_name')
-    )
-    op.create_index('ix_campaigns_tenant_id', 'campaigns', ['tenant_id', 'id'], unique=False)
+    op.create_index('ix_number_transitions_number', 'number_transitions', ['tenant_id', 'phone_number', 'transition_time', 'id'], unique=False)
     op.create_table('numbers',
     sa.Column('tenant_id', sa.String(length=64), nullable=False),
     sa.Column('phone_number', sa.String(length=16), nullable=False),
@@ -112,7 +122,6 @@ def upgrade() -> None:
     sa.Column('create_time', sa.DateTime(timezone=True), nullable=False),
     sa.Column('update_time', sa.DateTime(timezone=True), nullable=False),
     sa.Column('etag', sa.String(length=32), nullable=False),
-    sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name='fk_numbers_tenant'),
     sa.PrimaryKeyConstraint('tenant_id', 'phone_number', name='pk_numbers')
     )
     op.create_index('ix_numbers_area_code', 'numbers', ['tenant_id', 'area_code', 'phone_number'], unique=False)
@@ -120,37 +129,21 @@ def upgrade() -> None:
     op.create_index('ix_numbers_region', 'numbers', ['tenant_id', 'region', 'phone_number'], unique=False)
     op.create_index('ix_numbers_state', 'numbers', ['tenant_id', 'state', 'phone_number'], unique=False)
     op.create_index('ix_numbers_update_time', 'numbers', ['tenant_id', 'update_time', 'phone_number'], unique=False)
-    op.create_table('campaign_numbers',
-    sa.Column('tenant_id', sa.String(length=64), nullable=False),
-    sa.Column('campaign_id', sa.String(length=40), nullable=False),
-    sa.Column('phone_number', sa.String(length=16), nullable=False),
-    sa.ForeignKeyConstraint(['campaign_id'], ['campaigns.id'], name='fk_campaign_numbers_campaign'),
-    sa.ForeignKeyConstraint(['tenant_id', 'phone_number'], ['numbers.tenant_id', 'numbers.phone_number'], name='fk_campaign_numbers_number'),
-    sa.PrimaryKeyConstraint('tenant_id', 'campaign_id', 'phone_number', name='pk_campaign_numbers')
-    )
-    op.create_index('ix_campaign_numbers_number', 'campaign_numbers', ['tenant_id', 'phone_number'], unique=False)
-    op.create_table('number_labels',
-    sa.Column('tenant_id', sa.String(length=64), nullable=False),
-    sa.Column('phone_number', sa.String(length=16), nullable=False),
-    sa.Column('key', sa.String(length=63), nullable=False),
-    sa.Column('value', sa.String(length=256), nullable=False),
-    sa.ForeignKeyConstraint(['tenant_id', 'phone_number'], ['numbers.tenant_id', 'numbers.phone_number'], name='fk_number_labels_number'),
-    sa.PrimaryKeyConstraint('tenant_id', 'phone_number', 'key', name='pk_number_labels')
-    )
-    op.create_index('ix_number_labels_key_value', 'number_labels', ['tenant_id', 'key', 'value'], unique=False)
-    op.create_table('number_transitions',
-    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
-    sa.Column('tenant_id', sa.String(length=64), nullable=False),
-    sa.Column('phone_number', sa.String(length=16), nullable=False),
-    sa.Column('from_state', sa.String(length=16), nullable=False),
-    sa.Column('to_state', sa.String(length=16), nullable=False),
-    sa.Column('actor', sa.String(length=200), nullable=False),
-    sa.Column('reason', sa.String(length=1000), nullable=False),
-    sa.Column('transition_time', sa.DateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['tenant_id', 'phone_number'], ['numbers.tenant_id', 'numbers.phone_number'], name='fk_number_transitions_number'),
+    op.create_table('tenants',
+    sa.Column('id', sa.String(length=64), nullable=False),
+    sa.Column('display_name', sa.String(length=200), nullable=False),
+    sa.Column('legal_name', sa.String(length=200), nullable=False),
+    sa.Column('address', sa.String(length=2000), nullable=False),
+    sa.Column('website', sa.String(length=200), nullable=False),
+    sa.Column('call_purpose', sa.String(length=2000), nullable=False),
+    sa.Column('expected_monthly_volume', sa.BigInteger(), nullable=False),
+    sa.Column('contact_email', sa.String(length=200), nullable=False),
+    sa.Column('contact_phone', sa.String(length=16), nullable=False),
+    sa.Column('create_time', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('update_time', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('etag', sa.String(length=32), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
-    op.create_index('ix_number_transitions_number', 'number_transitions', ['tenant_id', 'phone_number', 'transition_time', 'id'], unique=False)
 
     op.bulk_insert(sa.table("feed_head", sa.column("id", sa.Integer()), sa.column("revision", sa.BigInteger()),
                             sa.column("compacted_through", sa.BigInteger())),
@@ -158,25 +151,25 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_index('ix_number_transitions_number', table_name='number_transitions')
-    op.drop_table('number_transitions')
-    op.drop_index('ix_number_labels_key_value', table_name='number_labels')
-    op.drop_table('number_labels')
-    op.drop_index('ix_campaign_numbers_number', table_name='campaign_numbers')
-    op.drop_table('campaign_numbers')
+    op.drop_table('tenants')
     op.drop_index('ix_numbers_update_time', table_name='numbers')
     op.drop_index('ix_numbers_state', table_name='numbers')
     op.drop_index('ix_numbers_region', table_name='numbers')
     op.drop_index('ix_numbers_create_time', table_name='numbers')
     op.drop_index('ix_numbers_area_code', table_name='numbers')
     op.drop_table('numbers')
-    op.drop_index('ix_campaigns_tenant_id', table_name='campaigns')
-    op.drop_table('campaigns')
-    op.drop_index('ix_api_keys_tenant_id', table_name='api_keys')
-    op.drop_table('api_keys')
-    op.drop_table('tenants')
+    op.drop_index('ix_number_transitions_number', table_name='number_transitions')
+    op.drop_table('number_transitions')
+    op.drop_index('ix_number_labels_key_value', table_name='number_labels')
+    op.drop_table('number_labels')
     op.drop_index('ix_idempotency_keys_create_time', table_name='idempotency_keys')
     op.drop_table('idempotency_keys')
     op.drop_table('feed_head')
     op.drop_index('ix_feed_changes_tenant_revision', table_name='feed_changes')
     op.drop_table('feed_changes')
+    op.drop_index('ix_campaigns_tenant_id', table_name='campaigns')
+    op.drop_table('campaigns')
+    op.drop_index('ix_campaign_numbers_number', table_name='campaign_numbers')
+    op.drop_table('campaign_numbers')
+    op.drop_index('ix_api_keys_tenant_id', table_name='api_keys')
+    op.drop_table('api_keys')
