@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import datetime as dt
 import socket
 import threading
-from collections.abc import Callable, Iterator
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from nhm_sdk import Client, ClientConfig, RetryPolicy
+from nhm_platform.clock import FakeClock
+from nhm_sdk import Client, ClientConfig, NotFoundError, RetryPolicy, UnauthenticatedError
 from nhm_testing.keys import ADMIN_KEY, TENANT_A_KEY
-from nhm_testing.services import ServiceHandle
+from nhm_testing.services import ServiceHandle, running_service
 
 
 @pytest.fixture
@@ -67,6 +73,7 @@ class FaultProxy:
         self._lock = threading.Lock()
         self._armed = 0
         self.kills = 0
+        self.response_headers = 0  # HEADERS frames the server sent through this proxy
         self._sockets: list[socket.socket] = []
         self._stopped = False
         threading.Thread(target=self._accept, daemon=True).start()
@@ -113,6 +120,8 @@ class FaultProxy:
                     frame, buffer = buffer[:9 + length], buffer[9 + length:]
                     frame_type, stream_id = frame[3], int.from_bytes(frame[5:9], "big") & 0x7FFFFFFF
                     with self._lock:
+                        if frame_type == 0x1 and stream_id != 0:
+                            self.response_headers += 1
                         drop = frame_type == 0x1 and stream_id != 0 and self._armed > 0
                         if drop:
                             self._armed -= 1
@@ -184,3 +193,114 @@ def blackhole() -> Iterator[int]:
     listener.close()
     for conn in held:
         conn.close()
+
+
+NOON_PT = dt.datetime(2026, 1, 6, 20, 0, tzinfo=dt.UTC)  # 12:00 in San Francisco, 15:00 in New York
+
+
+@dataclass
+class Platform:
+    """Every service, started for one test, wired as `make run` wires them; and an SDK client for them."""
+
+    registry: ServiceHandle
+    scoring: ServiceHandle
+    allocation: ServiceHandle
+    remediation: ServiceHandle
+    client: Client
+    clock: Any
+    admin: Client | None = None
+    tenant: str = ""
+
+    def targets(self) -> dict[str, str]:
+        return {"registry_target": self.registry.address, "scoring_target": self.scoring.address,
+                "allocation_target": self.allocation.address, "remediation_target": self.remediation.address}
+
+    def wait_until(self, condition: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            value = condition()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}")
+            time.sleep(0.05)
+
+    def campaign_with_numbers(self, numbers: Sequence[str], **policy: Any) -> str:
+        """A campaign with these numbers, once allocation knows them all."""
+        campaign = self.client.create_campaign(f"campaign {uuid.uuid4().hex[:6]}",
+                                               policy={"sticky_caller_id": False, **policy})
+        self.client.import_numbers(numbers, campaign_ids=[campaign.id])
+
+        def known() -> bool:
+            try:
+                usage = self.client.get_campaign_usage(campaign.id)
+            except NotFoundError:  # allocation has not seen the campaign yet
+                return False
+            return len(usage.numbers) == len(numbers)
+
+        self.wait_until(known, "allocation to learn the campaign's numbers")
+        return campaign.id
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def shared_platform(request: pytest.FixtureRequest, sqlite_provisioner: Any,
+                    postgres_provisioner: Any) -> Iterator[Platform]:
+    """Every service, started once per test module and backend. Tests share it but not their data: each gets
+    its own tenant (see ``platform``)."""
+    from nhm_allocation.app import SPEC as ALLOCATION
+    from nhm_registry.app import SPEC as REGISTRY
+    from nhm_remediation.app import SPEC as REMEDIATION
+    from nhm_scoring.app import SPEC as SCORING
+
+    if request.param == "postgresql" and postgres_provisioner is None:
+        pytest.skip("PostgreSQL run needs NHM_TEST_POSTGRES_URL (a postgresql+psycopg:// URL); CI sets it")
+    provisioner = sqlite_provisioner if request.param == "sqlite" else postgres_provisioner
+    clock = FakeClock()
+    clock.set(NOON_PT)
+    fast = {"watch_poll_interval": 0.05, "watch_heartbeat_interval": 0.5}
+    with contextlib.ExitStack() as stack:
+        def start(spec: Any, **overrides: Any) -> ServiceHandle:
+            return stack.enter_context(running_service(spec, provisioner.fresh(spec), clock, **overrides))
+
+        registry = start(REGISTRY, **fast)
+        scoring = start(SCORING, registry_target=registry.address, **fast)
+        allocation = start(ALLOCATION, registry_target=registry.address, scoring_target=scoring.address)
+        remediation = start(REMEDIATION, registry_target=registry.address, scoring_target=scoring.address,
+                            allocation_target=allocation.address, scheduler_interval=0.05, **fast)
+        platform = Platform(registry, scoring, allocation, remediation, None, clock)  # type: ignore[arg-type]
+        admin = Client(ClientConfig(api_key=ADMIN_KEY, **platform.targets()))
+        platform.admin = admin
+        yield platform
+        admin.close()
+
+
+@pytest.fixture
+def platform(shared_platform: Platform, make_client: Callable[..., Client]) -> Platform:
+    """The shared platform with a tenant of this test's own and a client holding that tenant's new API key
+    (created through the registry and replicated to every service, as in production)."""
+    tenant = f"t-{uuid.uuid4().hex[:12]}"
+    admin = shared_platform.admin
+    admin.create_tenant(tenant, display_name="Test tenant",
+                        business_profile={"legal_name": "Acme Outbound LLC", "website": "https://acme.example",
+                                          "call_purpose": "B2B software sales follow-up"})
+    secret = admin.create_api_key("tests", tenant_id=tenant).secret
+    client = make_client(api_key=secret, **shared_platform.targets())
+    mine = dataclasses.replace(shared_platform, client=client, tenant=tenant)
+
+    started = time.monotonic()
+    seen: dict[str, float] = {}
+
+    def key_replicated() -> bool:
+        for name, call in (("scoring", client.get_scoring_policy), ("allocation", client.get_replication_status),
+                           ("remediation", client.get_remediation_policy)):
+            if name in seen:
+                continue
+            try:
+                call()
+            except UnauthenticatedError:
+                continue
+            seen[name] = time.monotonic() - started
+        return len(seen) == 3
+
+    mine.wait_until(key_replicated, "the new key to reach every service", timeout=60)
+    return mine

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
 from nhm.type.v1 import types_pb2 as types
-from nhm_sdk import AlreadyExistsError, AsyncClient, ClientConfig, InvalidArgumentError, NotFoundError
+from nhm_sdk import (
+    AlreadyExistsError,
+    AsyncClient,
+    ClientConfig,
+    InvalidArgumentError,
+    NotFoundError,
+    NothingEligibleError,
+)
 from nhm_testing.keys import TENANT_A_KEY
 from nhm_testing.services import ServiceHandle
 
@@ -66,3 +74,48 @@ def test_async_watch_stream_and_cancel(registry: ServiceHandle) -> None:
             assert [c async for c in stream] == []  # a cancelled stream just ends
 
     asyncio.run(scenario())
+
+
+def test_async_dialer_flow_against_the_platform(platform: Any) -> None:
+    sf = [f"+1415867{i:04d}" for i in range(4100, 4103)]
+    campaign = platform.campaign_with_numbers(sf)
+    now = platform.clock.now()
+
+    async def scenario() -> None:
+        async with AsyncClient(ClientConfig(api_key=platform.client.config.api_key, **platform.targets())) as nhm:
+            async with await nhm.call(campaign, "+12127364100") as call:
+                assert call.caller_id in sf and not call.fallback
+                assert call.report(answered=False, sip_code=608, start_time=now)
+            async with await nhm.call(campaign, "+12127364101") as unplaced:
+                pass
+            assert unplaced.released
+            assert await nhm.outcomes.flush(10)
+            assert nhm.outcomes.stats.accepted == 1
+
+            activity = await nhm.call_activity(call.caller_id, days=1)
+            assert activity.days[-1].blocked_calls == 1
+            usage = await nhm.get_campaign_usage(campaign)
+            assert usage.calls_today == 1
+            with pytest.raises(NothingEligibleError) as caught:
+                await _exhaust(nhm, campaign)
+            assert caught.value.exclusions.get("DAILY_CAP")
+            summary = await nhm.report_reputation_observations(
+                [{"phone_number": sf[0], "source": "HIYA", "label": "SPAM", "observe_time": now}])
+            assert summary.accepted == 1
+            health = [h.phone_number async for h in nhm.list_health(statuses="FLAGGED", page_size=1)]
+            assert health == [sf[0]]
+
+    asyncio.run(scenario())
+
+
+async def _exhaust(nhm: AsyncClient, campaign: str) -> None:
+    """Allocate until the caps refuse: a daily cap of 1 per number, so at most 3 calls."""
+    await nhm.update_campaign(campaign, policy={"daily_cap_per_number": 1})
+    for i in range(20):
+        try:
+            await nhm.allocate_number(campaign, f"+1212736{4200 + i:04d}", destination_carrier="VERIZON")
+        except NothingEligibleError as exc:
+            if "DAILY_CAP" in exc.exclusions:
+                raise
+            # NOT_FOUND-free but the cap change has not reached allocation yet: keep calling
+    raise AssertionError("the daily cap never refused")

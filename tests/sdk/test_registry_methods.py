@@ -191,18 +191,21 @@ def test_another_tenants_number_does_not_exist(client: Client, registry: Service
 def test_watch_changes_streams_a_snapshot_then_live_changes(client: Client) -> None:
     client.create_number(SF[18])
     seen: list[reg.WatchChangesResponse] = []
-    got_live = threading.Event()
+    snapshot_done, got_live = threading.Event(), threading.Event()
     with client.watch_changes(snapshot=True) as stream:
         def read() -> None:
             for change in stream:
                 seen.append(change)
+                if change.heartbeat:
+                    snapshot_done.set()  # the heartbeat after the snapshot: live changes follow
                 if change.WhichOneof("resource") == "number" and change.number.phone_number == SF[19]:
                     got_live.set()
                     return
         reader = threading.Thread(target=read)
         reader.start()
+        assert snapshot_done.wait(20)
         client.create_number(SF[19])
-        assert got_live.wait(10), seen
+        assert got_live.wait(20), seen
         reader.join(5)
     snapshot = [c for c in seen if c.revision == 0 and not c.heartbeat]
     assert any(c.number.phone_number == SF[18] for c in snapshot)

@@ -82,3 +82,21 @@ def test_service_config_retries_unavailable_only_and_never_streams_or_deletes() 
     with pytest.raises(ValueError, match="between 1"):
         RetryPolicy(max_attempts=6)
     assert "retryPolicy" not in json.dumps(service_config(ClientConfig(target="x", retry=RetryPolicy.disabled())))
+
+
+def test_round_robin_spreads_calls_over_every_address(
+        registry: ServiceHandle, make_client: Callable[..., Client],
+        fault_proxy: Callable[[ServiceHandle], Any]) -> None:
+    first, second = fault_proxy(registry), fault_proxy(registry)
+    both = f"ipv4:127.0.0.1:{first.port},127.0.0.1:{second.port}"  # what dns:/// gives for a name with two
+    spread = make_client(registry_target=both)
+    for _ in range(10):
+        spread.get_tenant()
+    assert first.response_headers > 0 and second.response_headers > 0
+
+    one, other = fault_proxy(registry), fault_proxy(registry)
+    pinned = make_client(registry_target=f"ipv4:127.0.0.1:{one.port},127.0.0.1:{other.port}",
+                         load_balancing="pick_first")
+    for _ in range(10):
+        pinned.get_tenant()
+    assert (one.response_headers == 0) != (other.response_headers == 0)

@@ -226,18 +226,17 @@ class Client:
     def get_campaign_usage(self, campaign_id: str, *, page_size: int = 0, timeout: Timeout = None,
                            metadata: Metadata | None = None) -> alloc.GetCampaignUsageResponse:
         """Today's usage of a campaign: totals and every number (all pages, merged into one response)."""
-        merged = alloc.GetCampaignUsageResponse()
+        numbers: list[alloc.NumberUsage] = []
         token = ""
         while True:
             request = alloc.GetCampaignUsageRequest(campaign_id=campaign_id, page_size=page_size, page_token=token)
             page = self._unary("allocation", self._allocation.GetCampaignUsage, request, timeout, metadata)
-            numbers = list(merged.numbers)
-            merged.CopyFrom(page)
-            merged.numbers[:0] = numbers
+            numbers.extend(page.numbers)
             token = page.next_page_token
             if not token:
-                merged.next_page_token = ""
-                return merged
+                del page.numbers[:]
+                page.numbers.extend(numbers)
+                return page
 
     def get_capacity_plan(self, campaign_id: str, *, expected_daily_calls: int = 0,
                           resting_buffer: float | None = None, timeout: Timeout = None,

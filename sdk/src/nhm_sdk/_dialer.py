@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 from nhm.allocation.v1 import allocation_pb2 as alloc
 from nhm.scoring.v1 import scoring_pb2 as sco
 from nhm_sdk import _requests as rq
-from nhm_sdk._convert import DurationLike, TimestampLike, enum_number, to_duration, to_timestamp
+from nhm_sdk._convert import DurationLike, TimestampLike, enum_number, from_timestamp, to_duration, to_timestamp
 from nhm_sdk._errors import DeadlineExceededError, NhmError, UnavailableError
 
 if TYPE_CHECKING:
@@ -83,7 +83,9 @@ class _CallBase:
         self.fallback_error = fallback_error
         self.call_id = response.call_id if response is not None else rq.new_id()
         self.caller_id = response.caller_id if response is not None else (fallback_caller_id or "")
-        self.start_time = dt.datetime.now(dt.UTC)
+        # The server's time of the allocation (so outcome times agree with the platform's clock), else ours.
+        allocated = from_timestamp(response.allocate_time) if response is not None else None
+        self.start_time = allocated or dt.datetime.now(dt.UTC)
         self.reported = False
         self.is_placed = False
         self.released = False

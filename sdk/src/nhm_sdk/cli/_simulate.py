@@ -22,7 +22,13 @@ from typing import Any
 
 from nhm.type.v1 import types_pb2 as types
 from nhm_sdk._client import Client
-from nhm_sdk._errors import AlreadyExistsError, CallingRestrictedError, NhmError, NothingEligibleError
+from nhm_sdk._errors import (
+    AlreadyExistsError,
+    CallingRestrictedError,
+    NhmError,
+    NotFoundError,
+    NothingEligibleError,
+)
 from nhm_sdk.cli._context import Context, Subparsers, command
 from nhm_sdk.cli._output import enum_name, table
 
@@ -68,6 +74,8 @@ class Simulation:
         self.pool: list[str] = []
         self.bad: set[str] = set()
         self._observed: set[str] = set()
+        # The platform's clock, as allocation reports it: event times follow it, not this machine's.
+        self.server_now: dt.datetime | None = None
 
     def log(self, text: str) -> None:
         if not self.options.quiet:
@@ -97,8 +105,21 @@ class Simulation:
         else:
             raise RuntimeError("could not find unused numbers for the pool")
         self.bad = set(self.random.sample(self.pool, bad))
+        self._wait_for_allocation()
         self.log(f"campaign {campaign.id}: {len(self.pool)} numbers, {len(self.bad)} of them will misbehave: "
                  + ", ".join(sorted(self.bad)))
+
+    def _wait_for_allocation(self) -> None:
+        """Allocation learns numbers from the registry's feed: start dialling once it knows the whole pool."""
+        deadline = time.monotonic() + self.options.settle
+        while time.monotonic() < deadline:
+            try:
+                if len(self.client.get_campaign_usage(self.campaign_id).numbers) >= len(self.pool):
+                    return
+            except NotFoundError:
+                pass  # the campaign has not reached allocation yet
+            time.sleep(0.2)
+        self.context.warn("allocation does not know the pool yet (is it following the registry?); dialling anyway")
 
     def _pool_candidates(self, size: int) -> list[str]:
         numbers: set[str] = set()
@@ -121,6 +142,7 @@ class Simulation:
         try:
             with self.client.call(self.campaign_id, prospect) as call:
                 caller_id = call.caller_id
+                self.server_now = call.start_time
                 answered, seconds, sip = self._ring(caller_id in self.bad)
                 call.report(answered=answered, talk_duration=seconds if answered else None, sip_code=sip)
         except NothingEligibleError:
@@ -159,7 +181,7 @@ class Simulation:
 
     def _bad_number_signals(self, number: str, prospect: str, count: int) -> None:
         """What the outside world says about a bad number: complaints, and labels from reputation feeds."""
-        now = dt.datetime.now(dt.UTC)
+        now = self.server_now or dt.datetime.now(dt.UTC)
         if count % 4 == 0:
             self.client.report_complaints([{"phone_number": number, "remote_number": prospect, "report_time": now,
                                             "source": "simulated prospect", "detail": "robocall, hung up"}])
@@ -219,11 +241,11 @@ class Simulation:
         rows = []
         for number in sorted(self.pool, key=lambda n: (n not in self.bad, n)):
             status = enum_name(health[number], "status") if number in health else "?"
-            rows.append([number, "bad" if number in self.bad else "", self.tally.calls[number],
+            rows.append([number, "bad" if number in self.bad else "good", self.tally.calls[number],
                          self.tally.after[number], status, enum_name(numbers[number], "state"),
                          cases.get(number, "")])
         self.context.say("")
-        table(rows, ["NUMBER", "", "CALLS", "CALLS AFTER", "HEALTH", "STATE", "CASE"], self.context.out)
+        table(rows, ["NUMBER", "ROLE", "CALLS", "CALLS AFTER", "HEALTH", "STATE", "CASE"], self.context.out)
         quarantined = [n for n in self.bad if numbers[n].state in BAD_STATES]
         used_after = sum(self.tally.after[n] for n in self.bad)
         carried = sum(self.tally.after.values())
