@@ -110,3 +110,35 @@ def test_capacity_plan_per_area_code(allocation, clock):
         allocation.stub.GetCapacityPlan(pb.GetCapacityPlanRequest(campaign_id="c1", expected_daily_calls=-1),
                                         metadata=A)
     assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_upkeep_forgets_call_ids_ledger_rows_and_prospects_after_their_retention(allocation, clock):
+    from sqlalchemy import func, select
+
+    from nhm_allocation.housekeeping import Housekeeper
+    from nhm_allocation.models import allocations, idempotency, prospects
+    from nhm_platform.db import Database
+
+    allocation.upstream.campaign("c1")
+    allocation.upstream.number(SF1)
+    allocation.sync()
+    allocation.allocate(SF_PROSPECTS[0], "call-1")
+    db = Database(allocation.handle.settings.database_url)
+    keeper = Housekeeper(db, clock, call_id_retention=timedelta(days=7), ledger_retention=timedelta(days=35),
+                         prospect_retention=timedelta(days=90), interval=0)
+
+    def counts() -> tuple[int, int, int]:
+        with db.read() as session:
+            return tuple(session.execute(select(func.count()).select_from(t)).scalar() for t in (
+                idempotency.table, allocations, prospects))
+
+    try:
+        assert keeper.run_once().call_ids == 0 and counts() == (1, 1, 1)
+        clock.advance(timedelta(days=8))
+        assert keeper.run_once().call_ids == 1 and counts() == (0, 1, 1)
+        clock.advance(timedelta(days=28))
+        assert keeper.run_once().ledger_rows == 1 and counts() == (0, 0, 1)
+        clock.advance(timedelta(days=55))
+        assert keeper.run_once().prospects == 1 and counts() == (0, 0, 0)
+    finally:
+        db.dispose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import MetaData
@@ -9,6 +10,7 @@ from sqlalchemy import MetaData
 from nhm.allocation.v1 import allocation_pb2, allocation_pb2_grpc
 from nhm_allocation.allocator import Allocator
 from nhm_allocation.eligibility_replica import EligibilityReplica
+from nhm_allocation.housekeeping import Housekeeper
 from nhm_allocation.replication import Replication
 from nhm_allocation.reports import Reports
 from nhm_allocation.servicer import AllocationServiceServicer
@@ -34,8 +36,12 @@ def build(context: ServiceContext[AllocationSettings]) -> BuiltService:
         service_names=[allocation_pb2.DESCRIPTOR.services_by_name["AllocationService"].full_name],
         add_to_server=lambda server: allocation_pb2_grpc.add_AllocationServiceServicer_to_server(servicer, server),
     )
-    registration.on_stop.append(replication.stop)
-    return BuiltService(registration, key_resolvers=[keys], on_start=[replication.start])
+    housekeeper = Housekeeper(context.db, context.clock, interval=settings.housekeeping_interval,
+                              call_id_retention=timedelta(seconds=settings.call_id_retention),
+                              ledger_retention=timedelta(seconds=settings.ledger_retention),
+                              prospect_retention=timedelta(seconds=settings.prospect_retention))
+    registration.on_stop.extend([replication.stop, housekeeper.stop])
+    return BuiltService(registration, key_resolvers=[keys], on_start=[replication.start, housekeeper.start])
 
 
 SPEC = ServiceSpec(

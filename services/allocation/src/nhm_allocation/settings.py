@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from nhm_platform.settings import ServerSettings
 
+DAY = 86_400.0
+
 
 @dataclass(frozen=True)
 class AllocationSettings(ServerSettings):
@@ -17,3 +19,11 @@ class AllocationSettings(ServerSettings):
     # Candidates read per index walk step of AllocateNumber (one statement per window). Larger windows cost
     # more per call; smaller ones cost a statement more when the least used numbers are passed over.
     candidate_window: int = 16
+    # Seconds between upkeep passes (forgetting old call ids, ledger rows and prospects); 0 turns upkeep off.
+    housekeeping_interval: float = 3600.0
+    # How long a call id's answer is kept for retries.
+    call_id_retention: float = 7 * DAY
+    # How long allocations stay in the ledger (per-prospect limits and capacity plans look back 7 days).
+    ledger_retention: float = 35 * DAY
+    # How long a prospect's sticky caller ID is remembered after its last call (beyond any campaign's TTL).
+    prospect_retention: float = 90 * DAY
