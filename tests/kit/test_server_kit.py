@@ -131,6 +131,23 @@ def test_stop_turns_health_not_serving():
     running.stop(0)
 
 
+def test_a_service_can_publish_its_own_health_entries():
+    def publish(health_servicer):
+        health_servicer.set("probe.replication", health_pb2.HealthCheckResponse.NOT_SERVING)
+
+    registration = ServiceRegistration([SERVICE_NAME], lambda s: None, on_serving=[publish])
+    running, port = create_server(ServerSettings(port=0), "probe", registration, StaticKeyResolver())
+    try:
+        with grpc.insecure_channel(f"localhost:{port}") as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            detail = stub.Check(health_pb2.HealthCheckRequest(service="probe.replication"))
+            overall = stub.Check(health_pb2.HealthCheckRequest())
+        assert detail.status == health_pb2.HealthCheckResponse.NOT_SERVING
+        assert overall.status == health_pb2.HealthCheckResponse.SERVING
+    finally:
+        running.stop(0)
+
+
 def test_service_key_acts_for_the_tenant_named_in_metadata():
     from nhm_platform.auth import current_principal
 

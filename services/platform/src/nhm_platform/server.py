@@ -28,6 +28,9 @@ class ServiceRegistration:
     service_names: Sequence[str]
     add_to_server: Callable[[grpc.Server], None]
     on_stop: list[Callable[[], None]] = field(default_factory=list)
+    # Called with the server's health servicer once it serves: a service may publish more health entries
+    # (e.g. "<service>.replication") and keep them current. Entries set after shutdown began are ignored.
+    on_serving: list[Callable[[health.HealthServicer], None]] = field(default_factory=list)
 
 
 @dataclass
@@ -73,6 +76,8 @@ def create_server(settings: ServerSettings, service: str, registration: ServiceR
     server.start()
     for name in [*names, ""]:
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    for hook in registration.on_serving:
+        hook(health_servicer)
     return RunningServer(server, port, health_servicer, registration), port
 
 
