@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import grpc
 import pytest
 from allocation.support import CREATED, Allocation
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from nhm.allocation.v1 import allocation_pb2 as pb
 from nhm.registry.v1 import registry_pb2
@@ -84,14 +85,24 @@ def test_a_restart_resumes_from_the_stored_cursors_and_keeps_usage(allocation, s
         restarted.channel.close()
 
 
-def test_allocation_keeps_serving_while_an_upstream_is_down_and_says_how_stale(allocation, clock):
+def health(allocation, entry: str) -> int:
+    return health_pb2_grpc.HealthStub(allocation.channel).Check(health_pb2.HealthCheckRequest(service=entry)).status
+
+
+def test_allocation_keeps_serving_while_an_upstream_is_down_and_says_how_stale(start_service, upstream, clock):
+    allocation = Allocation(start_service(SPEC, registry_target=upstream.address, scoring_target=upstream.address,
+                                          replication_health_interval=0.05, replication_stale_after=60.0), upstream)
     up = allocation.upstream
     up.campaign("c1")
     up.number(SF1)
     allocation.sync()
+    serving, not_serving = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
+    wait_for(lambda: health(allocation, "allocation.replication") == serving, "the replica to be reported current")
     up.stop()
     wait_for(lambda: not feeds(allocation)["registry"].connected, "the follower to notice")
     clock.advance(timedelta(minutes=2))
+    wait_for(lambda: health(allocation, "allocation.replication") == not_serving, "the replica to be reported stale")
+    assert health(allocation, "") == serving  # the service itself keeps serving
     answer = allocation.allocate(PROSPECTS[0], "call-1")
     assert answer.caller_id == SF1
     assert answer.eligibility_staleness.ToTimedelta() >= timedelta(minutes=2)
@@ -102,6 +113,8 @@ def test_allocation_keeps_serving_while_an_upstream_is_down_and_says_how_stale(a
     wait_for(lambda: feeds(allocation)["registry"].revision == up.registry.head, "the follower to reconnect")
     assert feeds(allocation)["registry"].connected
     assert allocation.refuse(PROSPECTS[1], "call-2").code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+    wait_for(lambda: health(allocation, "allocation.replication") == serving, "the replica to be current again")
+    allocation.channel.close()
 
 
 def test_a_cursor_beyond_retention_resyncs_from_a_snapshot(allocation):

@@ -41,6 +41,9 @@ def build(context: ServiceContext[AllocationSettings]) -> BuiltService:
                               ledger_retention=timedelta(seconds=settings.ledger_retention),
                               prospect_retention=timedelta(seconds=settings.prospect_retention))
     registration.on_stop.extend([replication.stop, housekeeper.stop])
+    registration.on_serving.append(lambda health_servicer: replication.publish_health(
+        health_servicer, stale_after=timedelta(seconds=settings.replication_stale_after),
+        interval=settings.replication_health_interval))
     return BuiltService(registration, key_resolvers=[keys], on_start=[replication.start, housekeeper.start])
 
 

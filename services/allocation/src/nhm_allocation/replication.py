@@ -8,12 +8,14 @@ cursor was last written).
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import grpc
 import structlog
+from grpc_health.v1 import health, health_pb2
 from sqlalchemy import select
 
 from nhm.registry.v1 import registry_pb2, registry_pb2_grpc
@@ -30,6 +32,9 @@ from nhm_platform.settings import ServerSettings
 
 _log = structlog.get_logger("nhm.allocation.replication")
 UPSTREAMS = ("registry", "scoring")
+# The gRPC health entry that says whether the eligibility replica is current (the service itself keeps serving
+# from what it last knew either way).
+HEALTH_ENTRY = "allocation.replication"
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,8 @@ class Replication:
                 open_stream=open_scoring, apply_change=replica.apply_scoring, reset=replica.reset_scoring,
                 after_batch=replica.after_batch)
         self._stored: dict[str, tuple[int, datetime | None]] = {}
+        self._stop = threading.Event()
+        self._reporter: threading.Thread | None = None
 
     def _channel(self, target: str) -> grpc.Channel:
         channel = upstream_channel(target, self._settings)
@@ -86,6 +93,9 @@ class Replication:
             follower.start()
 
     def stop(self) -> None:
+        self._stop.set()
+        if self._reporter is not None:
+            self._reporter.join(5)
         for follower in self._followers.values():
             follower.stop()
         for channel in self._channels:
@@ -132,3 +142,26 @@ class Replication:
             age = max(now - last_sync, timedelta(0))
             worst = age if worst is None or age > worst else worst
         return worst
+
+    def current(self, stale_after: timedelta) -> bool:
+        """Whether every followed upstream was current within stale_after (unknown counts as stale)."""
+        now = self._clock.now()
+        for upstream, follower in self._followers.items():
+            last_sync = follower.status().last_sync_time or self._stored.get(upstream, (0, None))[1]
+            if last_sync is None or now - last_sync > stale_after:
+                return False
+        return True
+
+    def publish_health(self, health_servicer: health.HealthServicer, *, stale_after: timedelta,
+                       interval: float) -> None:
+        """Keep the HEALTH_ENTRY health entry SERVING while the replica is current, NOT_SERVING when stale."""
+
+        def report() -> None:
+            while True:
+                status = health_pb2.HealthCheckResponse
+                health_servicer.set(HEALTH_ENTRY, status.SERVING if self.current(stale_after) else status.NOT_SERVING)
+                if self._stop.wait(interval):
+                    return
+
+        self._reporter = threading.Thread(target=report, name="allocation-replication-health", daemon=True)
+        self._reporter.start()

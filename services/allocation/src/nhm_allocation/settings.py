@@ -27,3 +27,8 @@ class AllocationSettings(ServerSettings):
     ledger_retention: float = 35 * DAY
     # How long a prospect's sticky caller ID is remembered after its last call (beyond any campaign's TTL).
     prospect_retention: float = 90 * DAY
+    # Seconds after which the eligibility replica counts as stale: the health entry "allocation.replication"
+    # turns NOT_SERVING (the service keeps allocating from what it last knew).
+    replication_stale_after: float = 60.0
+    # Seconds between updates of that health entry.
+    replication_health_interval: float = 2.0
