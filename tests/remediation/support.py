@@ -439,7 +439,7 @@ class SmtpServer:
 
 # --- Helpers for talking to the remediation service ---------------------------------------------------------------
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, interval: float = 0.02, what: str = "") -> Any:
+def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.02, what: str = "") -> Any:
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
@@ -469,7 +469,7 @@ class Remediation:
         return found[0] if found else None
 
     def wait_case(self, phone: str, predicate: Callable[[rpb.Case], bool], what: str = "",
-                  timeout: float = 15.0) -> rpb.Case:
+                  timeout: float = 30.0) -> rpb.Case:
         seen: list[rpb.Case | None] = [None]
 
         def check() -> rpb.Case | None:
@@ -513,7 +513,7 @@ def sync_registry(handle: Any, registry: FakeRegistry) -> None:
 
 
 def wait_event(api: Remediation, case_id: str, predicate: Callable[[rpb.CaseEvent], bool], what: str = "",
-               timeout: float = 15.0) -> rpb.CaseEvent:
+               timeout: float = 30.0) -> rpb.CaseEvent:
     """Wait until the case's audit trail has an event matching predicate (e.g. the service saw a health change)."""
     def check() -> rpb.CaseEvent | None:
         return next((e for e in api.events(case_id) if predicate(e)), None)

@@ -209,18 +209,25 @@ def test_overdue_tasks_and_a_short_pool_raise_alerts_once(remediation, upstreams
         receiver.close()
 
 
-def test_weekly_digest_carries_the_scoring_report(remediation, upstreams, clock):
+def test_weekly_digest_carries_the_scoring_report_and_the_week_of_remediation(remediation, upstreams, clock):
     receiver = WebhookReceiver(fail_first=False)
     try:
+        upstreams.registry.add_number(TENANT_A, P1, campaigns=("cmp-solo",))
         handle = remediation()
         with handle.channel() as channel:
             api = Remediation(channel, TENANT_A_KEY)
             subscribe(api, receiver.url, rpb.ALERT_KIND_WEEKLY_DIGEST)
+            upstreams.scoring.set_health(TENANT_A, P1, {HIYA: "spam"})
+            api.wait_case(P1, lambda c: c.stage == rpb.CASE_STAGE_RESTING, "resting")
             clock.advance(timedelta(days=7, minutes=1))
             [digest] = wait_for(receiver.bodies, what="digest")
             assert digest["kind"] == "WEEKLY_DIGEST"
             assert digest["details"]["report"]["outboundCalls"] == "1234"
             assert digest["summary"].endswith("8 healthy, 1 at risk, 1 flagged, 0 blocked")
+            week = digest["details"]["remediation"]
+            assert week["open_cases"] == {"RESTING": 1} and week["opened"] == 1 and week["closed"] == {}
+            # The pool guard's alert is in the weekly digest too.
+            assert [a["campaign_id"] for a in week["pool_alerts"]] == ["cmp-solo"]
             assert upstreams.scoring.metadata[-1]["x-nhm-tenant-id"] == TENANT_A
             clock.advance(timedelta(days=1))
             wait_for(lambda: deliveries(api, states=[rpb.DELIVERY_STATE_DELIVERED]), what="logged")

@@ -357,14 +357,14 @@ def test_keys_replicated_from_the_registry_authenticate_and_read_only_keys_canno
         reader = Remediation(channel, "nhm_ro_secret_0123456789")
         writer = Remediation(channel, "nhm_rw_secret_0123456789")
 
-        def resolves():
+        def resolves(api):
             try:
-                return reader.GetRemediationPolicy(rpb.GetRemediationPolicyRequest()) is not None
+                return api.GetRemediationPolicy(rpb.GetRemediationPolicyRequest()) is not None
             except grpc.RpcError as exc:
                 assert exc.code() is grpc.StatusCode.UNAUTHENTICATED
                 return False
 
-        wait_for(resolves, what="replicated key")
+        wait_for(lambda: resolves(reader) and resolves(writer), what="replicated keys")
         error = fails(grpc.StatusCode.PERMISSION_DENIED, reader.OpenCase, rpb.OpenCaseRequest(phone_number=P1))
         assert "read-only" in error.details()
         fails(grpc.StatusCode.PERMISSION_DENIED, reader.UpdateRemediationPolicy, rpb.UpdateRemediationPolicyRequest(

@@ -123,8 +123,18 @@ class Stack:
                 event_id=f"obs-{self.events}", phone_number=phone, source=source, label=label,
                 raw_label={t.REPUTATION_LABEL_SPAM: "Spam Likely"}.get(label, ""),
                 observe_time=to_timestamp(self.clock.now())))
-        self.scoring.ReportReputationObservations(spb.ReportReputationObservationsRequest(
-            observations=observations), metadata=A)
+        summary = self.scoring.ReportReputationObservations(spb.ReportReputationObservationsRequest(
+            observations=observations), metadata=A).summary
+        assert summary.rejected == 0, summary.rejections
+
+    def scored(self, phone: str) -> bool:
+        """Whether scoring knows the number yet (it learns numbers from the registry's feed)."""
+        try:
+            self.scoring.GetHealth(spb.GetHealthRequest(phone_number=phone), metadata=A)
+            return True
+        except grpc.RpcError as exc:
+            assert exc.code() is grpc.StatusCode.NOT_FOUND, exc
+            return False
 
     def number(self, phone: str) -> gpb.Number:
         return self.registry.GetNumber(gpb.GetNumberRequest(phone_number=phone), metadata=A).number
@@ -160,7 +170,7 @@ def delivered(receiver: WebhookReceiver, count: int, clock) -> None:
             clock.advance(timedelta(seconds=31))
             return False
         return True
-    wait_for(check, timeout=20, interval=0.2, what=f"{count} alerts delivered")
+    wait_for(check, timeout=40, interval=0.2, what=f"{count} alerts delivered")
 
 
 def test_spam_labels_to_quarantine_rest_warmup_and_back_with_an_escalating_variant(stack, receiver):
@@ -171,13 +181,14 @@ def test_spam_labels_to_quarantine_rest_warmup_and_back_with_an_escalating_varia
         subscription=rpb.AlertSubscription(channel=rpb.ALERT_CHANNEL_WEBHOOK, target=receiver.url, kinds=[
             rpb.ALERT_KIND_NUMBER_FLAGGED, rpb.ALERT_KIND_CASE_ESCALATED, rpb.ALERT_KIND_CASE_RESOLVED])))
     wait_for(lambda: stack.allocate(solo) == FLAGGED, what="numbers reach allocation")
+    wait_for(lambda: stack.scored(FLAGGED) and stack.scored(AGAIN), what="numbers reach scoring")
     per_day = stack.calls(FLAGGED, days=5, outbound=40, answered=12, talk=75)
 
     # Spam labels from two sources: a case opens, the number is quarantined and then rests.
     stack.observe(FLAGGED, t.REPUTATION_LABEL_SPAM, t.REPUTATION_SOURCE_HIYA, t.REPUTATION_SOURCE_NOMOROBO)
     stack.observe(AGAIN, t.REPUTATION_LABEL_SPAM, t.REPUTATION_SOURCE_TNS)
     case = api.wait_case(FLAGGED, lambda c: c.stage == rpb.CASE_STAGE_RESTING
-                         and tasks_of(c, rpb.TASK_KIND_REGISTRATION), "case resting", timeout=20)
+                         and tasks_of(c, rpb.TASK_KIND_REGISTRATION), "case resting")
     saw_transition(api, case.id, "RESTING")
     moves = stack.transitions(FLAGGED)[1:]  # after its creation
     assert [(m.from_state, m.to_state) for m in moves] == [
@@ -257,9 +268,9 @@ def test_a_number_still_labelled_past_the_limit_is_retired(stack):
     api.UpdateRemediationPolicy(rpb.UpdateRemediationPolicyRequest(
         policy=rpb.RemediationPolicy(max_labelled_duration=to_duration(timedelta(days=10)), auto_retire=True),
         update_mask=field_mask_pb2.FieldMask(paths=["max_labelled_duration", "auto_retire"])))
-    wait_for(lambda: stack.number(FLAGGED).state == t.LIFECYCLE_STATE_ACTIVE, what="number created")
+    wait_for(lambda: stack.scored(FLAGGED), what="scoring knows the number")
     stack.observe(FLAGGED, t.REPUTATION_LABEL_SCAM, t.REPUTATION_SOURCE_FIRST_ORION)
-    case = api.wait_case(FLAGGED, lambda c: c.stage == rpb.CASE_STAGE_RESTING, "resting", timeout=20)
+    case = api.wait_case(FLAGGED, lambda c: c.stage == rpb.CASE_STAGE_RESTING, "resting")
     saw_transition(api, case.id, "RESTING")
     stack.clock.advance(timedelta(days=9))
     stack.observe(FLAGGED, t.REPUTATION_LABEL_SCAM, t.REPUTATION_SOURCE_FIRST_ORION)  # still labelled

@@ -278,13 +278,17 @@ def test_operator_task_updates():
 def test_cancel_restores_the_number_through_the_allowed_path():
     policy = RemediationPolicy()
     case, effects = opened(policy)
-    effects = workflow.cancel(case, "false alarm", True, "tenant:ops", policy, situation(LifecycleState.RESTING),
-                              NOW)
+    effects = workflow.cancel(case, "false alarm", True, "tenant:ops", policy, NOW)
     assert case.state is CaseState.CANCELLED and effects.drop_pending_actions
-    assert [a.target_state for a in effects.actions] == [LifecycleState.WARMING]
-    case, _ = opened(policy)
-    effects = workflow.cancel(case, "false alarm", True, "x", policy, situation(LifecycleState.QUARANTINED), NOW)
-    assert [a.target_state for a in effects.actions] == [LifecycleState.ACTIVE]
+    [restore] = effects.actions
+    assert restore.method == "restore"
+    # The step is chosen from the registry's state when it runs.
+    assert workflow.restore_step(restore, LifecycleState.RESTING).target_state is LifecycleState.WARMING
+    assert workflow.restore_step(restore, LifecycleState.QUARANTINED).target_state is LifecycleState.ACTIVE
+    assert workflow.restore_step(restore, LifecycleState.WARMING).target_state is LifecycleState.ACTIVE
+    assert workflow.restore_step(restore, LifecycleState.ACTIVE) is None
+    assert workflow.restore_step(restore, LifecycleState.RETIRED) is None
+    assert workflow.cancel(case, "again", False, "x", policy, NOW).actions == []
 
 
 def test_a_late_action_result_does_not_move_an_escalated_case():

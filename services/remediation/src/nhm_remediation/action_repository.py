@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import exists, func, insert, or_, select, update
+from sqlalchemy import exists, insert, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from nhm_platform.protoconv import as_utc
@@ -99,12 +99,3 @@ class ActionRepository:
         """Give back every claim of a replica that stops."""
         session.execute(update(actions).where(actions.c.lease_owner == owner, actions.c.status == PENDING)
                         .values(lease_owner=None, lease_until=None))
-
-    def for_case(self, session: Session, case_id: str) -> list[tuple[str, str, str]]:
-        """(target state, status, request id) of every action of a case, in order (for tests and operators)."""
-        rows = session.execute(select(actions.c.target_state, actions.c.status, actions.c.request_id)
-                               .where(actions.c.case_id == case_id).order_by(actions.c.id)).all()
-        return [(r.target_state, r.status, r.request_id) for r in rows]
-
-    def pending_count(self, session: Session) -> int:
-        return int(session.execute(select(func.count()).where(actions.c.status == PENDING)).scalar_one())

@@ -255,6 +255,33 @@ class CaseRepository:
             return None
         return session.execute(select(tasks.c.case_id).where(tasks.c.id == task_id)).scalar_one()
 
+    def digest(self, session: Session, tenant_id: str, since: datetime, until: datetime) -> dict[str, Any]:
+        """A tenant's remediation over a period: open cases per stage, cases opened and closed, pool alerts."""
+        stages = session.execute(
+            select(cases.c.stage, func.count()).where(cases.c.tenant_id == tenant_id,
+                                                      cases.c.state == CaseState.OPEN.value)
+            .group_by(cases.c.stage)).all()
+        opened = session.execute(select(func.count()).where(cases.c.tenant_id == tenant_id,
+                                                            cases.c.open_time >= since,
+                                                            cases.c.open_time < until)).scalar_one()
+        closed = session.execute(
+            select(cases.c.state, func.count()).where(cases.c.tenant_id == tenant_id, cases.c.close_time >= since,
+                                                      cases.c.close_time < until)
+            .group_by(cases.c.state)).all()
+        alerts = session.execute(
+            select(pool_alerts.c.campaign_id, pool_alerts.c.message, cases.c.phone_number)
+            .join(cases, cases.c.id == pool_alerts.c.case_id)
+            .where(cases.c.tenant_id == tenant_id, pool_alerts.c.create_time >= since,
+                   pool_alerts.c.create_time < until)
+            .order_by(pool_alerts.c.create_time)).all()
+        return {
+            "open_cases": {stage: int(count) for stage, count in stages},
+            "opened": int(opened),
+            "closed": {state: int(count) for state, count in closed},
+            "pool_alerts": [{"campaign_id": a.campaign_id, "phone_number": a.phone_number, "message": a.message}
+                            for a in alerts],
+        }
+
     def snapshot(self, session: Session, tenant_id: str | None) -> list[Case]:
         query = select(cases)
         if tenant_id:

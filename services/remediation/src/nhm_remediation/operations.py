@@ -237,9 +237,8 @@ class Operations:
         case = self._case(session, tenant_id, case_id, for_update=True)
         if not case.is_open:
             raise FailedPrecondition(f"case {case_id} is {case.state.value.lower()}, not open", reason="CASE_CLOSED")
-        situation = self._store.situation(session, tenant_id, case.phone_number)
         effects = workflow.cancel(case, reason or f"by {principal.actor}", restore, principal.actor,
-                                  self._store.policy(session, tenant_id), situation, now)
+                                  self._store.policy(session, tenant_id), now)
         self._store.commit(session, case, effects, now)
         return case
 

@@ -11,10 +11,12 @@ clock; the loop's own pacing (``scheduler_interval``) is real time.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import structlog
+from sqlalchemy import delete
 
 from nhm_platform.clock import Clock
 from nhm_platform.db import Database
@@ -23,7 +25,8 @@ from nhm_remediation import workflow
 from nhm_remediation.action_repository import DONE, FAILED, QueuedAction
 from nhm_remediation.alerting import backoff
 from nhm_remediation.case_store import CaseStore
-from nhm_remediation.domain import SYSTEM_ACTOR, AlertKind, AlertRequest, CaseEvent
+from nhm_remediation.domain import SYSTEM_ACTOR, AlertKind, AlertRequest, CaseEvent, RegistryAction
+from nhm_remediation.models import case_feed, idempotency
 from nhm_remediation.ports import RegistryPort, UpstreamError, WeeklyReportPort
 from nhm_remediation.senders import DeliveryError, Notifier
 from nhm_remediation.settings import RemediationSettings
@@ -42,6 +45,7 @@ class Scheduler:
         self._stop = threading.Event()
         self._wakeups = [threading.Event(), threading.Event()]
         self._threads: list[threading.Thread] = []
+        self._next_prune = 0.0
 
     # --- Lifecycle ---
 
@@ -86,7 +90,19 @@ class Scheduler:
     # --- One pass each (tests call these directly too) ---
 
     def run_cases_once(self) -> int:
-        return self.advance_due_cases() + self.run_actions() + self.alert_overdue_tasks() + self.send_digests()
+        done = self.advance_due_cases() + self.run_actions() + self.alert_overdue_tasks() + self.send_digests()
+        if time.monotonic() >= self._next_prune:
+            self._next_prune = time.monotonic() + self._settings.prune_interval
+            self.prune()
+        return done
+
+    def prune(self) -> None:
+        """Drop case-feed entries and remembered request ids older than the retention."""
+        cutoff = self._clock.now() - timedelta(seconds=self._settings.feed_retention)
+        with self._db.transaction() as session:
+            dropped = case_feed.prune(session, cutoff)
+            expired = session.execute(delete(idempotency.table).where(idempotency.table.c.create_time < cutoff))
+        _log.info("scheduler.pruned", feed_entries=dropped, request_ids=expired.rowcount)
 
     def run_deliveries_once(self) -> int:
         return self.deliver_alerts()
@@ -124,20 +140,27 @@ class Scheduler:
         return done
 
     def _carry_out(self, queued: QueuedAction) -> None:
-        action = queued.action
+        action: RegistryAction | None = queued.action
         error = ""
         try:
-            self._registry.apply(queued.tenant_id, queued.phone_number, action)
+            if queued.action.method == "restore":
+                state = self._registry.state(queued.tenant_id, queued.phone_number)
+                action = workflow.restore_step(queued.action, state)
+                if action is not None:
+                    self._registry.apply(queued.tenant_id, queued.phone_number, action)
+            else:
+                self._registry.apply(queued.tenant_id, queued.phone_number, action)
         except UpstreamError as exc:
             error = str(exc)
-            if exc.transient:
+            if exc.transient and queued.attempts < self._settings.action_max_attempts:
                 delay = backoff(queued.attempts, timedelta(seconds=self._settings.action_retry_initial),
                                 timedelta(seconds=self._settings.action_retry_max))
                 with self._db.transaction() as session:
                     self._store.actions.retry_later(session, queued.id, self.owner, error, self._clock.now() + delay)
-                _log.info("action.retry", case_id=queued.case_id, target=action.target_state.value, error=error)
+                _log.info("action.retry", case_id=queued.case_id, target=queued.action.target_state.value,
+                          error=error)
                 return
-            if self._already_there(queued):
+            if action is not None and self._already_there(queued, action):
                 error = ""
         now = self._clock.now()
         with self._db.transaction() as session:
@@ -147,15 +170,19 @@ class Scheduler:
             case = self._store.cases.get_any_tenant(session, queued.case_id, for_update=True)
             if case is None:
                 return
+            if action is None:  # nothing to restore: the number is active (or retired) already
+                self._store.cases.add_events(session, case, [CaseEvent(
+                    "number.restore_skipped", SYSTEM_ACTOR, "the number needed no restoring")], now)
+                return
             policy = self._store.policy(session, case.tenant_id)
-            effects = (workflow.on_action_failed(case, action, error, now) if error
+            effects = (workflow.on_action_failed(case, queued.action if error else action, error, now) if error
                        else workflow.on_action_done(case, action, now, policy))
             self._store.commit(session, case, effects, now)
 
-    def _already_there(self, queued: QueuedAction) -> bool:
+    def _already_there(self, queued: QueuedAction, action: RegistryAction) -> bool:
         """A refused transition whose target the number is in already (an operator, a replay) counts as done."""
         try:
-            return self._registry.state(queued.tenant_id, queued.phone_number) is queued.action.target_state
+            return self._registry.state(queued.tenant_id, queued.phone_number) is action.target_state
         except UpstreamError:
             return False
 
@@ -188,19 +215,23 @@ class Scheduler:
             due = self._store.alerts.due_digests(session, now, self._batch)
         done = 0
         for tenant_id, due_time in due:
+            # The digest covers the scheduled week, even when it goes out late.
+            start, end = due_time - interval, due_time
             following = due_time + interval
             while following <= now:
                 following += interval
             try:
-                report: dict[str, object] = self._reports.weekly_report(tenant_id, now)
+                report: dict[str, object] = self._reports.weekly_report(tenant_id, end)
             except UpstreamError as exc:
                 report = {"unavailable": str(exc)}
             with self._db.transaction() as session:
                 if not self._store.alerts.claim_digest(session, tenant_id, due_time, following):
                     continue
-                summary = _digest_summary(report, now - interval, now)
+                summary = _digest_summary(report, start, end)
+                cases = self._store.cases.digest(session, tenant_id, start, end)
                 self._store.raise_alert(session, tenant_id, AlertKind.WEEKLY_DIGEST, summary, now, report=report,
-                                        period_start=(now - interval).isoformat(), period_end=now.isoformat())
+                                        remediation=cases, period_start=start.isoformat(),
+                                        period_end=end.isoformat())
                 done += 1
         return done
 

@@ -43,6 +43,8 @@ class RemediationSettings(ServerSettings):
     # up to action_retry_max.
     action_retry_initial: float = 30.0
     action_retry_max: float = 1 * HOUR
+    # After this many failed attempts a step is given up: its task fails and the case asks for an operator.
+    action_max_attempts: int = 50
     # Re-check interval of a case whose warm-up ended while the number is not yet Healthy and label-free.
     recheck_interval: float = 1 * DAY
 
@@ -67,10 +69,11 @@ class RemediationSettings(ServerSettings):
     # How often each tenant with a weekly-digest subscription gets the digest.
     digest_interval: float = 7 * DAY
     # Webhook URLs must use https unless this is set (local receivers in development and tests).
-    allow_http_webhooks: bool = True
+    allow_http_webhooks: bool = False
 
     # --- Case feed ---
     watch_heartbeat_interval: float = 5.0
     watch_poll_interval: float = 0.5
-    # How long case feed entries and request ids are kept.
+    # How long case feed entries and request ids are kept, and how often older ones are pruned.
     feed_retention: float = 7 * DAY
+    prune_interval: float = 1 * HOUR

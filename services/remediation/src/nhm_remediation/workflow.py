@@ -14,7 +14,7 @@ Operator steps (registration, disputes) are tasks with deadlines.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -396,28 +396,31 @@ def on_action_failed(case: Case, action: RegistryAction, error: str, now: dateti
 
 # --- Operators and the registry -------------------------------------------------------------------------------
 
-def cancel(case: Case, reason: str, restore: bool, actor: str, policy: RemediationPolicy,
-           situation: Situation, now: datetime) -> Effects:
+def cancel(case: Case, reason: str, restore: bool, actor: str, policy: RemediationPolicy, now: datetime) -> Effects:
     effects = Effects()
     _close(case, CaseState.CANCELLED, f"cancelled: {reason}", actor, now, effects)
-    state = situation.number.state if situation.number is not None else None
-    if restore and state in (LifecycleState.QUARANTINED, LifecycleState.WARMING):
-        effects.event("number.restore_requested", actor, f"{state.value} -> ACTIVE")
+    if restore:
+        # Where the number goes is decided when the step runs, from the registry's state then (the replica may
+        # lag): see restore_step.
+        effects.event("number.restore_requested", actor, "back to ACTIVE (through warm-up if it rested)")
         effects.actions.append(RegistryAction(task_id="", target_state=LifecycleState.ACTIVE,
                                               reason=f"remediation cancelled: {reason}",
-                                              request_id=f"rem:{case.id}:restore"))
-    elif restore and state is LifecycleState.RESTING:
-        # The registry lets a rested number back only through warm-up.
-        effects.event("number.restore_requested", actor, "RESTING -> WARMING (a rested number warms up first)")
-        effects.actions.append(RegistryAction(task_id="", target_state=LifecycleState.WARMING,
-                                              reason=f"remediation cancelled: {reason}",
-                                              request_id=f"rem:{case.id}:restore",
+                                              request_id=f"rem:{case.id}:restore", method="restore",
                                               warmup_caps=policy.warmup_daily_caps,
                                               warmup_step=policy.warmup_step_duration))
-    elif restore:
-        effects.event("number.restore_skipped", actor,
-                      f"nothing to restore: the number is {state.value if state else 'unknown'}")
     return effects
+
+
+def restore_step(action: RegistryAction, state: LifecycleState) -> RegistryAction | None:
+    """The transition that returns a number in ``state`` towards ACTIVE for a cancelled case: quarantined or
+    warming numbers go straight back; a resting one warms up first (the registry allows no RESTING -> ACTIVE);
+    an active or retired one stays as it is (None)."""
+    if state in (LifecycleState.QUARANTINED, LifecycleState.WARMING):
+        return replace(action, method="transition", target_state=LifecycleState.ACTIVE, warmup_caps=(),
+                       warmup_step=None)
+    if state is LifecycleState.RESTING:
+        return replace(action, method="transition", target_state=LifecycleState.WARMING)
+    return None
 
 
 def on_number_changed(case: Case, policy: RemediationPolicy, situation: Situation, now: datetime) -> Effects:
