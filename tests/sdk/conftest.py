@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from nhm_platform.clock import FakeClock
-from nhm_sdk import Client, ClientConfig, NotFoundError, RetryPolicy, UnauthenticatedError
+from nhm_sdk import Client, ClientConfig, NhmError, NotFoundError, RetryPolicy, UnauthenticatedError
 from nhm_testing.keys import ADMIN_KEY, TENANT_A_KEY
 from nhm_testing.services import ServiceHandle, running_service
 
@@ -302,5 +302,13 @@ def platform(shared_platform: Platform, make_client: Callable[..., Client]) -> P
             seen[name] = time.monotonic() - started
         return len(seen) == 3
 
-    mine.wait_until(key_replicated, "the new key to reach every service", timeout=60)
+    try:
+        mine.wait_until(key_replicated, "the new key to reach every service", timeout=60)
+    except AssertionError:
+        try:
+            statuses: object = [(f.upstream, f.revision, f.connected, f.staleness.seconds)
+                                for f in client.get_replication_status()]
+        except NhmError as exc:
+            statuses = exc
+        raise AssertionError(f"key {tenant} reached only {seen} in 60 s; allocation feeds: {statuses}") from None
     return mine

@@ -77,7 +77,7 @@ def test_cases_opened_by_hand_join_an_open_one(platform: Any) -> None:
 
 def test_alert_subscriptions_and_deliveries(platform: Any) -> None:
     client = platform.client
-    created = client.create_alert_subscription("WEBHOOK", "http://127.0.0.1:9/hook",
+    created = client.create_alert_subscription("WEBHOOK", "https://127.0.0.1:9/hook",
                                                kinds=["NUMBER_FLAGGED", "CASE_OPENED"])
     assert created.signing_secret and created.subscription.channel == rem.ALERT_CHANNEL_WEBHOOK
     second = client.create_alert_subscription("EMAIL", "ops@acme.example")

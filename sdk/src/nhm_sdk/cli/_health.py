@@ -60,20 +60,21 @@ def _counts_dict(counts: sco.StatusCounts) -> dict[str, int]:
 
 
 def _carriers(health: sco.NumberHealth) -> str:
-    return " ".join(f"{carrier}:{short_enum_name(types.HealthStatus.DESCRIPTOR, status)}"
+    return " ".join(f"{carrier.removeprefix('CARRIER_')}:{short_enum_name(types.HealthStatus.DESCRIPTOR, status)}"
                     for carrier, status in sorted(health.carrier_status.items())
                     if status != types.HEALTH_STATUS_HEALTHY)
 
 
 def print_health_detail(context: Context, health: sco.NumberHealth,
                         history: Sequence[sco.HealthTransition]) -> None:
-    context.say(f"Health: {enum_name(health, 'status')} (score {health.score}/100) for {ago(health.status_time)}"
-                .replace(" for  ", " "))
+    since = ago(health.status_time)
+    context.say(f"Health: {enum_name(health, 'status')} (score {health.score}/100)" + (f", since {since}" if since
+                                                                                       else ""))
     if health.summary:
         context.say(f"  {health.summary}")
     if health.carrier_status:
         context.say("  Carriers: " + ", ".join(
-            f"{carrier} {short_enum_name(types.HealthStatus.DESCRIPTOR, status)}"
+            f"{carrier.removeprefix('CARRIER_')} {short_enum_name(types.HealthStatus.DESCRIPTOR, status)}"
             for carrier, status in sorted(health.carrier_status.items())))
     labelled = [s for s in health.sources if s.label != types.REPUTATION_LABEL_UNSPECIFIED]
     if labelled:
