@@ -10,7 +10,18 @@ import hashlib
 from datetime import datetime
 
 from google.protobuf.message import Message
-from sqlalchemy import Column, DateTime, LargeBinary, MetaData, PrimaryKeyConstraint, String, Table, select, update
+from sqlalchemy import (
+    Column,
+    DateTime,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    bindparam,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -42,23 +53,35 @@ class IdempotencyStore:
             PrimaryKeyConstraint("tenant_id", "request_id"),
         )
 
+        # Statements built once with bound parameters (services claim on every write; building them per call
+        # cost more than running them).
+        t = self.table.c
+        self._claims = {}
+        for dialect, insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert)):
+            self._claims[dialect] = (
+                insert(self.table).values(tenant_id=bindparam("k_tenant"), request_id=bindparam("k_request"),
+                                          method=bindparam("k_method"), fingerprint=bindparam("k_fingerprint"),
+                                          response=None, create_time=bindparam("k_now"))
+                .on_conflict_do_nothing(index_elements=["tenant_id", "request_id"])
+                .returning(t.request_id))
+        self._stored = select(t.method, t.fingerprint, t.response).where(
+            t.tenant_id == bindparam("k_tenant"), t.request_id == bindparam("k_request"))
+        self._complete = update(self.table).where(
+            t.tenant_id == bindparam("k_tenant"), t.request_id == bindparam("k_request"),
+        ).values(response=bindparam("k_response"))
+
     def claim(self, session: Session, *, tenant_id: str, request_id: str, method: str, request_fingerprint: str,
               now: datetime, field: str = "request_id") -> bytes | None:
         """None if this request id is new (it is now claimed); else the stored response of the first call."""
         if len(request_id) > MAX_REQUEST_ID_LENGTH or not request_id.isprintable():
             raise InvalidArgument.for_field(field, f"at most {MAX_REQUEST_ID_LENGTH} printable characters")
         dialect = session.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        inserted = session.execute(
-            insert(self.table).values(tenant_id=tenant_id, request_id=request_id, method=method,
-                                      fingerprint=request_fingerprint, response=None, create_time=now)
-            .on_conflict_do_nothing(index_elements=["tenant_id", "request_id"])
-            .returning(self.table.c.request_id)
-        ).first()
+        key = {"k_tenant": tenant_id, "k_request": request_id}
+        inserted = session.execute(self._claims["postgresql" if dialect == "postgresql" else "sqlite"], {
+            **key, "k_method": method, "k_fingerprint": request_fingerprint, "k_now": now}).first()
         if inserted is not None:
             return None
-        row = session.execute(select(self.table.c.method, self.table.c.fingerprint, self.table.c.response).where(
-            self.table.c.tenant_id == tenant_id, self.table.c.request_id == request_id)).one()
+        row = session.execute(self._stored, key).one()
         if row.method != method or row.fingerprint != request_fingerprint:
             raise FailedPrecondition(
                 f"{field} {request_id!r} was already used for a different request; use a new id for a new request",
@@ -68,6 +91,5 @@ class IdempotencyStore:
         return bytes(row.response)
 
     def complete(self, session: Session, *, tenant_id: str, request_id: str, response: Message) -> None:
-        session.execute(update(self.table).where(
-            self.table.c.tenant_id == tenant_id, self.table.c.request_id == request_id,
-        ).values(response=response.SerializeToString()))
+        session.execute(self._complete, {"k_tenant": tenant_id, "k_request": request_id,
+                                         "k_response": response.SerializeToString()})
