@@ -8,10 +8,12 @@ from datetime import timedelta
 
 import grpc
 import pytest
+from google.protobuf import field_mask_pb2
 from remediation.support import Remediation, SmtpServer, WebhookReceiver, saw_health, saw_transition, wait_for
 
 from nhm.remediation.v1 import remediation_pb2 as rpb
 from nhm.type.v1 import types_pb2 as t
+from nhm_platform.protoconv import to_timestamp
 from nhm_remediation.alerting import verify
 from nhm_testing.keys import TENANT_A, TENANT_A_KEY, TENANT_B_KEY
 
@@ -205,6 +207,15 @@ def test_overdue_tasks_and_a_short_pool_raise_alerts_once(remediation, upstreams
             clock.advance(timedelta(hours=1))
             wait_for(lambda: any(e.event_type == "task.overdue" for e in api.events(case.id)), what="audited")
             assert len(receiver.bodies()) == 3  # once per task, not once per pass
+            # A new deadline gets its own overdue alert once it passes.
+            dispute = next(d for d in api.GetCase(rpb.GetCaseRequest(case_id=case.id)).case.tasks
+                           if d.kind == rpb.TASK_KIND_DISPUTE)
+            api.UpdateTask(rpb.UpdateTaskRequest(
+                task=rpb.Task(id=dispute.id, case_id=case.id, due_time=to_timestamp(clock.now() + timedelta(days=2))),
+                update_mask=field_mask_pb2.FieldMask(paths=["due_time"])))
+            clock.advance(timedelta(days=3))
+            wait_for(lambda: len(receiver.bodies()) == 4, what="second overdue alert")
+            assert receiver.bodies()[-1]["details"]["task_id"] == dispute.id
     finally:
         receiver.close()
 

@@ -31,10 +31,9 @@ def build(context: ServiceContext[RemediationSettings]) -> BuiltService:
     notifier = Notifier(WebhookSender(settings.delivery_timeout),
                         EmailSender(settings.smtp_host, settings.smtp_port, settings.smtp_from,
                                     settings.delivery_timeout))
-    wake: list[Scheduler] = []
-    store = CaseStore(wake=lambda: wake[0].wake() if wake else None)
+    store = CaseStore()
     scheduler = Scheduler(db, store, clock, settings, registry, notifier, scoring)
-    wake.append(scheduler)
+    store.wake_with(scheduler.wake)  # a commit that queues work wakes the scheduler at once
     triggers = Triggers(store, clock, timedelta(seconds=settings.recheck_interval))
     ops = Operations(db, clock, store, settings, scoring)
     servicer = RemediationServiceServicer(ops, store, db, clock, poll_interval=settings.watch_poll_interval,

@@ -50,9 +50,11 @@ def _task_values(task: Task) -> dict[str, Any]:
 
 
 def _fingerprint(task: Task) -> tuple[Any, ...]:
+    """What a save compares: the task as loaded against the task now (the overdue-alert mark is the
+    scheduler's, written on its own, so a save never undoes it)."""
     values = _task_values(task)
-    values.pop("version")
-    values.pop("update_time")
+    for name in ("version", "update_time", "overdue_alert_time"):
+        values.pop(name)
     return tuple(sorted(values.items()))
 
 
@@ -175,6 +177,9 @@ class CaseRepository:
             elif before != _fingerprint(task):
                 task.version += 1
                 values = _task_values(task)
+                if not task.overdue_reset:
+                    values.pop("overdue_alert_time")  # the scheduler's mark stays as it wrote it
+                task.overdue_reset = False
                 session.execute(update(tasks).where(tasks.c.id == task.id).values(**values))
         for alert in case.pool_alerts[case.loaded_pool_alerts:]:
             session.execute(insert(pool_alerts).values(

@@ -26,12 +26,16 @@ from nhm_remediation.workflow import Situation
 
 
 class CaseStore:
-    def __init__(self, *, wake: Callable[[], None] = lambda: None) -> None:
+    def __init__(self) -> None:
         self.cases = CaseRepository()
         self.replicas = ReplicaRepository()
         self.actions = ActionRepository()
         self.alerts = AlertRepository()
         self.policies = PolicyRepository()
+        self._wake: Callable[[], None] = lambda: None
+
+    def wake_with(self, wake: Callable[[], None]) -> None:
+        """What to call once a transaction that queued registry actions or alert deliveries has committed."""
         self._wake = wake
 
     def policy(self, session: Session, tenant_id: str) -> RemediationPolicy:

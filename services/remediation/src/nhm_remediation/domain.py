@@ -211,6 +211,8 @@ class Task:
     prefill: dict[str, str] = field(default_factory=dict)
     version: int = 1
     overdue_alert_time: datetime | None = None
+    # Set when a new deadline clears the overdue-alert mark (the save writes it only then).
+    overdue_reset: bool = field(default=False, repr=False, compare=False)
 
     @property
     def is_open(self) -> bool:

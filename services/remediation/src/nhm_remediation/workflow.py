@@ -544,6 +544,7 @@ def update_task(case: Case, task: Task, changes: dict[str, Any], actor: str, pol
         diffs.append(f"{name}: {_show(old)} -> {_show(new)}")
         if name == "due_time":
             task.overdue_alert_time = None  # a new deadline gets its own overdue alert
+            task.overdue_reset = True
     if not diffs:
         return effects
     task.update_time = now
