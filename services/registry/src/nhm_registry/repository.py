@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, delete, exists, func, insert, literal, select, tuple_, update
+from sqlalchemy import ColumnElement, delete, exists, func, insert, literal, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
@@ -298,16 +298,15 @@ class Repository:
         for tenant_id in tenant_ids:
             phones = [r.phone_number for r in rows if r.tenant_id == tenant_id]
             for chunk in _chunks(phones):
+                # No ORDER BY: it would tempt the planner into the (tenant, key) index over the primary key.
                 for label in self.session.execute(select(m.number_labels).where(
-                        m.number_labels.c.tenant_id == tenant_id, m.number_labels.c.phone_number.in_(chunk))
-                        .order_by(m.number_labels.c.key)):
+                        m.number_labels.c.tenant_id == tenant_id, m.number_labels.c.phone_number.in_(chunk))):
                     labels.setdefault((tenant_id, label.phone_number), {})[label.key] = label.value
                 for member in self.session.execute(select(m.campaign_numbers).where(
-                        m.campaign_numbers.c.tenant_id == tenant_id, m.campaign_numbers.c.phone_number.in_(chunk))
-                        .order_by(m.campaign_numbers.c.campaign_id)):
+                        m.campaign_numbers.c.tenant_id == tenant_id, m.campaign_numbers.c.phone_number.in_(chunk))):
                     campaigns.setdefault((tenant_id, member.phone_number), []).append(member.campaign_id)
-        return [_number(r, labels.get((r.tenant_id, r.phone_number), {}),
-                        campaigns.get((r.tenant_id, r.phone_number), [])) for r in rows]
+        return [_number(r, dict(sorted(labels.get((r.tenant_id, r.phone_number), {}).items())),
+                        sorted(campaigns.get((r.tenant_id, r.phone_number), []))) for r in rows]
 
     def save_number(self, number: Number, expected_etag: str, *, labels_changed: bool = False) -> bool:
         """Write the number if its stored etag is still expected_etag; False if someone changed it meanwhile."""
@@ -506,6 +505,17 @@ class Repository:
             yield Assignment(row.tenant_id, row.campaign_id, row.phone_number)
 
     # Housekeeping
+
+    def refresh_statistics(self) -> None:
+        """Let the query planner see how big the number tables are now (after a bulk import), whether or not
+        the database runs autovacuum: without statistics PostgreSQL sorted whole tenants to list a page."""
+        tables = ("numbers", "number_labels", "number_transitions", "campaign_numbers")
+        if self.session.get_bind().dialect.name == "postgresql":
+            self.session.execute(text(f"ANALYZE {', '.join(tables)}"))
+        else:
+            self.session.execute(text("PRAGMA analysis_limit=1000"))  # sample, bounded time
+            for table in tables:
+                self.session.execute(text(f"ANALYZE {table}"))
 
     def prune_request_ids(self, older_than: datetime) -> int:
         table = m.idempotency.table

@@ -148,6 +148,8 @@ class Registry:
                                 violations=conflicts)
         numbers = [n for _, n, _ in rows if n is not None]
         uow.repo.add_numbers(numbers)
+        if len(numbers) >= self._settings.analyze_after_import:
+            uow.after_commit.append(self._tx.refresh_statistics)
         uow.repo.add_transitions([Transition(tenant_id, n.phone_number, None, n.state, principal.actor, "created",
                                              now) for n in numbers])
         uow.publish(ChangeKind.CREATED, numbers)

@@ -32,6 +32,9 @@ class RegistrySettings(ServerSettings):
     # --- Numbers ---
     # Most numbers one BatchCreateNumbers, AssignNumbers or UnassignNumbers request may carry.
     max_batch_size: int = 10_000
+    # An import of at least this many numbers refreshes the query planner's statistics once it commits
+    # (ANALYZE; without it PostgreSQL with autovacuum off planned list pages as whole-tenant sorts).
+    analyze_after_import: int = 1000
     # Caller name (CNAM) length: carriers display at most 15 characters.
     display_name_max_length: int = 15
     # Most labels per number.

@@ -37,6 +37,7 @@ class UnitOfWork:
         # The stored answer when this request id was already served (nothing else happens then).
         self.replay: bytes | None = None
         self.remembered: Any = None
+        self.after_commit: list[Callable[[], None]] = []
 
     def publish(self, kind: ChangeKind, resources: Iterable[Resource]) -> None:
         self.changes.extend((kind, r) for r in resources)
@@ -54,6 +55,7 @@ class Transactions:
     @contextlib.contextmanager
     def write(self, scope: str, key: RequestKey | None) -> Iterator[UnitOfWork]:
         """A write transaction; scope is the namespace of request ids (the caller's tenant)."""
+        uow: UnitOfWork | None = None
         try:
             with self.db.transaction() as session:
                 uow = UnitOfWork(Repository(session))
@@ -74,6 +76,12 @@ class Transactions:
                                                response=uow.remembered)
         except IntegrityError as exc:  # a concurrent write took the same name or number first
             raise Aborted("a concurrent change conflicted with this one; retry", reason="CONFLICT") from exc
+        for hook in uow.after_commit if uow is not None and uow.replay is None else ():
+            hook()
+
+    def refresh_statistics(self) -> None:
+        with self.db.transaction() as session:
+            Repository(session).refresh_statistics()
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Repository]:
