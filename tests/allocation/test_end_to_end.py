@@ -71,12 +71,23 @@ class Stack:
             assert exc.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.RESOURCE_EXHAUSTED), exc
             return False
 
+    def scored(self, phone: str) -> bool:
+        """Whether scoring knows the number yet (it learns numbers from the registry's feed)."""
+        try:
+            self.scoring.GetHealth(spb.GetHealthRequest(phone_number=phone), metadata=A)
+            return True
+        except grpc.RpcError as exc:
+            assert exc.code() is grpc.StatusCode.NOT_FOUND, exc
+            return False
+
     def observe(self, phone: str, source: int, label: int) -> None:
+        self.wait_until(lambda: self.scored(phone), f"scoring to learn {phone}")
         self.calls += 1
         observation = spb.ReputationObservation(event_id=f"obs-{self.calls}", phone_number=phone, source=source,
                                                 label=label, observe_time=to_timestamp(self.clock.now()))
-        self.scoring.ReportReputationObservations(
-            spb.ReportReputationObservationsRequest(observations=[observation]), metadata=A)
+        summary = self.scoring.ReportReputationObservations(
+            spb.ReportReputationObservationsRequest(observations=[observation]), metadata=A).summary
+        assert summary.accepted == 1, summary
 
     def wait_until(self, condition, what: str, timeout: float = 10.0) -> float:
         started = time.monotonic()

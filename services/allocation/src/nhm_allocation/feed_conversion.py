@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any
 
@@ -55,7 +56,9 @@ def policy_from_proto(policy: registry_pb2.CallingPolicy) -> CallingPolicy:
     )
 
 
+@functools.lru_cache(maxsize=1024)
 def policy_from_bytes(raw: bytes) -> CallingPolicy:
+    """The effective policy of a stored (serialized) CallingPolicy; remembered, as campaigns rarely change."""
     return policy_from_proto(registry_pb2.CallingPolicy.FromString(raw))
 
 

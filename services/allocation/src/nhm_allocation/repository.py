@@ -48,6 +48,11 @@ _USAGE_COLUMNS = (
 _CANDIDATE_COLUMNS = (*_POOL_COLUMNS, *_NUMBER_COLUMNS, *_HEALTH_COLUMNS, *_USAGE_COLUMNS)
 
 
+def _run(session: Session, statement: Any, params: Any = None) -> Any:
+    """Execute on the session's connection (the transaction's), without the ORM session's per-call work."""
+    return session.connection().execute(statement, params)
+
+
 def _insert(session: Session) -> Any:
     return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
 
@@ -102,7 +107,7 @@ _CAMPAIGN = select(campaigns.c.campaign_id, campaigns.c.name, campaigns.c.policy
 
 
 def campaign(session: Session, tenant_id: str, campaign_id: str) -> CampaignRecord | None:
-    row = session.execute(_CAMPAIGN, {"tenant": tenant_id, "campaign": campaign_id}).first()
+    row = _run(session, _CAMPAIGN, {"tenant": tenant_id, "campaign": campaign_id}).first()
     return CampaignRecord(row.campaign_id, row.name, bytes(row.policy)) if row else None
 
 
@@ -143,7 +148,7 @@ def candidate_window(session: Session, tenant_id: str, campaign_id: str, gate: G
     params: dict[str, Any] = {"tenant": tenant_id, "campaign": campaign_id, "gate": int(gate), "tier_key": key}
     if after is not None:
         params.update({f"after_{i}": value for i, value in enumerate(after)})
-    rows = session.execute(_window_statement(tier, after is not None, limit), params)
+    rows = _run(session, _window_statement(tier, after is not None, limit), params)
     return [((r.key_day_start, r.key_day_used, r.key_last_ms, r.phone_number), _candidate(r)) for r in rows]
 
 
@@ -157,7 +162,7 @@ def has_later_day(session: Session, tenant_id: str, campaign_id: str, gate: Gate
     """Whether any member of the walk counts a day that started after `day_start` (another reset zone)."""
     params = {"tenant": tenant_id, "campaign": campaign_id, "gate": int(gate), "tier_key": key,
               "day_start": day_start}
-    return session.execute(_later_day_statement(tier), params).first() is not None
+    return _run(session, _later_day_statement(tier), params).first() is not None
 
 
 _MEMBER = select(*_CANDIDATE_COLUMNS).select_from(_FROM).where(
@@ -166,7 +171,7 @@ _MEMBER = select(*_CANDIDATE_COLUMNS).select_from(_FROM).where(
 
 
 def member(session: Session, tenant_id: str, campaign_id: str, phone_number: str) -> Candidate | None:
-    row = session.execute(_MEMBER, {"tenant": tenant_id, "campaign": campaign_id, "phone": phone_number}).first()
+    row = _run(session, _MEMBER, {"tenant": tenant_id, "campaign": campaign_id, "phone": phone_number}).first()
     return _candidate(row) if row else None
 
 
@@ -239,15 +244,15 @@ def take(session: Session, tenant_id: str, phone_number: str, *, day_start: int,
     params = {"p_tenant": tenant_id, "p_phone": phone_number, "p_day_start": day_start, "p_hour_start": hour_start,
               "p_daily_cap": daily_cap, "p_hourly_cap": hourly_cap, "p_now_ms": now_ms}
     if session.get_bind().dialect.name != "postgresql":
-        row = session.execute(_TAKE, params).first()
+        row = _run(session, _TAKE, params).first()
     elif not wait:
-        row = session.execute(_TAKE_UNLESS_LOCKED, params).first()
+        row = _run(session, _TAKE_UNLESS_LOCKED, params).first()
     else:
         # An UPDATE that waited for a row and then found it full keeps the row locked to the end of the
         # transaction (PostgreSQL re-checks under the lock); other calls would queue behind a number nobody can
         # use. A savepoint rolled back releases that lock at once.
         savepoint = session.begin_nested()
-        row = session.execute(_TAKE, params).first()
+        row = _run(session, _TAKE, params).first()
         if row is None:
             savepoint.rollback()
         else:
@@ -261,7 +266,7 @@ def take(session: Session, tenant_id: str, phone_number: str, *, day_start: int,
 
 def refund(session: Session, tenant_id: str, phone_number: str, *, day_start: int, hour_start: int) -> Usage | None:
     """Give back one call counted in the given day and hour (a period that has since rolled over is left as is)."""
-    row = session.execute(_REFUND, {"p_tenant": tenant_id, "p_phone": phone_number, "p_day_start": day_start,
+    row = _run(session, _REFUND, {"p_tenant": tenant_id, "p_phone": phone_number, "p_day_start": day_start,
                                     "p_hour_start": hour_start}).first()
     if row is None:
         return None
@@ -271,7 +276,7 @@ def refund(session: Session, tenant_id: str, phone_number: str, *, day_start: in
 
 
 def _copy_rotation(session: Session, tenant_id: str, phone_number: str, usage: Usage) -> None:
-    session.execute(_COPY_ROTATION, {"p_tenant": tenant_id, "p_phone": phone_number, "p_day_start": usage.day_start,
+    _run(session, _COPY_ROTATION, {"p_tenant": tenant_id, "p_phone": phone_number, "p_day_start": usage.day_start,
                                      "p_day_used": usage.day_used, "p_last_ms": usage.last_ms})
 
 
@@ -279,7 +284,7 @@ _USAGE = select(*_USAGE_RETURNING).where(_U.tenant_id == bindparam("tenant"), _U
 
 
 def usage(session: Session, tenant_id: str, phone_number: str) -> Usage | None:
-    row = session.execute(_USAGE, {"tenant": tenant_id, "phone": phone_number}).first()
+    row = _run(session, _USAGE, {"tenant": tenant_id, "phone": phone_number}).first()
     return Usage(*row) if row else None
 
 
@@ -302,7 +307,7 @@ def _lock_prospect_statement(dialect: str) -> Any:
 def lock_prospect(session: Session, tenant_id: str, destination: str) -> Sticky | None:
     """Take the prospect's row lock (creating the row) and return its sticky caller ID, if any."""
     statement = _lock_prospect_statement(session.get_bind().dialect.name)
-    row = session.execute(statement, {"p_tenant": tenant_id, "p_destination": destination}).one()
+    row = _run(session, statement, {"p_tenant": tenant_id, "p_destination": destination}).one()
     if not row.sticky_phone_number or row.sticky_time is None:
         return None
     return Sticky(row.sticky_phone_number, row.sticky_campaign_id or "", as_utc(row.sticky_time))
@@ -316,7 +321,7 @@ _SET_STICKY = update(prospects).where(
 
 def set_sticky(session: Session, tenant_id: str, destination: str, phone_number: str, campaign_id: str,
                now: datetime) -> None:
-    session.execute(_SET_STICKY, {"p_tenant": tenant_id, "p_destination": destination, "p_phone": phone_number,
+    _run(session, _SET_STICKY, {"p_tenant": tenant_id, "p_destination": destination, "p_phone": phone_number,
                                   "p_campaign": campaign_id, "p_time": now})
 
 
@@ -327,7 +332,7 @@ _RECENT_CALLS = select(allocations.c.allocate_time).where(
 
 def recent_calls(session: Session, tenant_id: str, destination: str, since: datetime) -> list[datetime]:
     """Times of the prospect's calls (not released) after `since`."""
-    rows = session.execute(_RECENT_CALLS, {"tenant": tenant_id, "destination": destination, "since": since})
+    rows = _run(session, _RECENT_CALLS, {"tenant": tenant_id, "destination": destination, "since": since})
     return [as_utc(t) for t in rows.scalars()]
 
 
@@ -335,7 +340,7 @@ _RECORD = allocations.insert()
 
 
 def record(session: Session, values: dict[str, Any]) -> None:
-    session.execute(_RECORD, values)
+    _run(session, _RECORD, values)
 
 
 @dataclass(frozen=True)
