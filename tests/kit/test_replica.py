@@ -115,3 +115,38 @@ def test_after_batch_runs_once_per_batch_in_the_same_transaction(empty_database_
     assert all(cursor < 3 for _, cursor, _ in seen)
     assert seen[-1][2] == ["k1", "k2", "k3"]
     db.dispose()
+
+
+def test_a_key_committed_while_the_cache_loads_is_not_lost(empty_database_url):
+    """A load that read the keys before a commit invalidated the cache must not install that stale read."""
+    import contextlib
+
+    metadata = MetaData()
+    keys = ApiKeyReplica(metadata)
+    db = Database(empty_database_url("replica"))
+    metadata.create_all(db.engine)
+    with db.transaction() as session:
+        keys.apply(session, credential("k1", "s1"))
+
+    def commit_second_key():
+        with db.transaction() as session:
+            keys.apply(session, credential("k2", "s2"))
+
+    class CommitDuringRead:
+        """Commits a new key right after the cache's read finished, before the load installs its result."""
+
+        def __init__(self):
+            self.hook = commit_second_key
+
+        @contextlib.contextmanager
+        def read(self):
+            with db.read() as session:
+                yield session
+            hook, self.hook = self.hook, None
+            if hook is not None:
+                hook()
+
+    keys.bind(CommitDuringRead())
+    assert keys.resolve(hash_key("s1")) is not None
+    assert keys.resolve(hash_key("s2")) is not None  # the load raced with k2's commit; k2 is still found
+    db.dispose()

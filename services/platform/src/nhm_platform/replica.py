@@ -89,6 +89,9 @@ class ApiKeyReplica:
         )
         self._db: Database | None = None
         self._cache: dict[str, Principal] | None = None
+        # Bumped by every invalidation: a load that read the table before a commit invalidated the cache must
+        # not install what it read (the keys that commit added would stay unknown until the next change).
+        self._generation = 0
         self._lock = threading.Lock()
 
     def bind(self, db: Database) -> ApiKeyReplica:
@@ -114,6 +117,7 @@ class ApiKeyReplica:
         def invalidate(_session: Session) -> None:
             with self._lock:
                 self._cache = None
+                self._generation += 1
 
         event.listen(session, "after_commit", invalidate, once=True)
 
@@ -126,11 +130,14 @@ class ApiKeyReplica:
 
     def _load(self) -> dict[str, Principal]:
         assert self._db is not None, "ApiKeyReplica.bind(db) first"
+        with self._lock:
+            generation = self._generation
         with self._db.read() as session:
             rows = session.execute(select(self.table).where(self.table.c.revoked.is_(False))).all()
         cache = {r.secret_sha256: Principal(Role(r.role), r.tenant_id, key_id=r.key_id, name=r.name) for r in rows}
         with self._lock:
-            self._cache = cache
+            if self._generation == generation:
+                self._cache = cache
         return cache
 
 
