@@ -171,6 +171,10 @@ def test_lists_filter_by_state_stage_number_campaign_and_overdue(service, upstre
         east.id, west.id}
     assert acme.cases(states=[rpb.CASE_STATE_RESOLVED]) == []
     assert acme.cases(overdue=True) == []
+    first = acme.ListCases(rpb.ListCasesRequest(page_size=1))
+    second = acme.ListCases(rpb.ListCasesRequest(page_size=1, page_token=first.next_page_token))
+    assert [c.id for c in [*first.cases, *second.cases]] == [west.id, east.id]  # newest first
+    assert second.next_page_token == ""
     fails(grpc.StatusCode.INVALID_ARGUMENT, acme.ListCases, rpb.ListCasesRequest(states=[0]))
 
     clock.advance(timedelta(days=8))  # past the 5-business-day deadlines

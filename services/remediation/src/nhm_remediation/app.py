@@ -8,7 +8,7 @@ from pathlib import Path
 from sqlalchemy import MetaData
 
 from nhm.remediation.v1 import remediation_pb2, remediation_pb2_grpc
-from nhm_platform.replica import ApiKeyReplica, insecure_channel
+from nhm_platform.replica import ApiKeyReplica, upstream_channel
 from nhm_platform.server import ServiceRegistration
 from nhm_platform.service import BuiltService, ServiceContext, ServiceSpec
 from nhm_remediation.case_store import CaseStore
@@ -24,8 +24,8 @@ from nhm_remediation.upstream import GrpcRegistry, GrpcScoring
 
 def build(context: ServiceContext[RemediationSettings]) -> BuiltService:
     settings, db, clock = context.settings, context.db, context.clock
-    registry_channel = insecure_channel(settings.registry_target)
-    scoring_channel = insecure_channel(settings.scoring_target)
+    registry_channel = upstream_channel(settings.registry_target, settings)
+    scoring_channel = upstream_channel(settings.scoring_target, settings)
     scoring = GrpcScoring(scoring_channel, settings.service_key, settings.upstream_timeout)
     registry = GrpcRegistry(registry_channel, settings.service_key, settings.upstream_timeout)
     notifier = Notifier(WebhookSender(settings.delivery_timeout),
