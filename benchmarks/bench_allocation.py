@@ -32,7 +32,7 @@ from pathlib import Path
 
 import grpc
 import psycopg
-from sqlalchemy import create_engine, insert
+from sqlalchemy import create_engine, insert, text
 from sqlalchemy.engine import make_url
 
 from nhm.allocation.v1 import allocation_pb2 as pb
@@ -182,6 +182,8 @@ def seed(url: str, first: int, size: int, campaign_id: str) -> None:
                     {"tenant_id": TENANT, "campaign_id": campaign_id, "phone_number": phone,
                      "gate": int(Gate.OPEN), "country": "US", "area_key": f"US-{area}", "region_key": f"US-{state}",
                      "day_start": 0, "day_used": 0, "last_ms": 0} for phone, (area, state, _) in rows])
+        with engine.begin() as connection:  # statistics, as the replica refreshes them after a bulk apply
+            connection.execute(text("ANALYZE"))
     finally:
         engine.dispose()
 

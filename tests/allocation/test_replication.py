@@ -8,14 +8,22 @@ from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
-from allocation.support import CREATED, Allocation
+from allocation.support import CREATED, Allocation, FakeUpstream
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from sqlalchemy import MetaData, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from nhm.allocation.v1 import allocation_pb2 as pb
 from nhm.registry.v1 import registry_pb2
 from nhm.type.v1 import types_pb2 as t
+from nhm_allocation import repository as repo
 from nhm_allocation.app import SPEC
+from nhm_allocation.eligibility_replica import EligibilityReplica
+from nhm_allocation.enums import Tier
+from nhm_allocation.models import cursors, numbers
 from nhm_platform.auth import hash_key
+from nhm_platform.db import Database
+from nhm_platform.replica import ApiKeyReplica
 from nhm_testing.keys import TENANT_A, TENANT_A_KEY, auth
 
 SF1, SF2 = "+14158675301", "+14158675302"
@@ -173,17 +181,8 @@ def test_api_keys_replicated_from_the_registry_authenticate_until_revoked(alloca
 def test_a_replica_that_is_behind_never_moves_rows_back_to_older_states(database_url, clock):
     """Two replicas of allocation share a database and both follow the registry: the one that is behind skips
     what the other already applied instead of replaying older states over newer ones."""
-    from sqlalchemy import MetaData, select
-
-    from nhm_allocation.eligibility_replica import EligibilityReplica
-    from nhm_allocation.models import cursors, numbers
-    from nhm_platform.db import Database
-    from nhm_platform.replica import ApiKeyReplica
-
     db = Database(database_url(SPEC))
     replica = EligibilityReplica(clock, ApiKeyReplica(MetaData()).bind(db))
-    from allocation.support import FakeUpstream
-
     log = FakeUpstream()
     log.number(SF1, campaigns=())  # revision 1: ACTIVE
     log.number(SF1, state=t.LIFECYCLE_STATE_RESTING, campaigns=())  # revision 2: RESTING
@@ -201,5 +200,40 @@ def test_a_replica_that_is_behind_never_moves_rows_back_to_older_states(database
         with db.read() as session:
             assert session.execute(select(numbers.c.state)).scalar() == t.LIFECYCLE_STATE_RESTING
             assert cursors.load(session, "registry") == 2
+    finally:
+        db.dispose()
+
+
+def test_after_a_large_snapshot_the_candidate_walk_reads_the_tiers_own_index(database_url, clock):
+    """Cost must not grow with the pool: the area-code walk must read ix_pool_area (16 entries), not filter the
+    whole pool along another index, including right after a snapshot of thousands of numbers."""
+    db = Database(database_url(SPEC))
+    replica = EligibilityReplica(clock, ApiKeyReplica(MetaData()).bind(db))
+    feed = FakeUpstream()
+    feed.campaign("c1")
+    for i in range(3_000):
+        feed.number(f"+1{('415', '212', '305')[i % 3]}{200 + i // 3000:03d}{i:04d}")
+    try:
+        items = feed.registry._items
+        for start in range(0, len(items), 500):  # applied as the follower does: batches of 500
+            with db.transaction() as session:
+                for change in items[start:start + 500]:
+                    replica.apply_registry(session, change)
+                replica.after_batch(session)
+        statement = repo._window_statement(Tier.AREA_CODE, False, 16)
+        params = {"tenant": TENANT_A, "campaign": "c1", "gate": 0, "tier_key": "US-415"}
+        with db.read() as session:
+            connection = session.connection()
+            if db.is_sqlite:
+                compiled = statement.compile(dialect=sqlite.dialect())
+                merged = {**compiled.params, **params}
+                plan = " ".join(str(row[3]) for row in connection.exec_driver_sql(
+                    "EXPLAIN QUERY PLAN " + str(compiled), tuple(merged[n] for n in compiled.positiontup)))
+            else:
+                compiled = statement.compile(dialect=postgresql.dialect())
+                plan = " ".join(row[0] for row in connection.exec_driver_sql(
+                    "EXPLAIN " + str(compiled), {**compiled.params, **params}))
+            assert len(repo.candidate_window(session, TENANT_A, "c1", 0, Tier.AREA_CODE, "US-415", None, 16)) == 16
+        assert "ix_pool_area" in plan and "Sort" not in plan and "TEMP B-TREE" not in plan, plan
     finally:
         db.dispose()

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, select, update
+from sqlalchemy import and_, bindparam, delete, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
@@ -38,6 +38,8 @@ _DELETED = types_pb2.CHANGE_KIND_DELETED
 _PENDING_NUMBERS = "nhm_allocation_refresh_numbers"
 _PENDING_CAMPAIGNS = "nhm_allocation_refresh_campaigns"
 _PENDING_ALL = "nhm_allocation_refresh_all"
+# Pool members (re)derived since the last ANALYZE beyond which statistics are refreshed.
+ANALYZE_AFTER_ROWS = 2_000
 _DERIVED = ("gate", "country", "area_key", "region_key", "day_start", "day_used", "last_ms")
 
 
@@ -52,6 +54,7 @@ class EligibilityReplica:
     def __init__(self, clock: Clock, keys: ApiKeyReplica) -> None:
         self._clock = clock
         self._keys = keys
+        self._changed_since_analyze = 0
 
     def _already_applied(self, session: Session, upstream: str, revision: int) -> bool:
         """Whether another replica of this service already applied this change (they share the database).
@@ -74,22 +77,32 @@ class EligibilityReplica:
         session.info.setdefault(_PENDING_CAMPAIGNS, set()).add((tenant_id, campaign_id))
 
     def after_batch(self, session: Session) -> None:
+        changed = 0
         if session.info.pop(_PENDING_ALL, False):
             session.info.pop(_PENDING_NUMBERS, None)
             session.info.pop(_PENDING_CAMPAIGNS, None)
-            self.refresh(session, None)
-            return
-        campaigns_touched = sorted(session.info.pop(_PENDING_CAMPAIGNS, set()))
-        for tenant_id, campaign_id in campaigns_touched:
-            self.refresh(session, and_(pool_members.c.tenant_id == tenant_id,
-                                       pool_members.c.campaign_id == campaign_id))
+            changed += self.refresh(session, None)
+        for tenant_id, campaign_id in sorted(session.info.pop(_PENDING_CAMPAIGNS, set())):
+            changed += self.refresh(session, and_(pool_members.c.tenant_id == tenant_id,
+                                                  pool_members.c.campaign_id == campaign_id))
         by_tenant: dict[str, list[str]] = {}
         for tenant_id, phone in sorted(session.info.pop(_PENDING_NUMBERS, set())):
             by_tenant.setdefault(tenant_id, []).append(phone)
         for tenant_id, phones in by_tenant.items():
             for start in range(0, len(phones), 500):
-                self.refresh(session, and_(pool_members.c.tenant_id == tenant_id,
-                                           pool_members.c.phone_number.in_(phones[start:start + 500])))
+                changed += self.refresh(session, and_(pool_members.c.tenant_id == tenant_id,
+                                                      pool_members.c.phone_number.in_(phones[start:start + 500])))
+        self._analyze_when_grown(session, changed)
+
+    def _analyze_when_grown(self, session: Session, changed: int) -> None:
+        """After a snapshot or a bulk import, refresh PostgreSQL's statistics at once: without them the planner
+        may walk the wrong pool index (filtering 100,000 rows instead of reading 16) until autovacuum runs."""
+        self._changed_since_analyze += changed
+        if self._changed_since_analyze < ANALYZE_AFTER_ROWS:
+            return
+        self._changed_since_analyze = 0
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(text("ANALYZE pool_members, numbers, number_usage"))
 
     # --- registry -------------------------------------------------------------------------------------------
 
