@@ -226,8 +226,10 @@ def bench_allocation(backend: str, url: str, pools: list[int], callers: int, dur
 
             def allocate(i: int, stub=stub, metadata=metadata, campaign_id=campaign_id, run=run,
                          offset=offset) -> bool:
-                # Each prospect gets 3 calls in a row (the default daily limit per prospect; sticky reuse).
-                destination = prospects[((offset + i + 1) // 3) % len(prospects)]
+                # Each prospect gets 3 calls (the default daily limit per prospect), 1,000 calls apart: the second
+                # and third reuse its sticky caller ID, and no two calls to one prospect run at once.
+                n = offset + i + 1
+                destination = prospects[((n // 3000) * 1000 + n % 1000) % len(prospects)]
                 request = pb.AllocateNumberRequest(campaign_id=campaign_id, destination=destination,
                                                    call_id=f"{run}-{i}")
                 try:
@@ -238,7 +240,7 @@ def bench_allocation(backend: str, url: str, pools: list[int], callers: int, dur
 
             allocate(-1)  # warm up
             ok, errors, seconds, latencies = drive(allocate, callers, duration)
-            offset += ok + errors + 3
+            offset += (ok + errors) // 3000 * 3000 + 3000
             results.append(Result(f"AllocateNumber {backend}", f"{size:,}", ok, errors, seconds,
                                   percentile(latencies, 0.5), percentile(latencies, 0.99)))
     return results
