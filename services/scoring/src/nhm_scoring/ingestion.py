@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -37,7 +37,17 @@ from nhm_scoring.health_store import standings
 from nhm_scoring.policy import ScoringPolicy
 from nhm_scoring.rescoring import rescore
 
-E = TypeVar("E")
+
+class Event(Protocol):
+    @property
+    def event_id(self) -> str: ...
+
+    @property
+    def phone_number(self) -> str: ...
+
+
+E = TypeVar("E", bound=Event)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -113,12 +123,12 @@ class Ingestion:
             policy = policy_store.load(session, tenant_id)
             checked = check(Limits(now, policy.max_event_age, self._limits.max_clock_skew), policy)
             summary = IngestSummary(rejections=list(checked.rejections))
-            phones = {getattr(event, "phone_number") for _, _, event in checked.events}  # noqa: B009
+            phones = {event.phone_number for _, _, event in checked.events}
             known = number_replica.known(session, tenant_id, phones)
             fresh: list[E] = []
             seen: set[str] = set()
             for index, where, event in checked.events:
-                phone, event_id = getattr(event, "phone_number"), getattr(event, "event_id")  # noqa: B009
+                phone, event_id = event.phone_number, event.event_id
                 if phone not in known:
                     summary.rejections.append(unknown_number(index, event_id, phone, f"{where}.phone_number"))
                 elif event_id in seen:
@@ -167,7 +177,7 @@ class Ingestion:
 _END = object()
 
 
-def _coalesce(messages: Iterable[Sequence[E]], max_events: int) -> Iterator[list[tuple[int, Sequence[E]]]]:
+def _coalesce(messages: Iterable[Sequence[T]], max_events: int) -> Iterator[list[tuple[int, Sequence[T]]]]:
     """Groups of (message number, message): each message that arrived while the last group was being applied
     joins the next group, up to max_events. A reader thread keeps receiving meanwhile."""
     inbox: queue.Queue[Any] = queue.Queue(maxsize=256)
@@ -199,7 +209,7 @@ def _coalesce(messages: Iterable[Sequence[E]], max_events: int) -> Iterator[list
         stopped.set()
 
 
-def _groups(inbox: queue.Queue[Any], max_events: int) -> Iterator[list[tuple[int, Sequence[E]]]]:
+def _groups(inbox: queue.Queue[Any], max_events: int) -> Iterator[list[tuple[int, Sequence[T]]]]:
     pending: Any = None
     while True:
         item = pending if pending is not None else inbox.get()

@@ -13,6 +13,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from nhm.scoring.v1 import scoring_pb2
+from nhm_platform.protoconv import to_duration, to_timestamp
 from nhm_scoring import buckets, health_store, label_store, messages, number_replica, policy_store
 from nhm_scoring.activity import Windows, summarize
 from nhm_scoring.assessment import Assessment, assess
@@ -68,7 +69,9 @@ def record(writes: HealthWrites, tenant_id: str, facts: NumberFacts, campaign_id
     writes.health(tenant_id, message, payload=payload, carrier_flags=carrier_flags(assessment.carrier_status),
                   time_sensitive=assessment.time_sensitive, status_time=status_time, now=now,
                   exists_already=previous is not None)
-    change = scoring_pb2.WatchHealthResponse(health=messages.as_read(payload, now, now))
+    message.update_time.CopyFrom(to_timestamp(now))
+    message.status_duration.CopyFrom(to_duration(now - status_time))
+    change = scoring_pb2.WatchHealthResponse(health=message)
     if status_changed:
         from_status = previous.status if previous is not None else HealthStatus.UNSPECIFIED
         cause = assessment.cause if previous is not None else f"first scored: {assessment.cause}"
