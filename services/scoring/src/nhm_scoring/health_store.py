@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, delete, exists, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from nhm.scoring.v1 import scoring_pb2
@@ -14,8 +16,9 @@ from nhm.type.v1 import types_pb2
 from nhm_platform.protoconv import as_utc
 from nhm_scoring.buckets import chunked
 from nhm_scoring.folding import Standing
-from nhm_scoring.models import assignments, feed, health, health_history, source_labels
+from nhm_scoring.models import assignments, feed, health, health_history, source_labels, status_counts
 from nhm_scoring.reputation import HealthStatus, Label
+from nhm_scoring.sql_upserts import add_counts
 
 RESOURCE_TYPE = "health"
 
@@ -82,9 +85,16 @@ class HealthWrites:
     flag_updates: list[dict[str, object]] = field(default_factory=list)
     history: list[dict[str, object]] = field(default_factory=list)
     changes: list[dict[str, object]] = field(default_factory=list)
+    # (tenant, status) -> change in the number of numbers with that status
+    counts: Counter[tuple[str, int]] = field(default_factory=Counter)
 
     def health(self, tenant_id: str, message: scoring_pb2.NumberHealth, *, payload: bytes, carrier_flags: int,
-               time_sensitive: bool, status_time: datetime, now: datetime, exists_already: bool) -> None:
+               time_sensitive: bool, status_time: datetime, now: datetime, previous_status: int | None) -> None:
+        exists_already = previous_status is not None
+        if previous_status != message.status:
+            self.counts[(tenant_id, message.status)] += 1
+            if previous_status is not None:
+                self.counts[(tenant_id, previous_status)] -= 1
         values = {"area_code": message.area_code, "status": message.status, "score": message.score,
                   "status_time": status_time, "update_time": now, "carrier_flags": carrier_flags,
                   "time_sensitive": time_sensitive, "payload": payload}
@@ -121,12 +131,21 @@ class HealthWrites:
         if self.history:
             session.execute(insert(health_history), self.history)
         feed.append_many(session, self.changes)
+        add_counts(session, status_counts, [{"tenant_id": tenant, "status": status, "numbers": delta}
+                                            for (tenant, status), delta in self.counts.items() if delta],
+                   ("tenant_id", "status"))
         self.inserts, self.updates, self.flag_updates, self.history, self.changes = [], [], [], [], []
+        self.counts = Counter()
 
 
 def remove(session: Session, tenant_id: str, phone: str) -> bool:
-    return bool(session.execute(delete(health).where(health.c.tenant_id == tenant_id,
-                                                     health.c.phone_number == phone)).rowcount)
+    status = session.execute(delete(health).where(health.c.tenant_id == tenant_id, health.c.phone_number == phone)
+                             .returning(health.c.status)).scalar()
+    if status is None:
+        return False
+    add_counts(session, status_counts, [{"tenant_id": tenant_id, "status": status, "numbers": -1}],
+               ("tenant_id", "status"))
+    return True
 
 
 def publish(session: Session, tenant_id: str, phone: str, kind: int, change: scoring_pb2.WatchHealthResponse,
@@ -156,13 +175,41 @@ def history_page(session: Session, tenant_id: str, phone: str, after: tuple[date
     return [_history_row(r) for r in rows]
 
 
-def statuses_at(session: Session, tenant_id: str, when: datetime) -> dict[str, HistoryRow]:
-    """Each number's last transition at or before a time: its status then (numbers not yet known are absent)."""
+def _last_transitions(tenant_id: str, when: datetime) -> Any:
+    """Each number's last transition at or before a time (its status then), as a subquery of ids."""
     t = health_history.c
-    last = (select(func.max(t.id).label("id")).where(t.tenant_id == tenant_id, t.transition_time <= when)
+    return (select(func.max(t.id).label("id")).where(t.tenant_id == tenant_id, t.transition_time <= when)
             .group_by(t.phone_number).subquery())
-    rows = session.execute(select(health_history).join(last, health_history.c.id == last.c.id))
+
+
+def counts_at(session: Session, tenant_id: str, when: datetime) -> dict[HealthStatus, int]:
+    """Numbers per status at a time (numbers not known yet are not counted)."""
+    last = _last_transitions(tenant_id, when)
+    rows = session.execute(select(health_history.c.to_status, func.count())
+                           .select_from(health_history.join(last, health_history.c.id == last.c.id))
+                           .group_by(health_history.c.to_status))
+    return {HealthStatus(status): int(count) for status, count in rows}
+
+
+def unhealthy_at(session: Session, tenant_id: str, when: datetime) -> dict[str, HistoryRow]:
+    """The last transition at or before a time of each number that was not Healthy then."""
+    last = _last_transitions(tenant_id, when)
+    rows = session.execute(select(health_history).join(last, health_history.c.id == last.c.id)
+                           .where(health_history.c.to_status != int(HealthStatus.HEALTHY)))
     return {r.phone_number: _history_row(r) for r in rows}
+
+
+def last_at(session: Session, tenant_id: str, when: datetime, phones: Collection[str]) -> dict[str, HistoryRow]:
+    """The last transition at or before a time of the numbers given (absent: not known then)."""
+    t = health_history.c
+    found: dict[str, HistoryRow] = {}
+    for chunk in chunked(phones):
+        last = (select(func.max(t.id).label("id"))
+                .where(t.tenant_id == tenant_id, t.transition_time <= when, t.phone_number.in_(chunk))
+                .group_by(t.phone_number).subquery())
+        for r in session.execute(select(health_history).join(last, health_history.c.id == last.c.id)):
+            found[r.phone_number] = _history_row(r)
+    return found
 
 
 @dataclass(frozen=True)
@@ -176,7 +223,9 @@ class ListFilter:
     prefix: str = ""
 
 
-def _conditions(tenant_id: str, f: ListFilter, *, with_status: bool) -> list[ColumnElement[bool]]:
+def _filtered(query: Any, tenant_id: str, f: ListFilter, *, with_status: bool) -> Any:
+    """query (over health) narrowed to the filter. Campaign and source are joins (each matches at most one row
+    per number), so the database may start from the campaign's or the source's few numbers."""
     t = health.c
     conditions: list[ColumnElement[bool]] = [t.tenant_id == tenant_id]
     if with_status and f.statuses:
@@ -186,33 +235,40 @@ def _conditions(tenant_id: str, f: ListFilter, *, with_status: bool) -> list[Col
     if f.prefix:
         # A prefix of "+" and digits only (checked by the caller), so no LIKE wildcard can sneak in.
         conditions.append(t.phone_number.startswith(f.prefix))
+    source: Any = health
     if f.campaign_id:
         a = assignments.c
-        conditions.append(exists().where(a.tenant_id == t.tenant_id, a.phone_number == t.phone_number,
-                                         a.campaign_id == f.campaign_id))
+        source = source.join(assignments, and_(a.tenant_id == t.tenant_id, a.phone_number == t.phone_number,
+                                               a.campaign_id == f.campaign_id))
     if f.source:
         s = source_labels.c
-        label_condition = [s.tenant_id == t.tenant_id, s.phone_number == t.phone_number, s.source == f.source,
-                           s.label != int(Label.CLEAN)]
+        on = [s.tenant_id == t.tenant_id, s.phone_number == t.phone_number, s.source == f.source,
+              s.label != int(Label.CLEAN)]
         if f.label_cutoff is not None:
-            label_condition.append(s.observe_time > f.label_cutoff)
-        conditions.append(exists().where(*label_condition))
-    return conditions
+            on.append(s.observe_time > f.label_cutoff)
+        source = source.join(source_labels, and_(*on))
+    return query.select_from(source).where(*conditions)
 
 
 def list_page(session: Session, tenant_id: str, f: ListFilter, after_phone: str | None,
               limit: int) -> list[tuple[bytes, datetime]]:
     t = health.c
-    conditions = _conditions(tenant_id, f, with_status=True)
+    query = _filtered(select(t.payload, t.update_time), tenant_id, f, with_status=True)
     if after_phone is not None:
-        conditions.append(t.phone_number > after_phone)
-    rows = session.execute(select(t.payload, t.update_time).where(*conditions).order_by(t.phone_number).limit(limit))
+        query = query.where(t.phone_number > after_phone)
+    rows = session.execute(query.order_by(t.phone_number).limit(limit))
     return [(bytes(r.payload), as_utc(r.update_time)) for r in rows]
 
 
 def count_by_status(session: Session, tenant_id: str, f: ListFilter) -> dict[HealthStatus, int]:
+    """Counts per status for the filter (the status filter aside). With no other filter, from the counters kept
+    with every write instead of counting the tenant's numbers."""
+    if not (f.area_code or f.prefix or f.campaign_id or f.source):
+        c = status_counts.c
+        rows = session.execute(select(c.status, c.numbers).where(c.tenant_id == tenant_id))
+        return {HealthStatus(status): int(count) for status, count in rows if count}
     t = health.c
-    rows = session.execute(select(t.status, func.count()).where(*_conditions(tenant_id, f, with_status=False))
+    rows = session.execute(_filtered(select(t.status, func.count()), tenant_id, f, with_status=False)
                            .group_by(t.status))
     return {HealthStatus(status): int(count) for status, count in rows}
 

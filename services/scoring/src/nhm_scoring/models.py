@@ -212,6 +212,8 @@ source_labels = Table(
     Column("score", Float, nullable=True),
     _time("observe_time"),
     PrimaryKeyConstraint("tenant_id", "phone_number", "source", name="pk_source_labels"),
+    # ListHealth by source starts from the source's numbers.
+    Index("ix_source_labels_source", "tenant_id", "source", "phone_number"),
 )
 
 health = Table(
@@ -234,6 +236,16 @@ health = Table(
     Index("ix_health_status", "tenant_id", "status", "phone_number"),
     Index("ix_health_area_code", "tenant_id", "area_code", "phone_number"),
     Index("ix_health_time_sensitive", "time_sensitive", "tenant_id", "phone_number"),
+)
+
+# Numbers per status per tenant, kept with every health write: the dashboard's unfiltered counts.
+status_counts = Table(
+    "status_counts",
+    metadata,
+    Column("tenant_id", String(64), nullable=False),
+    Column("status", SmallInteger, nullable=False),
+    Column("numbers", Integer, nullable=False),
+    PrimaryKeyConstraint("tenant_id", "status", name="pk_status_counts"),
 )
 
 health_history = Table(

@@ -68,7 +68,7 @@ def record(writes: HealthWrites, tenant_id: str, facts: NumberFacts, campaign_id
         return 0
     writes.health(tenant_id, message, payload=payload, carrier_flags=carrier_flags(assessment.carrier_status),
                   time_sensitive=assessment.time_sensitive, status_time=status_time, now=now,
-                  exists_already=previous is not None)
+                  previous_status=int(previous.status) if previous is not None else None)
     message.update_time.CopyFrom(to_timestamp(now))
     message.status_duration.CopyFrom(to_duration(now - status_time))
     change = scoring_pb2.WatchHealthResponse(health=message)

@@ -80,9 +80,8 @@ class WeeklyReport:
     outbound_calls: int
 
 
-def _counts(rows: Mapping[str, HistoryRow]) -> dict[HealthStatus, int]:
-    counted = Counter(row.to_status for row in rows.values())
-    return {status: counted.get(status, 0) for status in HealthStatus if status is not HealthStatus.UNSPECIFIED}
+def _all_statuses(counts: Mapping[HealthStatus, int]) -> dict[HealthStatus, int]:
+    return {status: counts.get(status, 0) for status in HealthStatus if status is not HealthStatus.UNSPECIFIED}
 
 
 def _ceil_hour(when: datetime) -> int:
@@ -97,8 +96,14 @@ class WeeklyReports:
         end = period_end or self._clock.now()
         start = end - PERIOD
         with self._db.snapshot() as session:
-            now_rows = health_store.statuses_at(session, tenant_id, end)
-            then_rows = health_store.statuses_at(session, tenant_id, start)
+            counts_now = health_store.counts_at(session, tenant_id, end)
+            counts_then = health_store.counts_at(session, tenant_id, start)
+            # Only numbers that were not Healthy at one end of the week can have changed or be a cause.
+            bad_now = health_store.unhealthy_at(session, tenant_id, end)
+            bad_then = health_store.unhealthy_at(session, tenant_id, start)
+            now_rows = {**health_store.last_at(session, tenant_id, end, bad_then.keys() - bad_now.keys()), **bad_now}
+            then_rows = {**health_store.last_at(session, tenant_id, start, bad_now.keys() - bad_then.keys()),
+                         **bad_then}
             totals = buckets.period_totals(session, tenant_id, _ceil_hour(start), _ceil_hour(end))
         changed = []
         for phone, row in sorted(now_rows.items()):
@@ -109,14 +114,14 @@ class WeeklyReports:
             if from_status is not row.to_status:
                 changed.append(Change(phone, from_status, row))
         changed.sort(key=lambda c: (-int(c.now.to_status), c.phone_number))
-        newly_at_risk = sorted(phone for phone, row in now_rows.items() if row.to_status is HealthStatus.AT_RISK
+        newly_at_risk = sorted(phone for phone, row in bad_now.items() if row.to_status is HealthStatus.AT_RISK
                                and phone in then_rows and then_rows[phone].to_status is HealthStatus.HEALTHY)
         shares = [CarrierShare(c, totals.outbound, getattr(totals, f"flagged_{c.name.lower()}")) for c in CARRIERS]
         clean_outbound = totals.outbound - totals.flagged_outbound
         return WeeklyReport(
             tenant_id=tenant_id, period_start=start, period_end=end,
-            counts_now=_counts(now_rows), counts_week_ago=_counts(then_rows),
-            changed=changed, newly_at_risk=newly_at_risk, top_causes=_top_causes(now_rows),
+            counts_now=_all_statuses(counts_now), counts_week_ago=_all_statuses(counts_then),
+            changed=changed, newly_at_risk=newly_at_risk, top_causes=_top_causes(bad_now),
             flagged_call_share=shares,
             answer_rate_flagged=totals.flagged_answered / totals.flagged_outbound if totals.flagged_outbound else 0.0,
             answer_rate_clean=(totals.answered - totals.flagged_answered) / clean_outbound if clean_outbound else 0.0,

@@ -206,6 +206,13 @@ def upgrade() -> None:
     sa.Column('observe_time', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('tenant_id', 'phone_number', 'source', name='pk_source_labels')
     )
+    op.create_index('ix_source_labels_source', 'source_labels', ['tenant_id', 'source', 'phone_number'], unique=False)
+    op.create_table('status_counts',
+    sa.Column('tenant_id', sa.String(length=64), nullable=False),
+    sa.Column('status', sa.SmallInteger(), nullable=False),
+    sa.Column('numbers', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('tenant_id', 'status', name='pk_status_counts')
+    )
     op.create_table('talk_histogram',
     sa.Column('tenant_id', sa.String(length=64), nullable=False),
     sa.Column('phone_number', sa.String(length=16), nullable=False),
@@ -223,6 +230,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index('ix_talk_histogram_day', table_name='talk_histogram')
     op.drop_table('talk_histogram')
+    op.drop_table('status_counts')
+    op.drop_index('ix_source_labels_source', table_name='source_labels')
     op.drop_table('source_labels')
     op.drop_index('ix_prospect_daily_day', table_name='prospect_daily')
     op.drop_table('prospect_daily')
