@@ -224,8 +224,8 @@ class ListFilter:
 
 
 def _filtered(query: Any, tenant_id: str, f: ListFilter, *, with_status: bool) -> Any:
-    """query (over health) narrowed to the filter. Campaign and source are joins (each matches at most one row
-    per number), so the database may start from the campaign's or the source's few numbers."""
+    """query (over health) narrowed to the filter. Campaign and source are IN (subquery), so the database may
+    start from the campaign's or the source's numbers instead of probing every number of the tenant."""
     t = health.c
     conditions: list[ColumnElement[bool]] = [t.tenant_id == tenant_id]
     if with_status and f.statuses:
@@ -235,19 +235,17 @@ def _filtered(query: Any, tenant_id: str, f: ListFilter, *, with_status: bool) -
     if f.prefix:
         # A prefix of "+" and digits only (checked by the caller), so no LIKE wildcard can sneak in.
         conditions.append(t.phone_number.startswith(f.prefix))
-    source: Any = health
     if f.campaign_id:
         a = assignments.c
-        source = source.join(assignments, and_(a.tenant_id == t.tenant_id, a.phone_number == t.phone_number,
-                                               a.campaign_id == f.campaign_id))
+        conditions.append(t.phone_number.in_(select(a.phone_number).where(
+            a.tenant_id == tenant_id, a.campaign_id == f.campaign_id)))
     if f.source:
         s = source_labels.c
-        on = [s.tenant_id == t.tenant_id, s.phone_number == t.phone_number, s.source == f.source,
-              s.label != int(Label.CLEAN)]
+        labelled = [s.tenant_id == tenant_id, s.source == f.source, s.label != int(Label.CLEAN)]
         if f.label_cutoff is not None:
-            on.append(s.observe_time > f.label_cutoff)
-        source = source.join(source_labels, and_(*on))
-    return query.select_from(source).where(*conditions)
+            labelled.append(s.observe_time > f.label_cutoff)
+        conditions.append(t.phone_number.in_(select(s.phone_number).where(*labelled)))
+    return query.where(*conditions)
 
 
 def list_page(session: Session, tenant_id: str, f: ListFilter, after_phone: str | None,

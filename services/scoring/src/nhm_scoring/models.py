@@ -235,6 +235,8 @@ health = Table(
     PrimaryKeyConstraint("tenant_id", "phone_number", name="pk_health"),
     Index("ix_health_status", "tenant_id", "status", "phone_number"),
     Index("ix_health_area_code", "tenant_id", "area_code", "phone_number"),
+    # Counts per status within an area code.
+    Index("ix_health_area_status", "tenant_id", "area_code", "status"),
     Index("ix_health_time_sensitive", "time_sensitive", "tenant_id", "phone_number"),
 )
 

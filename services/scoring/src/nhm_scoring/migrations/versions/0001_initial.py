@@ -115,6 +115,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('tenant_id', 'phone_number', name='pk_health')
     )
     op.create_index('ix_health_area_code', 'health', ['tenant_id', 'area_code', 'phone_number'], unique=False)
+    op.create_index('ix_health_area_status', 'health', ['tenant_id', 'area_code', 'status'], unique=False)
     op.create_index('ix_health_status', 'health', ['tenant_id', 'status', 'phone_number'], unique=False)
     op.create_index('ix_health_time_sensitive', 'health', ['time_sensitive', 'tenant_id', 'phone_number'], unique=False)
     op.create_table('health_history',
@@ -249,6 +250,7 @@ def downgrade() -> None:
     op.drop_table('health_history')
     op.drop_index('ix_health_time_sensitive', table_name='health')
     op.drop_index('ix_health_status', table_name='health')
+    op.drop_index('ix_health_area_status', table_name='health')
     op.drop_index('ix_health_area_code', table_name='health')
     op.drop_table('health')
     op.drop_table('feed_head')
