@@ -97,14 +97,20 @@ def seed(url: str, tenant: str, count: int, settings: Any) -> float:
                             for i in rows if i % 10 == 0]
                 if campaign:
                     session.execute(insert(assignments), campaign)
-        if db.dialect == "postgresql":
-            with db.engine.connect() as conn:  # fresh statistics after a bulk load, as autovacuum would gather
-                conn.execute(text("ANALYZE"))
-                conn.commit()
+        analyze(db)
         Housekeeper(db, SystemClock(), settings).rescore_tenant(tenant)
+        analyze(db)
     finally:
         db.dispose()
     return time.perf_counter() - started
+
+
+def analyze(db: Database) -> None:
+    """PostgreSQL: fresh planner statistics after a bulk load, as autovacuum gathers them soon after."""
+    if db.dialect == "postgresql":
+        with db.engine.connect() as conn:
+            conn.execute(text("ANALYZE"))
+            conn.commit()
 
 
 def _labels(i: int) -> list[tuple[Source, Label]]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from nhm.scoring.v1 import scoring_pb2
@@ -18,7 +18,7 @@ from nhm_scoring.buckets import chunked
 from nhm_scoring.folding import Standing
 from nhm_scoring.models import assignments, feed, health, health_history, source_labels, status_counts
 from nhm_scoring.reputation import HealthStatus, Label
-from nhm_scoring.sql_upserts import add_counts
+from nhm_scoring.sql_upserts import add_counts, update_rows
 
 RESOURCE_TYPE = "health"
 
@@ -99,12 +99,12 @@ class HealthWrites:
                   "status_time": status_time, "update_time": now, "carrier_flags": carrier_flags,
                   "time_sensitive": time_sensitive, "payload": payload}
         if exists_already:
-            self.updates.append({"key_tenant": tenant_id, "key_phone": message.phone_number, **values})
+            self.updates.append({"tenant_id": tenant_id, "phone_number": message.phone_number, **values})
         else:
             self.inserts.append({"tenant_id": tenant_id, "phone_number": message.phone_number, **values})
 
     def time_sensitive(self, tenant_id: str, phone: str, value: bool) -> None:
-        self.flag_updates.append({"key_tenant": tenant_id, "key_phone": phone, "time_sensitive": value})
+        self.flag_updates.append({"tenant_id": tenant_id, "phone_number": phone, "time_sensitive": value})
 
     def transition(self, tenant_id: str, transition: scoring_pb2.HealthTransition, when: datetime) -> None:
         self.history.append({
@@ -120,14 +120,11 @@ class HealthWrites:
                              "change_time": now})
 
     def flush(self, session: Session) -> None:
-        t = health.c
-        by_key = (t.tenant_id == bindparam("key_tenant")) & (t.phone_number == bindparam("key_phone"))
+        key = ("tenant_id", "phone_number")
         if self.inserts:
             session.execute(insert(health), self.inserts)
-        if self.updates:
-            session.execute(update(health).where(by_key), self.updates)
-        if self.flag_updates:
-            session.execute(update(health).where(by_key), self.flag_updates)
+        update_rows(session, health, self.updates, key)
+        update_rows(session, health, self.flag_updates, key)
         if self.history:
             session.execute(insert(health_history), self.history)
         feed.append_many(session, self.changes)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Table, bindparam, cast, func, select
+from sqlalchemy import Table, bindparam, cast, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -74,14 +74,38 @@ def add_counts(session: Session, table: Table, rows: Sequence[dict[str, Any]], k
         return statement.on_conflict_do_update(index_elements=list(keys), set_={
             c: bigger(table.c[c], excluded[c]) if c in larger else table.c[c] + excluded[c] for c in columns})
 
-    if not returning:
-        session.execute(upsert(_insert(session, table)), ordered)
-        return []
     wanted = [table.c[c] for c in returning]
     if postgres:
         results: list[Any] = []
         for i in range(0, len(ordered), CHUNK * 10):
-            statement = upsert(_from_arrays(table, ordered[i:i + CHUNK * 10])).returning(*wanted)
-            results.extend(session.execute(statement).all())
+            statement = upsert(_from_arrays(table, ordered[i:i + CHUNK * 10]))
+            if wanted:
+                results.extend(session.execute(statement.returning(*wanted)).all())
+            else:
+                session.execute(statement)
         return results
+    if not wanted:
+        session.execute(upsert(_insert(session, table)), ordered)
+        return []
     return list(session.execute(upsert(_insert(session, table)).returning(*wanted), ordered).all())
+
+
+def update_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> None:
+    """Update existing rows found by their keys with the other values of each row (all rows name the same
+    columns). PostgreSQL: one UPDATE … FROM unnest(…) statement; SQLite: one statement run for every row."""
+    if not rows:
+        return
+    ordered = _ordered(rows, keys)
+    columns = [c for c in ordered[0] if c not in keys]
+    if _is_postgres(session):
+        for i in range(0, len(ordered), CHUNK * 10):
+            part = ordered[i:i + CHUNK * 10]
+            source = select(*(func.unnest(cast(bindparam(f"rows_{c}", [r[c] for r in part]),
+                                               postgresql.ARRAY(table.c[c].type))).label(c)
+                              for c in (*keys, *columns))).subquery("v")
+            session.execute(update(table).where(*(table.c[k] == source.c[k] for k in keys))
+                            .values({c: source.c[c] for c in columns}))
+        return
+    match = [table.c[k] == bindparam(f"key_{k}") for k in keys]
+    session.execute(update(table).where(*match), [{**{f"key_{k}": r[k] for k in keys},
+                                                    **{c: r[c] for c in columns}} for r in ordered])

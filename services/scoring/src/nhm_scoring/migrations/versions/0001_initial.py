@@ -112,7 +112,8 @@ def upgrade() -> None:
     sa.Column('carrier_flags', sa.SmallInteger(), nullable=False),
     sa.Column('time_sensitive', sa.Boolean(), nullable=False),
     sa.Column('payload', sa.LargeBinary(), nullable=False),
-    sa.PrimaryKeyConstraint('tenant_id', 'phone_number', name='pk_health')
+    sa.PrimaryKeyConstraint('tenant_id', 'phone_number', name='pk_health'),
+    postgresql_with={'fillfactor': 70}
     )
     op.create_index('ix_health_area_code', 'health', ['tenant_id', 'area_code', 'phone_number'], unique=False)
     op.create_index('ix_health_area_status', 'health', ['tenant_id', 'area_code', 'status'], unique=False)
