@@ -190,7 +190,3 @@ def upstream_channel(target: str, settings: ServerSettings) -> grpc.Channel:
     credentials = grpc.ssl_channel_credentials(Path(settings.upstream_ca_file).read_bytes(), key, cert)
     return grpc.secure_channel(target, credentials, options=options)
 
-
-def insecure_channel(target: str) -> grpc.Channel:
-    """Plain-text channel; kept until every service calls upstream_channel(target, settings)."""
-    return grpc.insecure_channel(target, options=[("grpc.keepalive_time_ms", 30_000)])
