@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-PACKAGES := sdk services/platform services/registry services/scoring services/allocation services/remediation
+PACKAGES := sdk services/platform services/registry services/scoring services/allocation services/remediation services/dashboard
 BUF := node_modules/.bin/buf
 BUF_AGAINST ?= .git\#branch=main
 PYTEST_ARGS ?=
@@ -38,6 +38,7 @@ gen: install
 gen-check: install
 	@tmp=$$(mktemp -d) && $(PY) tools/gen_protos.py --out $$tmp >/dev/null && \
 	  diff -r -x __pycache__ $$tmp/nhm sdk/src/nhm && rm -rf $$tmp && echo "generated code is current"
+	$(PY) tools/gen_config_reference.py --check
 
 $(BUF): package.json package-lock.json
 	npm ci --no-audit --no-fund --silent

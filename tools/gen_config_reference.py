@@ -68,7 +68,20 @@ def render() -> str:
                 continue
             lines.append(f"| `{field.name}` | `NHM_{service.upper()}_{field.name.upper()}`, "
                          f"`NHM_{field.name.upper()}` | `{default!r}` | {comments.get(field.name, '')} |")
+    lines += dashboard_section()
     return "\n".join(lines) + "\n"
+
+
+def dashboard_section() -> list[str]:
+    from nhm_dashboard.settings import DashboardSettings
+
+    comments = field_comments(DashboardSettings)
+    lines = ["", "## dashboard", "", "The web dashboard (`python -m nhm_dashboard`) reads its own settings only.", "",
+             "| Field | Variables | Default | Meaning |", "|---|---|---|---|"]
+    for field in dataclasses.fields(DashboardSettings):
+        lines.append(f"| `{field.name}` | `NHM_DASHBOARD_{field.name.upper()}`, `NHM_{field.name.upper()}` | "
+                     f"`{field.default!r}` | {comments.get(field.name, '')} |")
+    return lines
 
 
 def main() -> None:

@@ -21,9 +21,9 @@ from urllib.parse import quote
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dashboard.web import sign_in
+
 from nhm_dashboard.app import create_app
 from nhm_dashboard.settings import DashboardSettings
-
 from nhm_sdk import Client, ClientConfig
 from nhm_testing.keys import TENANT_A_KEY
 from nhm_testing.services import running_service

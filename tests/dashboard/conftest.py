@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 from dashboard.support import FAST_FEEDS, Seed, Stack, dashboard_settings, seed
+
 from nhm_dashboard.app import create_app
 from nhm_dashboard.gateway import Gateway
-
 from nhm_platform.clock import FakeClock
 from nhm_testing.services import ServiceHandle
 

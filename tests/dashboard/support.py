@@ -9,7 +9,6 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from nhm_dashboard.settings import DashboardSettings
-
 from nhm_platform.clock import FakeClock
 from nhm_sdk import Client, ClientConfig, NhmError, NothingEligibleError
 from nhm_testing.keys import TENANT_A_KEY, TENANT_B_KEY

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import shutil
 import threading
 from collections.abc import Callable, Iterator
@@ -19,7 +20,20 @@ from dashboard.support import AT_RISK, FLAGGED, Seed, Stack
 from nhm.remediation.v1 import remediation_pb2 as rem
 from nhm_testing.keys import TENANT_A_KEY
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed: pip install playwright")
+# CI sets NHM_REQUIRE_BROWSER=1: there a missing browser is a failure, never a skip.
+BROWSER_REQUIRED = os.environ.get("NHM_REQUIRE_BROWSER") == "1"
+
+
+def _browser_missing(reason: str) -> None:
+    if BROWSER_REQUIRED:
+        pytest.fail(f"{reason} (NHM_REQUIRE_BROWSER=1)", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
+
+
+try:
+    from playwright import sync_api
+except ImportError:  # pragma: no cover - depends on the machine
+    _browser_missing("playwright is not installed: pip install playwright")
 
 CHROMIUM = "/usr/bin/chromium"
 # Flags that keep Chromium headless and off the network: no first-run, sync, component or background fetches.
@@ -44,7 +58,7 @@ def served(make_app: Callable[..., Any]) -> Iterator[str]:
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[Any]:
     if not Path(CHROMIUM).exists():
-        pytest.skip("Chromium is not installed: apt-get install -y chromium")
+        _browser_missing("Chromium is not installed: apt-get install -y chromium")
     with sync_api.sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
             str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS,

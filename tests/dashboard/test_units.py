@@ -7,16 +7,16 @@ import io
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from nhm_dashboard import charts, csrf, overview, weekly
-from nhm_dashboard import vocabulary as words
-from nhm_dashboard.number_page import measure, source_views
-from nhm_dashboard.numbers import NumberQuery, search_prefix
-from nhm_dashboard.sessions import SessionStore
 
 from nhm.allocation.v1 import allocation_pb2 as alloc
 from nhm.registry.v1 import registry_pb2 as reg
 from nhm.scoring.v1 import scoring_pb2 as sco
 from nhm.type.v1 import types_pb2 as types
+from nhm_dashboard import charts, csrf, overview, weekly
+from nhm_dashboard import vocabulary as words
+from nhm_dashboard.number_page import measure, source_views
+from nhm_dashboard.numbers import NumberQuery, search_prefix
+from nhm_dashboard.sessions import SessionStore
 from nhm_platform.clock import FakeClock
 
 T0 = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)

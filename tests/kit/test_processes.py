@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import grpc
@@ -60,11 +63,12 @@ def read_until(proc: subprocess.Popen, marker: str, timeout: float) -> list[str]
 
 @pytest.mark.slow
 def test_launcher_brings_every_service_to_serving_and_stops_cleanly(tmp_path: Path):
-    base = free_port_block(len(SERVICES))
+    base = free_port_block(len(SERVICES) + 1)
+    dashboard_port = base + len(SERVICES)
     env = {**os.environ, "NHM_LOG_FORMAT": "json"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "nhm_platform.devstack", "--data-dir", str(tmp_path / "data"),
-         "--base-port", str(base)],
+         "--base-port", str(base), "--dashboard-port", str(dashboard_port)],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
     try:
         lines = read_until(proc, "Press Ctrl-C", timeout=90)
@@ -76,6 +80,17 @@ def test_launcher_brings_every_service_to_serving_and_stops_cleanly(tmp_path: Pa
                 reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
                 assert reply.status == health_pb2.HealthCheckResponse.SERVING
         assert "API key:" in output
+        api_key = next(line.split()[-1] for line in lines if line.startswith("API key:"))
+        assert f"http://localhost:{dashboard_port}" in output
+        # The dashboard is up and talks to the services: the printed key signs in and lands on the overview.
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+        with opener.open(f"http://localhost:{dashboard_port}/login", timeout=10) as page:
+            login = page.read().decode()
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', login).group(1)
+        form = urllib.parse.urlencode({"api_key": api_key, "csrf_token": csrf}).encode()
+        with opener.open(f"http://localhost:{dashboard_port}/login", data=form, timeout=30) as page:
+            body = page.read().decode()
+            assert page.status == 200 and "Sign out" in body and 'title="Tenant dev"' in body, body[:2000]
         for name in SERVICES:
             assert (tmp_path / "data" / f"{name}.db").exists()
     finally:

@@ -1,12 +1,15 @@
 """`make run`: every service on localhost with SQLite under a data folder, in the foreground.
 
-Each service runs as its own process (as in production), on fixed ports from --base-port. Development keys
-are made once and kept in <data>/dev-credentials.json so they survive restarts. Ctrl-C stops everything.
+Each service runs as its own process (as in production), on fixed ports from --base-port, and the dashboard
+(when its package is installed) on --dashboard-port. Development keys are made once and kept in
+<data>/dev-credentials.json so they survive restarts. Ctrl-C stops everything.
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
+import importlib.util
 import json
 import os
 import signal
@@ -28,9 +31,11 @@ DEV_TENANT = "dev"
 def load_credentials(data_dir: Path) -> dict[str, str]:
     path = data_dir / "dev-credentials.json"
     if path.exists():
-        return dict(json.loads(path.read_text()))
+        creds = dict(json.loads(path.read_text()))
+        creds.setdefault("dashboard_session_secret", generate_key())
+        return creds
     creds = {"tenant_id": DEV_TENANT, "api_key": generate_key(), "admin_key": generate_key(),
-             "service_key": generate_key()}
+             "service_key": generate_key(), "dashboard_session_secret": generate_key()}
     data_dir.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(creds, indent=2))
     path.chmod(0o600)
@@ -49,7 +54,27 @@ def service_env(data_dir: Path, base_port: int, creds: dict[str, str]) -> dict[s
     for offset, name in enumerate(SERVICES):
         env[f"NHM_{name.upper()}_PORT"] = str(base_port + offset)
         env[f"NHM_{name.upper()}_TARGET"] = f"localhost:{base_port + offset}"
+    env["NHM_DASHBOARD_SESSION_SECRET"] = creds["dashboard_session_secret"]
     return env
+
+
+def dashboard_installed() -> bool:
+    return importlib.util.find_spec("nhm_dashboard") is not None
+
+
+def wait_http_ok(port: int, path: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        connection = http.client.HTTPConnection("localhost", port, timeout=1)
+        try:
+            connection.request("GET", path)
+            if connection.getresponse().status == 200:
+                return True
+        except OSError:
+            time.sleep(0.1)
+        finally:
+            connection.close()
+    return False
 
 
 def wait_serving(port: int, timeout: float) -> bool:
@@ -70,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=Path("data"))
     parser.add_argument("--base-port", type=int, default=50051)
+    parser.add_argument("--dashboard-port", type=int, default=8080,
+                        help="HTTP port of the dashboard (0: do not start it)")
     parser.add_argument("--start-timeout", type=float, default=60.0)
     args = parser.parse_args(argv)
     data_dir = args.data_dir.resolve()
@@ -85,15 +112,25 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, stop_all)
     for name in SERVICES:
         procs[name] = subprocess.Popen([sys.executable, "-m", f"nhm_{name}"], env=env)
+    with_dashboard = args.dashboard_port > 0 and dashboard_installed()
+    if with_dashboard:
+        procs["dashboard"] = subprocess.Popen([sys.executable, "-m", "nhm_dashboard"],
+                                              env={**env, "NHM_DASHBOARD_PORT": str(args.dashboard_port)})
     status = 0
     try:
         for offset, name in enumerate(SERVICES):
             if not wait_serving(args.base_port + offset, args.start_timeout):
                 print(f"nhm: {name} did not start; see its log above", file=sys.stderr)
                 return 1
+        dashboard_url = f"http://localhost:{args.dashboard_port}"
+        if with_dashboard and not wait_http_ok(args.dashboard_port, "/healthz", args.start_timeout):
+            print("nhm: dashboard did not start; see its log above", file=sys.stderr)
+            return 1
         print("\nnhm is running. Endpoints (gRPC, plain text on localhost):")
         for offset, name in enumerate(SERVICES):
             print(f"  {name:<12} localhost:{args.base_port + offset}")
+        if with_dashboard:
+            print(f"  {'dashboard':<12} {dashboard_url}  (sign in with the API key below)")
         print(f"\nDevelopment tenant: {creds['tenant_id']}")
         print(f"API key:            {creds['api_key']}")
         print(f"(keys are kept in {data_dir / 'dev-credentials.json'})")
