@@ -89,6 +89,35 @@ def test_a_late_commit_never_hides_behind_a_later_revision(pg_feed_db):
         assert [(r.revision, r.resource_key) for r in log.read(session, 0, None, 10)] == [(1, "slow"), (2, "fast")]
 
 
+def test_a_commit_between_the_watchers_statements_is_never_skipped(feed_db, monkeypatch):
+    """A change that commits while the watcher reads must reach it, not be covered by a heartbeat past it.
+
+    On PostgreSQL (READ COMMITTED) each statement of the watcher's read sees a newer snapshot; the change is
+    committed from another session right after the watcher's entry read, the worst moment for it.
+    """
+    db, log, _ = feed_db
+    append(db, log, "before")
+    original_read = ChangeLog.read
+    injected = []
+
+    def read_then_commit(self, session, after, tenant_id, limit):
+        records = original_read(self, session, after, tenant_id, limit)
+        if not records and not injected:
+            injected.append(append(db, log, "racing"))
+        return records
+
+    monkeypatch.setattr(ChangeLog, "read", read_then_commit)
+    seen = []
+    for item in log.watch(db.read, 1, None, lambda: len(seen) < 4, poll_interval=0.01, heartbeat_interval=0):
+        seen.append(item)
+        if getattr(item, "resource_key", None) == "racing":
+            break
+    keys = [getattr(item, "resource_key", None) for item in seen]
+    assert "racing" in keys, keys
+    heartbeat_before = [item.revision for item in seen[:keys.index("racing")] if isinstance(item, Heartbeat)]
+    assert all(revision < injected[0] for revision in heartbeat_before), (heartbeat_before, injected)
+
+
 def test_append_many_takes_consecutive_revisions_in_one_counter_update(feed_db):
     db, log, _ = feed_db
     append(db, log, "first")

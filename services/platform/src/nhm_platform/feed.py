@@ -224,8 +224,11 @@ class ChangeLog:
         while is_active():
             generation = self.generation
             with read_session() as session:
+                # Head first: under READ COMMITTED each statement sees a newer snapshot, so a head read after an
+                # empty read could name a revision the read never saw, and the heartbeat would skip it. Every
+                # revision up to a head read earlier has committed, so the read that follows sees them all.
+                head, _ = self.head_revision(session)
                 records = self.read(session, cursor, tenant_id, batch)
-                head, _ = self.head_revision(session) if not records else (cursor, 0)
             if records:
                 yield from records
                 cursor = records[-1].revision
