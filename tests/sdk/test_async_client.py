@@ -38,6 +38,11 @@ def test_async_client_writes_reads_and_pages(registry: ServiceHandle) -> None:
             listed = [n.phone_number async for n in nhm.list_numbers(page_size=3)]
             assert sorted(listed) == NUMBERS
             assert len(await nhm.list_numbers(limit=2).to_list()) == 2
+            first = await nhm.list_numbers(page_size=3, order_by="phone_number").first_page()
+            assert [n.phone_number for n in first.items] == NUMBERS[:3]
+            resumed = nhm.list_numbers(page_size=3, order_by="phone_number", page_token=first.next_page_token)
+            assert [n.phone_number for n in (await resumed.first_page()).items] == NUMBERS[3:6]
+            assert [n.phone_number async for n in resumed] == NUMBERS[3:]
 
             campaign = await nhm.create_campaign("Async", policy={"daily_cap_per_number": 90})
             assert (await nhm.assign_numbers(campaign.id, NUMBERS[:2])).number_count == 2
@@ -94,8 +99,9 @@ def test_async_dialer_flow_against_the_platform(platform: Any) -> None:
 
             activity = await nhm.call_activity(call.caller_id, days=1)
             assert activity.days[-1].blocked_calls == 1
-            usage = await nhm.get_campaign_usage(campaign)
-            assert usage.calls_today == 1
+            usage = await nhm.get_campaign_usage(campaign, page_size=1)  # three pages, merged
+            assert usage.calls_today == 1 and not usage.next_page_token
+            assert sorted(u.phone_number for u in usage.numbers) == sf
             with pytest.raises(NothingEligibleError) as caught:
                 await _exhaust(nhm, campaign)
             assert caught.value.exclusions.get("DAILY_CAP")

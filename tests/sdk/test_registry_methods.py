@@ -93,6 +93,38 @@ def test_list_numbers_pages_transparently_and_filters(client: Client) -> None:
     assert newest_first == sorted(newest_first, reverse=True)
 
 
+def test_a_listing_starts_at_a_page_token_from_an_earlier_page(client: Client) -> None:
+    client.import_numbers(SF[10:20])
+    in_order = sorted(SF[10:20])
+    first = client.list_numbers(page_size=4, order_by="phone_number").first_page
+    assert [n.phone_number for n in first.items] == in_order[:4] and first.next_page_token
+
+    second = client.list_numbers(page_size=4, order_by="phone_number", page_token=first.next_page_token)
+    assert [n.phone_number for n in second.first_page.items] == in_order[4:8]
+    # Iterating after reading first_page goes on from that page: no item twice, none left out.
+    assert [n.phone_number for n in second] == in_order[4:]
+    last = list(client.list_numbers(page_size=4, order_by="phone_number",
+                                    page_token=second.first_page.next_page_token).pages())
+    assert [[n.phone_number for n in page.items] for page in last] == [in_order[8:]]
+    assert last[-1].next_page_token == ""
+
+    with pytest.raises(InvalidArgumentError):  # a token resumes only the listing it came from
+        client.list_numbers(page_size=4, area_code="212", page_token=first.next_page_token).to_list()
+
+
+def test_every_list_method_can_start_at_a_page_token() -> None:
+    import inspect
+
+    methods = {name: member for name, member in vars(Client).items()
+               if not name.startswith("_") and inspect.isfunction(member)}
+    listings = [name for name, method in methods.items()
+                if "PageIterator" in str(inspect.signature(method).return_annotation)]
+    assert len(listings) == 11
+    for name in listings:
+        parameter = inspect.signature(methods[name]).parameters.get("page_token")
+        assert parameter is not None and parameter.default == "", name
+
+
 def test_lifecycle_transitions_and_history(client: Client) -> None:
     client.create_number(SF[8])
     response = client.transition_number(SF[8], "QUARANTINED", reason="spam label")

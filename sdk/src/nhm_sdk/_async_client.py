@@ -28,7 +28,7 @@ from nhm_sdk._config import ClientConfig
 from nhm_sdk._convert import TimestampLike
 from nhm_sdk._dialer import AsyncCall, AsyncOutcomeReporter, allocate_with_fallback_async
 from nhm_sdk._errors import CancelledError, from_rpc_error
-from nhm_sdk._pagination import AsyncPageIterator, Page
+from nhm_sdk._pagination import AsyncPageIterator, Page, merge_pages
 from nhm_sdk._requests import (
     BusinessProfileLike,
     CallingPolicyLike,
@@ -179,12 +179,12 @@ class AsyncClient:
             raise from_rpc_error(exc) from None
 
     def _pages(self, service: str, rpc: grpc.aio.UnaryUnaryMultiCallable[Req, Resp], build: Callable[[str], Req],
-               items: str, timeout: Timeout, metadata: Metadata | None,
+               items: str, timeout: Timeout, metadata: Metadata | None, page_token: str,
                limit: int | None) -> AsyncPageIterator[Any, Resp]:
         async def fetch(token: str) -> Page[Any, Resp]:
             response = await self._unary(service, rpc, build(token), timeout, metadata)
             return Page(getattr(response, items), getattr(response, "next_page_token", ""), response)
-        return AsyncPageIterator(fetch, limit=limit)
+        return AsyncPageIterator(fetch, page_token=page_token, limit=limit)
 
     def _stream(self, rpc: grpc.aio.UnaryStreamMultiCallable[Req, Resp], request: Req, timeout: Timeout,
                 metadata: Metadata | None) -> AsyncStream[Resp]:
@@ -220,17 +220,10 @@ class AsyncClient:
     async def get_campaign_usage(self, campaign_id: str, *, page_size: int = 0, timeout: Timeout = None,
                            metadata: Metadata | None = None) -> alloc.GetCampaignUsageResponse:
         """Today's usage of a campaign: totals and every number (all pages, merged into one response)."""
-        numbers: list[alloc.NumberUsage] = []
-        token = ""
-        while True:
-            request = alloc.GetCampaignUsageRequest(campaign_id=campaign_id, page_size=page_size, page_token=token)
-            page = await self._unary("allocation", self._allocation.GetCampaignUsage, request, timeout, metadata)
-            numbers.extend(page.numbers)
-            token = page.next_page_token
-            if not token:
-                del page.numbers[:]
-                page.numbers.extend(numbers)
-                return page
+        request = alloc.GetCampaignUsageRequest(campaign_id=campaign_id, page_size=page_size)
+        pages = self._pages("allocation", self._allocation.GetCampaignUsage, _with_token(request), "numbers",
+                            timeout, metadata, "", None)
+        return merge_pages([page async for page in pages.pages()], "numbers")
 
     async def get_capacity_plan(self, campaign_id: str, *, expected_daily_calls: int = 0,
                           resting_buffer: float | None = None, timeout: Timeout = None,
@@ -293,14 +286,14 @@ class AsyncClient:
                      attestations: Iterable[EnumLike] | EnumLike | None = None,
                      labels: Mapping[str, str] | None = None, order_by: EnumLike | None = None,
                      descending: bool = False, phone_number_prefix: str = "", page_size: int = 0,
-                     limit: int | None = None, timeout: Timeout = None,
+                     page_token: str = "", limit: int | None = None, timeout: Timeout = None,
                      metadata: Metadata | None = None) -> AsyncPageIterator[reg.Number, reg.ListNumbersResponse]:
         """Every number matching the filters, fetched page by page as you iterate."""
         request = rq.list_numbers(page_size=page_size, states=states, campaign_id=campaign_id, area_code=area_code,
                                   region=region, attestations=attestations, labels=labels, order_by=order_by,
                                   descending=descending, phone_number_prefix=phone_number_prefix)
         return self._pages("registry", self._registry.ListNumbers, _with_token(request), "numbers", timeout,
-                           metadata, limit)
+                           metadata, page_token, limit)
 
     async def update_number(self, phone_number: str, *, display_name: str | None = None, provider: str | None = None,
                       attestation: EnumLike | None = None, registrations: Sequence[Any] | None = None,
@@ -334,13 +327,14 @@ class AsyncClient:
         return await self._unary("registry", self._registry.TransitionNumber, request, timeout, metadata,
                            request.request_id)
 
-    def list_number_transitions(self, phone_number: str, *, page_size: int = 0, limit: int | None = None,
+    def list_number_transitions(self, phone_number: str, *, page_size: int = 0,
+                                page_token: str = "", limit: int | None = None,
                                 timeout: Timeout = None, metadata: Metadata | None = None
                                 ) -> AsyncPageIterator[reg.NumberTransition, reg.ListNumberTransitionsResponse]:
         """A number's lifecycle history, newest first."""
         request = reg.ListNumberTransitionsRequest(phone_number=phone_number, page_size=page_size)
         return self._pages("registry", self._registry.ListNumberTransitions, _with_token(request), "transitions",
-                           timeout, metadata, limit)
+                           timeout, metadata, page_token, limit)
 
     # --- registry: campaigns --------------------------------------------------------------------------------
 
@@ -358,11 +352,12 @@ class AsyncClient:
         return (await self._unary("registry", self._registry.GetCampaign, request,
                            timeout, metadata)).campaign
 
-    def list_campaigns(self, *, page_size: int = 0, limit: int | None = None, timeout: Timeout = None,
+    def list_campaigns(self, *, page_size: int = 0,
+                       page_token: str = "", limit: int | None = None, timeout: Timeout = None,
                        metadata: Metadata | None = None) -> AsyncPageIterator[reg.Campaign, reg.ListCampaignsResponse]:
         return self._pages("registry", self._registry.ListCampaigns,
                            _with_token(reg.ListCampaignsRequest(page_size=page_size)), "campaigns", timeout,
-                           metadata, limit)
+                           metadata, page_token, limit)
 
     async def update_campaign(self, campaign_id: str, *, name: str | None = None, description: str | None = None,
                         policy: CallingPolicyLike | None = None, etag: str | None = None,
@@ -429,12 +424,13 @@ class AsyncClient:
         return await self._unary("registry", self._registry.CreateApiKey, request, timeout, metadata,
                                  request.request_id)
 
-    def list_api_keys(self, *, include_revoked: bool = False, page_size: int = 0, limit: int | None = None,
+    def list_api_keys(self, *, include_revoked: bool = False, page_size: int = 0,
+                      page_token: str = "", limit: int | None = None,
                       timeout: Timeout = None,
                       metadata: Metadata | None = None) -> AsyncPageIterator[reg.ApiKey, reg.ListApiKeysResponse]:
         request = reg.ListApiKeysRequest(page_size=page_size, include_revoked=include_revoked)
         return self._pages("registry", self._registry.ListApiKeys, _with_token(request), "api_keys", timeout,
-                           metadata, limit)
+                           metadata, page_token, limit)
 
     async def revoke_api_key(self, api_key_id: str, *, request_id: str | None = None, timeout: Timeout = None,
                        metadata: Metadata | None = None) -> reg.ApiKey:
@@ -496,21 +492,21 @@ class AsyncClient:
 
     def list_health(self, *, statuses: Iterable[EnumLike] | EnumLike | None = None, source: EnumLike | None = None,
                     campaign_id: str = "", area_code: str = "", phone_number_prefix: str = "", page_size: int = 0,
-                    limit: int | None = None, timeout: Timeout = None, metadata: Metadata | None = None
-                    ) -> AsyncPageIterator[sco.NumberHealth, sco.ListHealthResponse]:
+                    page_token: str = "", limit: int | None = None, timeout: Timeout = None,
+                    metadata: Metadata | None = None) -> AsyncPageIterator[sco.NumberHealth, sco.ListHealthResponse]:
         """Numbers' health with filters. ``.first_response.counts`` has the counts per status for the filter."""
         request = rq.list_health(page_size=page_size, statuses=statuses, source=source, campaign_id=campaign_id,
                                  area_code=area_code, phone_number_prefix=phone_number_prefix)
         return self._pages("scoring", self._scoring.ListHealth, _with_token(request), "health", timeout, metadata,
-                           limit)
+                           page_token, limit)
 
-    def health_history(self, phone_number: str, *, page_size: int = 0, limit: int | None = None,
+    def health_history(self, phone_number: str, *, page_size: int = 0, page_token: str = "", limit: int | None = None,
                        timeout: Timeout = None, metadata: Metadata | None = None
                        ) -> AsyncPageIterator[sco.HealthTransition, sco.ListHealthHistoryResponse]:
         """Every status change of a number with its cause, newest first."""
         request = sco.ListHealthHistoryRequest(phone_number=phone_number, page_size=page_size)
         return self._pages("scoring", self._scoring.ListHealthHistory, _with_token(request), "transitions",
-                           timeout, metadata, limit)
+                           timeout, metadata, page_token, limit)
 
     async def weekly_report(self, *, period_end: TimestampLike | None = None, timeout: Timeout = None,
                       metadata: Metadata | None = None) -> sco.WeeklyReport:
@@ -558,22 +554,23 @@ class AsyncClient:
 
     def list_cases(self, *, states: Iterable[EnumLike] | EnumLike | None = None,
                    stages: Iterable[EnumLike] | EnumLike | None = None, overdue: bool = False,
-                   phone_number: str = "", campaign_id: str = "", page_size: int = 0, limit: int | None = None,
+                   phone_number: str = "", campaign_id: str = "", page_size: int = 0,
+                   page_token: str = "", limit: int | None = None,
                    timeout: Timeout = None,
                    metadata: Metadata | None = None) -> AsyncPageIterator[rem.Case, rem.ListCasesResponse]:
         request = rq.list_cases(page_size=page_size, states=states, stages=stages, overdue=overdue,
                                 phone_number=phone_number, campaign_id=campaign_id)
         return self._pages("remediation", self._remediation.ListCases, _with_token(request), "cases", timeout,
-                           metadata, limit)
+                           metadata, page_token, limit)
 
     def list_tasks(self, *, kinds: Iterable[EnumLike] | EnumLike | None = None,
                    statuses: Iterable[EnumLike] | EnumLike | None = None, overdue: bool = False,
-                   page_size: int = 0, limit: int | None = None, timeout: Timeout = None,
+                   page_size: int = 0, page_token: str = "", limit: int | None = None, timeout: Timeout = None,
                    metadata: Metadata | None = None) -> AsyncPageIterator[rem.Task, rem.ListTasksResponse]:
         """Tasks across cases, e.g. ``list_tasks(kinds="DISPUTE", overdue=True)``."""
         request = rq.list_tasks(page_size=page_size, kinds=kinds, statuses=statuses, overdue=overdue)
         return self._pages("remediation", self._remediation.ListTasks, _with_token(request), "tasks", timeout,
-                           metadata, limit)
+                           metadata, page_token, limit)
 
     async def update_task(self, case_id: str, task_id: str, *, status: EnumLike | None = None, owner: str | None = None,
                     due_time: TimestampLike | None = None, reference: str | None = None,
@@ -601,12 +598,13 @@ class AsyncClient:
         return (await self._unary("remediation", self._remediation.CancelCase, request, timeout, metadata,
                            request.request_id)).case
 
-    def case_events(self, case_id: str, *, page_size: int = 0, limit: int | None = None, timeout: Timeout = None,
+    def case_events(self, case_id: str, *, page_size: int = 0,
+                    page_token: str = "", limit: int | None = None, timeout: Timeout = None,
                     metadata: Metadata | None = None) -> AsyncPageIterator[rem.CaseEvent, rem.ListCaseEventsResponse]:
         """A case's audit trail: every change with actor and time."""
         request = rem.ListCaseEventsRequest(case_id=case_id, page_size=page_size)
         return self._pages("remediation", self._remediation.ListCaseEvents, _with_token(request), "events",
-                           timeout, metadata, limit)
+                           timeout, metadata, page_token, limit)
 
     async def evidence_packet(self, case_id: str, *, task_id: str = "", format: EnumLike = "JSON",
                         timeout: Timeout = None, metadata: Metadata | None = None) -> rem.GetEvidencePacketResponse:
@@ -625,12 +623,13 @@ class AsyncClient:
         return await self._unary("remediation", self._remediation.CreateAlertSubscription, request, timeout, metadata,
                            request.request_id)
 
-    def list_alert_subscriptions(self, *, page_size: int = 0, limit: int | None = None, timeout: Timeout = None,
+    def list_alert_subscriptions(self, *, page_size: int = 0,
+                                 page_token: str = "", limit: int | None = None, timeout: Timeout = None,
                                  metadata: Metadata | None = None
                                  ) -> AsyncPageIterator[rem.AlertSubscription, rem.ListAlertSubscriptionsResponse]:
         request = rem.ListAlertSubscriptionsRequest(page_size=page_size)
         return self._pages("remediation", self._remediation.ListAlertSubscriptions, _with_token(request),
-                           "subscriptions", timeout, metadata, limit)
+                           "subscriptions", timeout, metadata, page_token, limit)
 
     async def delete_alert_subscription(self, subscription_id: str, *, timeout: Timeout = None,
                                   metadata: Metadata | None = None) -> None:
@@ -638,12 +637,13 @@ class AsyncClient:
                     rem.DeleteAlertSubscriptionRequest(subscription_id=subscription_id), timeout, metadata)
 
     def list_alert_deliveries(self, *, subscription_id: str = "", states: Iterable[EnumLike] | EnumLike | None = None,
-                              page_size: int = 0, limit: int | None = None, timeout: Timeout = None,
+                              page_size: int = 0,
+                              page_token: str = "", limit: int | None = None, timeout: Timeout = None,
                               metadata: Metadata | None = None
                               ) -> AsyncPageIterator[rem.AlertDelivery, rem.ListAlertDeliveriesResponse]:
         request = rq.list_alert_deliveries(page_size=page_size, subscription_id=subscription_id, states=states)
         return self._pages("remediation", self._remediation.ListAlertDeliveries, _with_token(request),
-                           "deliveries", timeout, metadata, limit)
+                           "deliveries", timeout, metadata, page_token, limit)
 
     async def get_remediation_policy(self, *, timeout: Timeout = None,
                                metadata: Metadata | None = None) -> rem.RemediationPolicy:

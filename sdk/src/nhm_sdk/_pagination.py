@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
+
+from google.protobuf.message import Message
 
 T = TypeVar("T")
 R = TypeVar("R")
+M = TypeVar("M", bound=Message)
 
 
 class Page(Generic[T, R]):
@@ -24,7 +27,9 @@ class PageIterator(Generic[T, R]):
     """Iterates every item of a list call, fetching the next page only when the current one is used up.
 
     ``for number in client.list_numbers(states=["ACTIVE"]): ...`` reads every page; ``.pages()`` yields
-    :class:`Page` objects instead; ``limit`` stops after that many items; ``first_response`` is the first
+    :class:`Page` objects instead; ``limit`` stops after that many items. A listing starts at the list method's
+    ``page_token`` (a page's ``next_page_token`` from an earlier listing with the same filters), so one page at a
+    time is ``client.list_numbers(page_size=50, page_token=token).first_page``; ``first_response`` is that
     page's response (e.g. the status counts of ``list_health``).
     """
 
@@ -36,23 +41,26 @@ class PageIterator(Generic[T, R]):
         self._started = False
 
     @property
-    def first_response(self) -> R:
+    def first_page(self) -> Page[T, R]:
+        """The page at the starting token, fetched once (iterating later starts from it)."""
         if self._first is None:
             self._first = self._fetch(self._start)
-        return self._first.response
+        return self._first
+
+    @property
+    def first_response(self) -> R:
+        return self.first_page.response
 
     def pages(self) -> Iterator[Page[T, R]]:
         if self._started:
             raise RuntimeError("a page iterator can be read once; call the list method again")
         self._started = True
-        token = self._start
-        page = self._first if self._first is not None else self._fetch(token)
+        page = self.first_page
         while True:
             yield page
             if not page.next_page_token:
                 return
-            token = page.next_page_token
-            page = self._fetch(token)
+            page = self._fetch(page.next_page_token)
 
     def __iter__(self) -> Iterator[T]:
         count = 0
@@ -78,16 +86,20 @@ class AsyncPageIterator(Generic[T, R]):
         self._first: Page[T, R] | None = None
         self._started = False
 
-    async def first_response(self) -> R:
+    async def first_page(self) -> Page[T, R]:
+        """The page at the starting token, fetched once (iterating later starts from it)."""
         if self._first is None:
             self._first = await self._fetch(self._start)
-        return self._first.response
+        return self._first
+
+    async def first_response(self) -> R:
+        return (await self.first_page()).response
 
     async def pages(self) -> AsyncIterator[Page[T, R]]:
         if self._started:
             raise RuntimeError("a page iterator can be read once; call the list method again")
         self._started = True
-        page = self._first if self._first is not None else await self._fetch(self._start)
+        page = await self.first_page()
         while True:
             yield page
             if not page.next_page_token:
@@ -108,3 +120,14 @@ class AsyncPageIterator(Generic[T, R]):
 
     async def to_list(self) -> list[T]:
         return [item async for item in self]
+
+
+def merge_pages(pages: Sequence[Page[Any, M]], items: str) -> M:
+    """One response holding every page's items: the last page's other fields, without a next page token."""
+    merged = type(pages[-1].response)()
+    merged.CopyFrom(pages[-1].response)
+    field: Any = getattr(merged, items)
+    del field[:]
+    field.extend(item for page in pages for item in page.items)
+    merged.ClearField("next_page_token")
+    return merged
