@@ -109,11 +109,10 @@ class TestNumberQuery:
         query = NumberQuery.from_args({"status": "at-risk", "carrier": "hiya", "area_code": "415",
                                        "campaign": "cmp_1", "q": "415867", "page": "tok_1"})
         assert not query.problems
-        request = query.health_request(50)
-        assert list(request.statuses) == [types.HEALTH_STATUS_AT_RISK]
-        assert request.source == types.REPUTATION_SOURCE_HIYA
-        assert (request.area_code, request.campaign_id, request.phone_number_prefix, request.page_token,
-                request.page_size) == ("415", "cmp_1", "+1415867", "tok_1", 50)
+        assert query.page == "tok_1"
+        assert query.health_filters() == {
+            "statuses": [types.HEALTH_STATUS_AT_RISK], "source": types.REPUTATION_SOURCE_HIYA, "area_code": "415",
+            "campaign_id": "cmp_1", "phone_number_prefix": "+1415867"}
 
     def test_bad_filters_are_dropped_with_a_reason(self) -> None:
         query = NumberQuery.from_args({"status": "purple", "carrier": "acme-tel", "area_code": "41a",
@@ -125,10 +124,11 @@ class TestNumberQuery:
         query = NumberQuery.from_args({"sort": "state", "status": "flagged", "area_code": "212"})
         assert query.by_registry and query.status == "" and query.area_code == "212"
         assert any("Status and carrier filters" in p for p in query.problems)
-        request = query.numbers_request(25)
-        assert (request.order_by, request.descending, request.area_code) == (reg.NUMBER_ORDER_BY_STATE, False, "212")
-        newest = NumberQuery.from_args({"sort": "newest"}).numbers_request(25)
-        assert (newest.order_by, newest.descending) == (reg.NUMBER_ORDER_BY_CREATE_TIME, True)
+        filters = query.numbers_filters()
+        assert (filters["order_by"], filters["descending"], filters["area_code"]) == (
+            reg.NUMBER_ORDER_BY_STATE, False, "212")
+        newest = NumberQuery.from_args({"sort": "newest"}).numbers_filters()
+        assert (newest["order_by"], newest["descending"]) == (reg.NUMBER_ORDER_BY_CREATE_TIME, True)
 
     def test_links_keep_the_filters(self) -> None:
         query = NumberQuery.from_args({"status": "flagged", "area_code": "212"})

@@ -6,50 +6,19 @@ sees exactly what that key's tenant may see and the services enforce it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-import grpc
-
 from nhm.allocation.v1 import allocation_pb2 as alloc
-from nhm.allocation.v1 import allocation_pb2_grpc as alloc_grpc
 from nhm.registry.v1 import registry_pb2 as reg
-from nhm.registry.v1 import registry_pb2_grpc as reg_grpc
 from nhm.remediation.v1 import remediation_pb2 as rem
 from nhm.scoring.v1 import scoring_pb2 as sco
-from nhm.scoring.v1 import scoring_pb2_grpc as sco_grpc
 from nhm_dashboard.settings import DashboardSettings
-from nhm_sdk import (
-    AbortedError,
-    AlreadyExistsError,
-    CancelledError,
-    Client,
-    ClientConfig,
-    DeadlineExceededError,
-    FailedPreconditionError,
-    InternalError,
-    InvalidArgumentError,
-    NhmError,
-    NotFoundError,
-    OutOfRangeError,
-    PermissionDeniedError,
-    ResourceExhaustedError,
-    TlsConfig,
-    UnauthenticatedError,
-    UnavailableError,
-    UnimplementedError,
-)
+from nhm_sdk import Client, ClientConfig, Page, TlsConfig
 
 T = TypeVar("T")
 R = TypeVar("R")
-
-_ERRORS: dict[grpc.StatusCode, type[NhmError]] = {
-    cls.code: cls for cls in (
-        AbortedError, AlreadyExistsError, CancelledError, DeadlineExceededError, FailedPreconditionError,
-        InternalError, InvalidArgumentError, NotFoundError, OutOfRangeError, PermissionDeniedError,
-        ResourceExhaustedError, UnauthenticatedError, UnavailableError, UnimplementedError)
-}
 
 
 def client_config(settings: DashboardSettings) -> ClientConfig:
@@ -115,11 +84,11 @@ class TenantApi:
     def quarantine(self, phone: str, reason: str) -> reg.Number:
         return self._client.transition_number(phone, "QUARANTINED", reason=reason, **self._kw()).number
 
-    def numbers_page(self, request: reg.ListNumbersRequest) -> reg.ListNumbersResponse:
-        # The SDK's list_numbers pages from the start only; a page link must resume at a token, so this one
-        # call uses the generated stub on the SDK's own channel.
-        stub = reg_grpc.RegistryServiceStub(self._client.channel("registry"))
-        return self._stub_call(stub.ListNumbers, request)
+    def numbers_page(self, filters: Mapping[str, Any], page_size: int,
+                     page_token: str) -> Page[reg.Number, reg.ListNumbersResponse]:
+        """One page of list_numbers with these filters, starting at page_token ("" for the first page)."""
+        return self._client.list_numbers(page_size=page_size, page_token=page_token, **filters,
+                                         **self._kw()).first_page
 
     # --- scoring ----------------------------------------------------------------------------------------------
 
@@ -129,10 +98,11 @@ class TenantApi:
     def status_counts(self) -> sco.StatusCounts:
         return self._client.list_health(page_size=1, **self._kw()).first_response.counts
 
-    def health_page(self, request: sco.ListHealthRequest) -> sco.ListHealthResponse:
-        # As numbers_page: the SDK cannot start a listing at a page token yet.
-        stub = sco_grpc.ScoringServiceStub(self._client.channel("scoring"))
-        return self._stub_call(stub.ListHealth, request)
+    def health_page(self, filters: Mapping[str, Any], page_size: int,
+                    page_token: str) -> Page[sco.NumberHealth, sco.ListHealthResponse]:
+        """One page of list_health with these filters; its response carries the counts per status."""
+        return self._client.list_health(page_size=page_size, page_token=page_token, **filters,
+                                        **self._kw()).first_page
 
     def all_health(self, statuses: Sequence[int]) -> list[sco.NumberHealth]:
         return self._client.list_health(statuses=list(statuses), page_size=1000, **self._kw()).to_list()
@@ -152,20 +122,8 @@ class TenantApi:
         return self._client.get_number_usage(phone, **self._kw())
 
     def campaign_numbers_usage(self, campaign_id: str) -> list[alloc.NumberUsage]:
-        """Today's usage of every number of a campaign, page by page.
-
-        The SDK's get_campaign_usage fails merging its pages (TypeError: slice assignment into a repeated
-        field), so this pages the generated stub on the SDK's channel until it is fixed."""
-        stub = alloc_grpc.AllocationServiceStub(self._client.channel("allocation"))
-        numbers: list[alloc.NumberUsage] = []
-        token = ""
-        while True:
-            page = self._stub_call(stub.GetCampaignUsage, alloc.GetCampaignUsageRequest(
-                campaign_id=campaign_id, page_size=1000, page_token=token))
-            numbers.extend(page.numbers)
-            token = page.next_page_token
-            if not token:
-                return numbers
+        """Today's usage of every number of a campaign (every page)."""
+        return list(self._client.get_campaign_usage(campaign_id, page_size=1000, **self._kw()).numbers)
 
     def capacity_plan(self, campaign_id: str) -> alloc.CapacityPlan:
         return self._client.get_capacity_plan(campaign_id, **self._kw())
@@ -192,14 +150,3 @@ class TenantApi:
 
     def evidence(self, case_id: str, fmt: str) -> rem.GetEvidencePacketResponse:
         return self._client.evidence_packet(case_id, format=fmt, **self._kw())
-
-    # --- plumbing ---------------------------------------------------------------------------------------------
-
-    def _stub_call(self, rpc: Callable[..., R], request: Any) -> R:
-        try:
-            return rpc(request, metadata=self._metadata, timeout=self._timeout)
-        except grpc.RpcError as exc:
-            code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
-            cls = _ERRORS.get(code, NhmError)
-            details = exc.details() if hasattr(exc, "details") else str(exc)
-            raise cls(f"{code.name}: {details}", code=code) from None

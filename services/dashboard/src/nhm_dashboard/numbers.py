@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from nhm.allocation.v1 import allocation_pb2 as alloc
 from nhm.registry.v1 import registry_pb2 as reg
@@ -88,20 +89,17 @@ class NumberQuery:
             values.pop("sort")
         return {k: v for k, v in values.items() if v}
 
-    def health_request(self, page_size: int) -> sco.ListHealthRequest:
-        request = sco.ListHealthRequest(page_size=page_size, page_token=self.page, campaign_id=self.campaign,
-                                        area_code=self.area_code, phone_number_prefix=self.prefix)
-        if self.status:
-            request.statuses.append(words.STATUS_BY_KEY[self.status].number)
-        if self.carrier:
-            request.source = words.SOURCE_KEYS[self.carrier]
-        return request
+    def health_filters(self) -> dict[str, Any]:
+        """The SDK's list_health arguments for this query (page size and token apart)."""
+        return {"statuses": [words.STATUS_BY_KEY[self.status].number] if self.status else None,
+                "source": words.SOURCE_KEYS[self.carrier] if self.carrier else None,
+                "campaign_id": self.campaign, "area_code": self.area_code, "phone_number_prefix": self.prefix}
 
-    def numbers_request(self, page_size: int) -> reg.ListNumbersRequest:
+    def numbers_filters(self) -> dict[str, Any]:
+        """The SDK's list_numbers arguments for this query (page size and token apart)."""
         _, order_by, descending = words.SORTS[self.sort]
-        return reg.ListNumbersRequest(page_size=page_size, page_token=self.page, campaign_id=self.campaign,
-                                      area_code=self.area_code, phone_number_prefix=self.prefix,
-                                      order_by=order_by, descending=descending)
+        return {"campaign_id": self.campaign, "area_code": self.area_code, "phone_number_prefix": self.prefix,
+                "order_by": order_by, "descending": descending}
 
 
 def search_prefix(text: str) -> str:
@@ -161,23 +159,24 @@ def load_page(api: TenantApi, query: NumberQuery, page_size: int) -> NumbersPage
     campaigns = api.campaigns()
     names = {c.id: c.name for c in campaigns}
     if query.by_registry:
-        listed = api.numbers_page(query.numbers_request(page_size))
+        listed = api.numbers_page(query.numbers_filters(), page_size, query.page)
 
         def registry_row(number: reg.Number) -> NumberRow:
             return build_row(number.phone_number, _health_or_none(api, number.phone_number), number,
                              _usage_or_none(api, number.phone_number), names)
 
-        rows = api.map(registry_row, listed.numbers)
+        rows = api.map(registry_row, listed.items)
         return NumbersPage(query, rows, listed.next_page_token, None, sorted(names.items(), key=lambda kv: kv[1]))
-    health = api.health_page(query.health_request(page_size))
+    health = api.health_page(query.health_filters(), page_size, query.page)
 
     def health_row(item: sco.NumberHealth) -> NumberRow:
         return build_row(item.phone_number, item, _number_or_none(api, item.phone_number),
                          _usage_or_none(api, item.phone_number), names)
 
-    rows = api.map(health_row, health.health)
-    counts = {"healthy": health.counts.healthy, "at-risk": health.counts.at_risk, "flagged": health.counts.flagged,
-              "blocked": health.counts.blocked, "total": health.counts.total}
+    rows = api.map(health_row, health.items)
+    listed_counts = health.response.counts
+    counts = {"healthy": listed_counts.healthy, "at-risk": listed_counts.at_risk, "flagged": listed_counts.flagged,
+              "blocked": listed_counts.blocked, "total": listed_counts.total}
     return NumbersPage(query, rows, health.next_page_token, counts, sorted(names.items(), key=lambda kv: kv[1]))
 
 
