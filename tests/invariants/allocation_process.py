@@ -1,0 +1,100 @@
+"""The allocation service as a process, optionally with one rule deliberately broken (test-only seam).
+
+``python -m invariants.allocation_process [VARIANT]`` patches the named flaw into the service's modules and then
+runs the service's own entry point. It lives in tests/ and is never installed, so no build of nhm can ship a
+broken variant; the load invariants run each check once against its variant to prove the check can fail.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from nhm_allocation import allocator, repository
+from nhm_allocation.app import SPEC
+from nhm_allocation.eligibility import Usage
+from nhm_platform.service import main
+
+
+def check_then_insert() -> None:
+    """Read the counters, decide, then write the number read plus one: the race that over-allocates and loses
+    counts (two callers both read 4 of 5 and both write 5)."""
+
+    def take(session: Session, tenant_id: str, phone_number: str, *, day_start: int, hour_start: int,
+             daily_cap: int, hourly_cap: int, now_ms: int, wait: bool = True) -> Usage | None:
+        current = repository.usage(session, tenant_id, phone_number) or Usage()
+        day_used, hour_used = current.used_today(day_start), current.used_this_hour(hour_start)
+        if day_used >= daily_cap or hour_used >= hourly_cap:
+            return None
+        time.sleep(0.002)  # the work between the check and the write that makes the window visible
+        session.execute(text(
+            "UPDATE number_usage SET day_start = :d, day_used = :du, hour_start = :h, hour_used = :hu, "
+            "last_ms = :ms WHERE tenant_id = :t AND phone_number = :p"),
+            {"d": day_start, "du": day_used + 1, "h": hour_start, "hu": hour_used + 1, "ms": now_ms,
+             "t": tenant_id, "p": phone_number})
+        return Usage(day_start, day_used + 1, hour_start, hour_used + 1, now_ms)
+
+    repository.take = take
+
+
+def skip_locked_only() -> None:
+    """Always pass over numbers another transaction holds, never wait for one: refuses while capacity remains."""
+    original = repository.take
+
+    def take(*args: Any, **kwargs: Any) -> Usage | None:
+        return original(*args, **{**kwargs, "wait": False})
+
+    repository.take = take
+
+
+def no_idempotency() -> None:
+    """Ignore the call id: a retry is served as a new call."""
+    allocator.idempotency.claim = lambda *args, **kwargs: None  # type: ignore[method-assign]
+    allocator.idempotency.complete = lambda *args, **kwargs: None  # type: ignore[method-assign]
+    original = repository.record
+
+    def record(session: Session, values: dict[str, Any]) -> None:  # the ledger keeps one row per call id
+        original(session, {**values, "call_id": f"{values['call_id']}#{time.monotonic_ns()}"})
+
+    repository.record = record
+
+
+def no_prospect_limits() -> None:
+    """Forget the prospect's recent calls: per-prospect limits never apply."""
+    allocator.repo.recent_calls = lambda *args, **kwargs: []  # type: ignore[attr-defined]
+
+
+def ignore_standing() -> None:
+    """Judge numbers by their caps only: resting, flagged and blocked numbers get calls."""
+    from nhm_allocation.eligibility import cap_reason
+
+    allocator.exclusion = cap_reason
+    repository_member_walk = repository.candidate_window
+
+    def candidate_window(session: Session, tenant_id: str, campaign_id: str, gate: Any, *args: Any) -> Any:
+        return [row for g in (0, 1, 2, 3) for row in repository_member_walk(session, tenant_id, campaign_id,
+                                                                             type(gate)(g), *args)
+                if type(gate)._value2member_map_.get(g) is not None] if int(gate) == 1 else []
+
+    repository.candidate_window = candidate_window
+
+
+VARIANTS: dict[str, Callable[[], None]] = {
+    "check_then_insert": check_then_insert,
+    "skip_locked_only": skip_locked_only,
+    "no_idempotency": no_idempotency,
+    "no_prospect_limits": no_prospect_limits,
+    "ignore_standing": ignore_standing,
+}
+
+
+if __name__ == "__main__":
+    variant = sys.argv[1] if len(sys.argv) > 1 else ""
+    if variant:
+        VARIANTS[variant]()
+    sys.exit(main(SPEC, ["serve"]))
