@@ -7,8 +7,11 @@ PACKAGES := sdk services/platform services/registry services/scoring services/al
 BUF := node_modules/.bin/buf
 BUF_AGAINST ?= .git\#branch=main
 PYTEST_ARGS ?=
+# `make up-local`: the PostgreSQL server (the database name is the prefix: nhm_registry, nhm_scoring, ...).
+UP_LOCAL_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/nhm
+UP_LOCAL_METRICS_PORT ?= 9101
 
-.PHONY: install run test bench gen gen-check lint clean
+.PHONY: install run up-local test bench gen gen-check lint clean
 
 $(STAMP): constraints.txt requirements-dev.txt $(addsuffix /pyproject.toml,$(PACKAGES))
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +23,12 @@ install: $(STAMP)
 ## Start every service on localhost (SQLite under ./data); Ctrl-C stops them.
 run: install
 	$(PY) -m nhm_platform.devstack --data-dir data
+
+## Like run, against PostgreSQL (a database per service, migrated first) with two allocation replicas that
+## clients reach through dns:///localhost:50053 round robin; metrics from port 9101 up. Ctrl-C stops them.
+up-local: install
+	$(PY) -m nhm_platform.devstack --data-dir data --postgres-url '$(UP_LOCAL_POSTGRES_URL)' \
+	  --allocation-replicas 2 --metrics-base-port $(UP_LOCAL_METRICS_PORT)
 
 ## Run the test suite (PostgreSQL tests too when NHM_TEST_POSTGRES_URL is set).
 test: install

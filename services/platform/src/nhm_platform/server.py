@@ -48,6 +48,13 @@ class RunningServer:
             hook()
 
 
+def listen_address(host: str, port: int) -> str:
+    """host:port as gRPC parses it: an IPv6 literal ("::1", "::") goes in brackets."""
+    if ":" in host and not host.startswith("["):
+        return f"[{host}]:{port}"
+    return f"{host}:{port}"
+
+
 def create_server(settings: ServerSettings, service: str, registration: ServiceRegistration,
                   resolver: KeyResolver) -> tuple[RunningServer, int]:
     """Build and start a server on settings.host:settings.port; returns it and its bound port."""
@@ -68,7 +75,7 @@ def create_server(settings: ServerSettings, service: str, registration: ServiceR
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = list(registration.service_names)
     reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
-    address = f"{settings.host}:{settings.port}"
+    address = listen_address(settings.host, settings.port)
     credentials = server_credentials(settings)
     port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
     if port == 0:

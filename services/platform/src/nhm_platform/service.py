@@ -25,7 +25,13 @@ from nhm_platform.db import Database
 from nhm_platform.logs import configure_logging
 from nhm_platform.metrics import serve_metrics
 from nhm_platform.migrations import upgrade
-from nhm_platform.server import RunningServer, ServiceRegistration, create_server, serve_until_signalled
+from nhm_platform.server import (
+    RunningServer,
+    ServiceRegistration,
+    create_server,
+    listen_address,
+    serve_until_signalled,
+)
 from nhm_platform.settings import ServerSettings, load_settings
 
 S = TypeVar("S", bound=ServerSettings)
@@ -113,7 +119,7 @@ def main(spec: ServiceSpec[S], argv: Sequence[str] | None = None) -> int:
         return supervise_workers(spec, settings)
     running, port = start_service(spec, settings)
     metrics_port = serve_metrics(settings.metrics_port, settings.host)
-    _log.info("service.serving", service=spec.name, address=f"{settings.host}:{port}", pid=os.getpid(),
+    _log.info("service.serving", service=spec.name, address=listen_address(settings.host, port), pid=os.getpid(),
               metrics_port=metrics_port if metrics_port >= 0 else None)
     # A machine-readable line for launchers and tests that start the process with port 0.
     print(f"NHM_SERVING {spec.name} {port}", flush=True)
@@ -151,7 +157,8 @@ def supervise_workers(spec: ServiceSpec[S], settings: S) -> int:
         if not line.startswith("NHM_SERVING"):
             forward(signal.SIGTERM, None)
             return 1
-    _log.info("service.serving", service=spec.name, address=f"{settings.host}:{port}", workers=len(children))
+    _log.info("service.serving", service=spec.name, address=listen_address(settings.host, port),
+              workers=len(children))
     print(f"NHM_SERVING {spec.name} {port}", flush=True)
     codes = [child.wait() for child in children]
     return 0 if all(code == 0 for code in codes) else 1
