@@ -30,7 +30,9 @@ def build(context: ServiceContext[AllocationSettings]) -> BuiltService:
                               registry_target=settings.registry_target, scoring_target=settings.scoring_target,
                               settings=settings)
     allocator = Allocator(context.db, context.clock, window=settings.candidate_window,
-                          staleness=replication.staleness)
+                          staleness=replication.staleness, coalesce_max_calls=settings.coalesce_max_calls,
+                          coalesce_transactions=settings.coalesce_transactions,
+                          conflict_retries=settings.conflict_retries)
     servicer = AllocationServiceServicer(allocator, Reports(context.db, context.clock), replication)
     registration = ServiceRegistration(
         service_names=[allocation_pb2.DESCRIPTOR.services_by_name["AllocationService"].full_name],

@@ -19,6 +19,17 @@ class AllocationSettings(ServerSettings):
     # Candidates read per index walk step of AllocateNumber (one statement per window). Larger windows cost
     # more per call; smaller ones cost a statement more when the least used numbers are passed over.
     candidate_window: int = 16
+    # AllocateNumber calls served together in one transaction at most: the calls that arrive while a transaction
+    # runs share the next one (one commit for all, each call in its own savepoint, answered after the commit).
+    # 1 gives every call its own transaction.
+    coalesce_max_calls: int = 32
+    # Such transactions one process runs at once on PostgreSQL (SQLite has one writer: one). With as many as the
+    # server has threads, calls share a transaction only when that many already run: on PostgreSQL each call
+    # still costs its own statements' round trips, so a batch saves the commit but serialises the rest
+    # (docs/performance.md).
+    coalesce_transactions: int = 32
+    # Times a call is retried when a conflict with another process (a deadlock) aborted its transaction.
+    conflict_retries: int = 3
     # Seconds between upkeep passes (forgetting old call ids, ledger rows and prospects); 0 turns upkeep off.
     housekeeping_interval: float = 3600.0
     # How long a call id's answer is kept for retries.

@@ -16,7 +16,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import QueuePool
 
 from nhm_platform.errors import Aborted, Unavailable
 
@@ -31,7 +31,7 @@ class Database:
         self.url = url
         self.dialect = parsed.get_backend_name()
         if self.dialect == "sqlite":
-            self.engine = _sqlite_engine(url, timeout, sqlite_synchronous)
+            self.engine = _sqlite_engine(url, timeout, sqlite_synchronous, pool_size)
             self._write_lock: contextlib.AbstractContextManager[Any] = threading.Lock()
         elif self.dialect == "postgresql":
             self.engine = create_engine(
@@ -108,17 +108,16 @@ def translate_errors() -> Iterator[None]:
         raise
 
 
-def _sqlite_engine(url: str, timeout: float, synchronous: str) -> Engine:
+def _sqlite_engine(url: str, timeout: float, synchronous: str, pool_size: int) -> Engine:
     synchronous = synchronous.upper()
     if synchronous not in _SQLITE_SYNCHRONOUS:
         raise ValueError(f"sqlite_synchronous must be one of {sorted(_SQLITE_SYNCHRONOUS)}")
     memory = make_url(url).database in (None, "", ":memory:")
-    engine = create_engine(
-        url,
-        connect_args={"timeout": timeout, "check_same_thread": False},
-        # A file database gets a connection per checkout; pooling them buys little on SQLite.
-        poolclass=None if memory else NullPool,
-    )
+    # A file database keeps its connections open like PostgreSQL's: opening one per transaction costs the
+    # connect and its pragmas, and closing the last one checkpoints the WAL (a quarter of an allocation's time).
+    pool: dict[str, Any] = {} if memory else {"poolclass": QueuePool, "pool_size": pool_size,
+                                              "max_overflow": pool_size, "pool_timeout": timeout}
+    engine = create_engine(url, connect_args={"timeout": timeout, "check_same_thread": False}, **pool)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

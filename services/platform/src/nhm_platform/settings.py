@@ -55,7 +55,7 @@ class ServerSettings:
     admin_keys: str = ""
     # The key services present to each other (watch every tenant's feed, act as the platform).
     service_key: str = ""
-    # Database connection pool size (PostgreSQL).
+    # Database connection pool size (PostgreSQL and SQLite files; as many again may overflow under load).
     db_pool_size: int = 16
     # Seconds a statement may run before it is cancelled (PostgreSQL) / waits on a lock (SQLite).
     db_timeout: float = 5.0

@@ -1,0 +1,112 @@
+"""Group commit: the writes that arrive while a transaction runs are served together in the next one.
+
+A commit costs the same for one write as for thirty (a WAL flush, an fsync on SQLite with synchronous=FULL, a
+round trip), so under load a process serves its waiting calls in one transaction instead of one each. Each call
+runs in its own savepoint: a call that fails (bad input, a refusal, a failed statement) is rolled back alone and
+gets its own error; the others still commit. Every call's answer is given only after the commit, so nothing is
+acknowledged that could be lost; if the commit fails, every call of the batch gets that error and nothing of it
+was applied, so a retry cannot double count. A conflict that aborted the whole transaction (a deadlock with
+another process) is retried, and so is a call that lost such a conflict alone.
+
+Calls are served in arrival order by the callers themselves (a waiting caller runs the next batch when a
+transaction slot is free: flat combining, no extra thread). Within a batch each call sees the writes of the calls
+before it, exactly as if they had committed one after the other; concurrent batches (PostgreSQL) relate to each
+other as any concurrent transactions do.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy.orm import Session
+
+from nhm_platform.db import Database, translate_errors
+from nhm_platform.errors import Aborted
+
+T = TypeVar("T")
+
+
+@dataclass(eq=False)
+class _Call(Generic[T]):
+    work: Callable[[Session], T]
+    done: bool = False
+    result: Any = None
+    error: BaseException | None = None
+    attempts: int = field(default=0)
+
+
+class TransactionCoalescer:
+    def __init__(self, db: Database, *, max_calls: int = 32, max_transactions: int = 32, retries: int = 3) -> None:
+        self._db = db
+        self._max_calls = max(1, max_calls)
+        # SQLite has one writer: a second transaction would only wait for the first, with fewer calls in each.
+        self._max_transactions = 1 if db.is_sqlite else max(1, max_transactions)
+        self._retries = max(0, retries)
+        self._pending: list[_Call[Any]] = []
+        self._running = 0
+        self._changed = threading.Condition()
+
+    def run(self, work: Callable[[Session], T]) -> T:
+        """Run work(session) in a transaction shared with the calls waiting alongside; its result once committed."""
+        call: _Call[T] = _Call(work)
+        while True:
+            self._submit(call)
+            if isinstance(call.error, Aborted) and call.attempts <= self._retries:
+                call.done, call.error = False, None
+                continue
+            if call.error is not None:
+                raise call.error
+            return call.result  # type: ignore[no-any-return]
+
+    def _submit(self, call: _Call[Any]) -> None:
+        """Queue the call; while it is not served, run the next batch if a transaction slot is free, else wait."""
+        with self._changed:
+            self._pending.append(call)
+            while not call.done:
+                if not self._pending or self._running >= self._max_transactions:
+                    self._changed.wait()
+                    continue
+                batch = self._pending[:self._max_calls]
+                del self._pending[:self._max_calls]
+                self._running += 1
+                self._changed.release()
+                try:
+                    self._serve(batch)
+                finally:
+                    self._changed.acquire()
+                    self._running -= 1
+                    self._changed.notify_all()
+
+    def _serve(self, batch: list[_Call[Any]]) -> None:
+        outcomes: list[tuple[Any, BaseException | None]] = []
+        for attempt in range(self._retries + 1):
+            try:
+                with self._db.transaction() as session:
+                    outcomes = [self._one(session, call, alone=len(batch) == 1) for call in batch]
+            except Aborted as error:
+                if attempt < self._retries:
+                    continue
+                outcomes = [(None, error)] * len(batch)
+            except BaseException as error:  # noqa: BLE001 - handed to every caller: no call of it was applied
+                outcomes = [(None, error)] * len(batch)
+            break
+        for call, (result, error) in zip(batch, outcomes, strict=True):
+            call.attempts += 1
+            call.result, call.error, call.done = result, error, True
+
+    @staticmethod
+    def _one(session: Session, call: _Call[Any], *, alone: bool) -> tuple[Any, BaseException | None]:
+        if alone:  # its failure rolls back the whole (one-call) transaction: no savepoint needed
+            return call.work(session), None
+        savepoint = session.begin_nested()
+        try:
+            with translate_errors():
+                result = call.work(session)
+        except Exception as error:  # noqa: BLE001 - handed to the call's caller, the others still commit
+            savepoint.rollback()
+            return None, error
+        savepoint.commit()
+        return result, None

@@ -1,0 +1,124 @@
+"""Group commit: calls that arrive together share a transaction, and each still gets its own outcome."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import event, text
+
+from nhm_platform.coalescing import TransactionCoalescer
+from nhm_platform.db import Database
+from nhm_platform.errors import InvalidArgument
+
+CALLERS = 12
+
+
+@pytest.fixture
+def db(backend, sqlite_provisioner, postgres_provisioner):
+    provisioner = sqlite_provisioner if backend == "sqlite" else postgres_provisioner
+    database = Database(provisioner.empty("coalescing"))
+    with database.transaction() as session:
+        session.execute(text("CREATE TABLE counters (k varchar(8) PRIMARY KEY, n integer NOT NULL)"))
+        session.execute(text("INSERT INTO counters VALUES ('a', 0)"))
+        session.execute(text("CREATE TABLE ledger (k varchar(32) PRIMARY KEY)"))
+    yield database
+    database.dispose()
+
+
+def commits_of(db: Database) -> list[int]:
+    commits = [0]
+    event.listen(db.engine, "commit", lambda _conn: commits.__setitem__(0, commits[0] + 1))
+    return commits
+
+
+def add_one_under(cap: int, key: str):
+    """One call's work: write its ledger row, then count it against the cap (conditional UPDATE); refused at the
+    cap, after the write, which must then not stay."""
+    def work(session):
+        session.execute(text("INSERT INTO ledger VALUES (:k)"), {"k": key})
+        bumped = session.execute(text("UPDATE counters SET n = n + 1 WHERE k = 'a' AND n < :cap RETURNING n"),
+                                 {"cap": cap}).first()
+        if bumped is None:
+            raise InvalidArgument("cap reached")
+        return bumped.n
+    return work
+
+
+def run_together(coalescer: TransactionCoalescer, works) -> list[object]:
+    """Start every work at once (behind a slow first transaction, so the rest queue up); results in order."""
+    results: list[object] = [None] * len(works)
+    gate = threading.Event()
+
+    def slow_first(session):
+        session.execute(text("SELECT 1"))
+        gate.wait(5)
+        return "first"
+
+    def call(i: int) -> None:
+        try:
+            results[i] = coalescer.run(works[i])
+        except Exception as error:  # noqa: BLE001 - the test inspects it
+            results[i] = error
+
+    first = threading.Thread(target=lambda: coalescer.run(slow_first))
+    first.start()
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(len(works))]
+    for thread in threads:
+        thread.start()
+    while len(coalescer._pending) < len(works):  # wait until all are queued
+        threading.Event().wait(0.01)
+    gate.set()
+    for thread in [first, *threads]:
+        thread.join(30)
+    return results
+
+
+def test_calls_that_arrive_together_commit_together_and_each_sees_the_ones_before(db):
+    coalescer = TransactionCoalescer(db, max_calls=CALLERS, max_transactions=1)
+    commits = commits_of(db)
+    results = run_together(coalescer, [add_one_under(100, f"c{i}") for i in range(CALLERS)])
+    assert sorted(results) == list(range(1, CALLERS + 1))  # each saw the counts of the calls before it
+    assert commits[0] == 2  # the slow first call's transaction, then all the others in one
+    with db.read() as session:
+        assert session.execute(text("SELECT n FROM counters")).scalar() == CALLERS
+        assert session.execute(text("SELECT count(*) FROM ledger")).scalar() == CALLERS
+
+
+def test_a_failing_call_is_rolled_back_alone_and_the_cap_holds(db):
+    coalescer = TransactionCoalescer(db, max_calls=CALLERS, max_transactions=1)
+    results = run_together(coalescer, [add_one_under(5, f"c{i}") for i in range(CALLERS)])
+    refused = [r for r in results if isinstance(r, InvalidArgument)]
+    assert sorted(r for r in results if isinstance(r, int)) == [1, 2, 3, 4, 5]
+    assert len(refused) == CALLERS - 5
+    with db.read() as session:
+        assert session.execute(text("SELECT n FROM counters")).scalar() == 5
+        assert session.execute(text("SELECT count(*) FROM ledger")).scalar() == 5
+
+
+def test_a_failed_commit_fails_every_call_of_the_batch_and_applies_none(db):
+    coalescer = TransactionCoalescer(db, max_calls=CALLERS, max_transactions=1, retries=0)
+
+    def fail_the_commit(session):
+        def refuse(_session):
+            raise RuntimeError("commit failed")
+        event.listen(session, "before_commit", refuse, once=True)
+
+    works = [add_one_under(100, f"c{i}") for i in range(CALLERS - 1)]
+    results = run_together(coalescer, [*works, fail_the_commit])
+    assert all(isinstance(r, RuntimeError) for r in results), results  # nobody was told it succeeded
+    with db.read() as session:
+        assert session.execute(text("SELECT n FROM counters")).scalar() == 0
+        assert session.execute(text("SELECT count(*) FROM ledger")).scalar() == 0
+
+
+def test_one_call_at_a_time_runs_without_savepoints(db):
+    coalescer = TransactionCoalescer(db)
+    statements: list[str] = []
+    event.listen(db.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    assert coalescer.run(add_one_under(100, "alone")) == 1
+    assert not [s for s in statements if "SAVEPOINT" in s.upper()]
+    with pytest.raises(InvalidArgument):
+        coalescer.run(add_one_under(1, "refused"))
+    with db.read() as session:
+        assert session.execute(text("SELECT count(*) FROM ledger")).scalar() == 1
