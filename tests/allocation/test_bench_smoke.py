@@ -1,7 +1,8 @@
-"""The allocation benchmark still runs (tiny pools, one second per figure), so it never rots."""
+"""`make bench`'s harness still runs end to end (tiny sizes, fractions of a second per figure), so it never rots."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -9,22 +10,27 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_allocation.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "hotpaths.py"
+MEASURES = {"bare gRPC echo", "AllocateNumber", "AllocateNumber, 2 workers", "AllocateNumber while ingesting batched",
+            "outcomes ingested batched (while allocating)", "AllocateNumber while ingesting streamed",
+            "outcomes ingested streamed (while allocating)", "ListHealth first page", "ListNumbers first page"}
 
 
 @pytest.mark.slow
-def test_benchmark_runs_on_a_tiny_size():
-    args = [sys.executable, str(SCRIPT), "--pools", "20,200", "--duration", "0.5", "--callers", "4"]
+def test_harness_runs_every_measurement_on_a_tiny_size(tmp_path):
+    args = [sys.executable, str(SCRIPT), "--smoke", "--out", str(tmp_path)]
     postgres = os.environ.get("NHM_TEST_POSTGRES_URL")
-    if postgres:  # PostgreSQL on one pool size: the benchmark creates and drops its own database
+    if postgres:  # the harness creates and drops its own databases on that server
         args += ["--postgres", postgres]
     result = subprocess.run(args, capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
-    echo = [line for line in lines if line.startswith("bare gRPC echo")]
-    allocations = [line.split() for line in lines if line.startswith("AllocateNumber")]
-    assert len(echo) == 1, result.stdout
-    assert len(allocations) == (4 if postgres else 2), result.stdout
-    for columns in allocations:
-        calls_per_second, errors = float(columns[3]), int(columns[6])
-        assert calls_per_second > 0 and errors == 0, result.stdout
+    assert "x echo" in result.stdout and "goal" in result.stdout, result.stdout  # the table and the targets
+    [written] = list(tmp_path.glob("hotpaths-*-smoke.json"))
+    figures = json.loads(written.read_text())["figures"]
+    backends = {"-", "sqlite", "postgresql"} if postgres else {"-", "sqlite"}
+    assert {f["backend"] for f in figures} == backends
+    assert {f["measure"] for f in figures} == MEASURES
+    for f in figures:
+        assert f["rate"] > 0 and f["errors"] == 0, f
+        if f["backend"] != "-" and f["measure"].startswith("AllocateNumber"):
+            assert f["echo_rate_ratio"] > 0, f  # every allocation figure is set against the echo of its run
