@@ -161,7 +161,7 @@ def start_allocation(url: str, upstream: str, variant: str = "", **settings: Any
                              args=(variant,) if variant else (), database_url=url, registry_target=upstream,
                              scoring_target=upstream, housekeeping_interval=0,
                              # The machine is shared: give lock waits room before UNAVAILABLE.
-                             db_timeout=15, **settings)
+                             **{"db_timeout": 15, **settings})
     return process.start()
 
 
@@ -287,7 +287,7 @@ def false_refusals(run: Run) -> list[str]:
     violations = []
     for r in run.records:
         c = run.campaign(r["tenant"], r["campaign"])
-        if c.expect_no_refusal and not r["outcome"].startswith("+"):
+        if c.expect_no_refusal and r["outcome"] == "RESOURCE_EXHAUSTED":
             violations.append(f"{c.tenant}/{c.campaign_id} {r['call_id']}: {r['outcome']} with capacity left")
     used: Counter[tuple[str, str]] = Counter((a["tenant_id"], a["phone_number"]) for a in run.ledger.counted)
     for c in run.campaigns:
@@ -348,6 +348,16 @@ def lost_acknowledged(run: Run) -> list[str]:
     return [f"{tenant} {call_id}: acknowledged {outcome}, ledger {ledger.get((tenant, call_id))}"
             for (tenant, call_id), outcome in _answers(run).items()
             if outcome.startswith("+") and ledger.get((tenant, call_id)) != outcome]
+
+
+DEFINITE = ("RESOURCE_EXHAUSTED", "FAILED_PRECONDITION")
+
+
+def unexpected_errors(run: Run, allowed: tuple[str, ...] = ()) -> list[str]:
+    """Sends answered with neither an allocation nor a refusal (RESOURCE_EXHAUSTED, FAILED_PRECONDITION), nor
+    one of the `allowed` codes (what a fault may cause: UNAVAILABLE, DEADLINE_EXCEEDED ...)."""
+    return [f"{r['tenant']} {r['call_id']}: {r['outcome']}" for r in run.records
+            if not r["outcome"].startswith("+") and r["outcome"] not in DEFINITE + allowed]
 
 
 def outlived_deadline(run: Run, slack: float = 1.0) -> list[str]:

@@ -65,6 +65,7 @@ def test_every_invariant_holds_under_load(postgres, upstream):
     run, seconds = load_run(postgres, upstream, scale=SCALE)
     found = load.violations(run)
     found["outlived_deadline"] = load.outlived_deadline(run)
+    found["unexpected_errors"] = load.unexpected_errors(run)
     sends = sum(1 for r in run.records if not r.get("replay"))
     print(f"\nload: {PROCESSES} allocation processes, {CLIENTS} client processes x {THREADS} threads, "
           f"{sends} sends in {seconds:.1f} s ({sends / seconds:.0f}/s), outcomes {dict(run.outcomes())}")

@@ -1,0 +1,167 @@
+"""Faults while allocation serves load: nothing acknowledged is lost, no call outlives its deadline, retries never
+double count, and the services serve again without a restart (or, killed, as soon as they are back).
+
+PostgreSQL is shared with everyone on this machine, so it is never stopped for real: a TcpProxy in front of it
+simulates a hard stop (connections reset, new ones refused), a pause, latency and a blackhole. Each test prints
+its figures (see docs/reliability.md). NHM_RELIABILITY_SCALE multiplies the load (the long version).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import grpc
+import psycopg
+import pytest
+from faults.support import FaultContext, fault_run, seconds_until_serving_calls
+from sqlalchemy.engine import make_url
+
+from nhm.allocation.v1 import allocation_pb2, allocation_pb2_grpc
+from nhm_testing.keys import TENANT_A_KEY, auth
+from nhm_testing.processes import wait_serving
+
+SCALE = int(os.environ.get("NHM_RELIABILITY_SCALE", "1"))
+pytestmark = pytest.mark.slow
+
+
+def assert_clean(found: dict[str, list[str]]) -> None:
+    assert not any(found.values()), {k: v[:5] for k, v in found.items() if v}
+
+
+def test_kill_9_of_an_allocation_process_mid_load(postgres, upstream):
+    def fault(ctx: FaultContext) -> None:
+        victim = ctx.processes[0]
+        killed = time.monotonic()
+        victim.kill()
+        time.sleep(1)  # calls routed to it fail over this second
+        victim.start()
+        ctx.figures["restart to SERVING (s)"] = round(time.monotonic() - killed - 1, 2)
+        wait_serving(victim.address, 30)
+        ctx.figures["kill to serving calls (s)"] = seconds_until_serving_calls(ctx, victim.address, killed)
+
+    result = fault_run(postgres, upstream, fault, scale=SCALE)
+    assert_clean(result.report("kill -9"))
+
+
+def test_every_database_connection_terminated_mid_load(postgres, upstream):
+    def fault(ctx: FaultContext) -> None:
+        url = make_url(ctx.database_url)
+        terminated = 0
+        with psycopg.connect(host=url.host, port=url.port or 5432, user=url.username, dbname="postgres",
+                             autocommit=True) as admin:
+            for _ in range(3):
+                terminated += len(admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s "
+                    "AND pid <> pg_backend_pid()", (url.database,)).fetchall())
+                began = time.monotonic()
+                time.sleep(0.5)
+        ctx.figures["connections terminated"] = terminated
+        ctx.figures["to serving calls (s)"] = max(
+            seconds_until_serving_calls(ctx, target, began) for target in ctx.targets)
+
+    result = fault_run(postgres, upstream, fault, scale=SCALE)
+    assert_clean(result.report("pg_terminate_backend"))
+
+
+def _through_db_proxy(name: str, action, timeout: float = 2.0):
+    def test(postgres, upstream):
+        def fault(ctx: FaultContext) -> None:
+            began = time.monotonic()
+            action(ctx)
+            ctx.figures["to serving calls (s)"] = max(
+                seconds_until_serving_calls(ctx, target, began) for target in ctx.targets)
+
+        result = fault_run(postgres, upstream, fault, through_db_proxy=True, timeout=timeout, scale=SCALE)
+        assert_clean(result.report(name))
+
+    return test
+
+
+def _pause(ctx: FaultContext) -> None:
+    ctx.db_proxy.pause()
+    time.sleep(3)
+    ctx.db_proxy.resume()
+
+
+def _latency(ctx: FaultContext) -> None:
+    ctx.db_proxy.latency = 0.05
+    time.sleep(3)
+    ctx.db_proxy.latency = 0.0
+
+
+def _resets(ctx: FaultContext) -> None:
+    for _ in range(3):
+        ctx.db_proxy.reset_all()
+        time.sleep(0.5)
+
+
+def _blackhole(ctx: FaultContext) -> None:
+    ctx.db_proxy.blackhole(3)
+    time.sleep(3)
+
+
+def _stopped_hard(ctx: FaultContext) -> None:
+    ctx.db_proxy.down()
+    time.sleep(3)
+    ctx.db_proxy.up()
+
+
+test_database_paused_for_3_seconds = _through_db_proxy("database paused 3 s", _pause)
+test_database_latency_50_ms = _through_db_proxy("database +50 ms latency", _latency)
+test_database_connections_reset = _through_db_proxy("database connections reset 3x", _resets)
+test_database_blackholed_for_3_seconds = _through_db_proxy("database blackholed 3 s", _blackhole)
+test_database_stopped_hard_and_restarted = _through_db_proxy("database stopped hard 3 s", _stopped_hard)
+
+
+def test_network_faults_between_clients_and_services(postgres, upstream):
+    def fault(ctx: FaultContext) -> None:
+        proxies = ctx.figures["service proxies"]
+        for proxy in proxies:
+            proxy.latency = 0.05
+        time.sleep(1)
+        for proxy in proxies:
+            proxy.latency = 0.0
+            proxy.reset_all()
+        time.sleep(0.5)
+        for proxy in proxies:
+            proxy.blackhole(2)
+        began = time.monotonic()
+        time.sleep(2)
+        ctx.figures["to serving calls (s)"] = max(
+            seconds_until_serving_calls(ctx, proxy.address, began) for proxy in proxies)
+
+    result = fault_run(postgres, upstream, fault, through_service_proxy=True, timeout=2.0, scale=SCALE)
+    assert_clean(result.report("latency, resets and a blackhole between clients and services"))
+
+
+def test_an_upstream_down_while_allocation_serves(postgres, upstream):
+    def fault(ctx: FaultContext) -> None:
+        stub = allocation_pb2_grpc.AllocationServiceStub(grpc.insecure_channel(ctx.processes[0].address))
+
+        def feeds() -> dict[str, allocation_pb2.FeedStatus]:
+            return {f.upstream: f for f in stub.GetReplicationStatus(
+                allocation_pb2.GetReplicationStatusRequest(), metadata=auth(TENANT_A_KEY), timeout=5).feeds}
+
+        ctx.upstream.stop()
+        down = time.monotonic()
+        while feeds()["registry"].connected:
+            assert time.monotonic() - down < 10, "allocation still reports the registry connected"
+            time.sleep(0.05)
+        ctx.figures["seconds until reported disconnected"] = round(time.monotonic() - down, 2)
+        time.sleep(3)
+        staleness = feeds()["registry"].staleness.ToTimedelta().total_seconds()
+        ctx.figures["staleness reported after 3 s down (s)"] = round(staleness, 2)
+        assert staleness >= 2.5, f"3 s without the registry, yet staleness {staleness} s"
+        ctx.figures["allocations served while down"] = seconds_until_serving_calls(ctx, ctx.targets[0], down) >= 0
+        ctx.upstream.start()
+        back = time.monotonic()
+        while not (feeds()["registry"].connected and feeds()["scoring"].connected):
+            assert time.monotonic() - back < 30, "allocation did not reconnect to its upstreams"
+            time.sleep(0.05)
+        ctx.figures["reconnected after (s)"] = round(time.monotonic() - back, 2)
+
+    result = fault_run(postgres, upstream, fault, scale=SCALE)
+    found = result.report("registry and scoring down 3 s")
+    assert_clean(found)
+    assert result.figures["staleness reported after 3 s down (s)"] >= 2.5
