@@ -28,6 +28,7 @@ from pathlib import Path
 import grpc
 import psycopg
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from psycopg import sql
 from sqlalchemy.engine import URL, make_url
 
 from nhm_platform.auth import generate_key
@@ -105,8 +106,6 @@ def postgres_databases(server_url: str) -> dict[str, str]:
     """{service: URL} of each service's database on the server named by server_url: <database>_<service>
     (nhm_registry … when the URL names no database). Databases that do not exist yet are created."""
     base = make_url(server_url)
-    if base.get_backend_name() != "postgresql":
-        raise ValueError(f"--postgres-url must be a postgresql+psycopg:// URL, not {server_url!r}")
     prefix = base.database or DEFAULT_DATABASE_PREFIX
     names = {service: f"{prefix}_{service}" for service in SERVICES}
     create_missing_databases(base, list(names.values()))
@@ -121,7 +120,7 @@ def create_missing_databases(base: URL, names: list[str]) -> None:
                                                     [names])}
         for name in names:
             if name not in existing:
-                admin.execute(f'CREATE DATABASE "{name}"')
+                admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
 def service_env(data_dir: Path, targets: dict[str, str], creds: dict[str, str],
@@ -233,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.allocation_replicas > 1 and not args.postgres_url:
         parser.error("--allocation-replicas above 1 needs --postgres-url (SQLite is for one process per service)")
+    if args.postgres_url and not args.postgres_url.startswith("postgresql"):
+        parser.error(f"--postgres-url must be a postgresql+psycopg:// URL, not {args.postgres_url!r}")
     data_dir = args.data_dir.resolve()
     creds = load_credentials(data_dir)
     database_urls = postgres_databases(args.postgres_url) if args.postgres_url else None
