@@ -35,7 +35,8 @@ from nhm_platform.devstack import SERVICES
 from nhm_sdk import Client, ClientConfig, NotFoundError, NothingEligibleError
 from nhm_testing.databases import POSTGRES_URL_VARIABLE, PostgresProvisioner
 
-pytestmark = pytest.mark.slow
+# Eleven processes start on a shared machine: more time than the suite's default per test.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 CAP = 5
 POOL = ("+14158675301", "+14158675302", "+14158675303")
@@ -115,7 +116,8 @@ def stack(postgres: PostgresProvisioner, tmp_path: Path) -> Iterator[Stack]:
              "--base-port", str(base), "--dashboard-port", str(dashboard_port),
              "--postgres-url", server.render_as_string(hide_password=False), "--allocation-replicas", "2",
              "--metrics-base-port", str(metrics_base)],
-            stdout=subprocess.PIPE, stderr=stderr, text=True, env={**os.environ, "NHM_LOG_FORMAT": "json"})
+            stdout=subprocess.PIPE, stderr=stderr, text=True,
+            env={**os.environ, "NHM_LOG_FORMAT": "json", "NHM_GRACE_PERIOD": "2"})
     try:
         lines = read_banner(proc, timeout=180)
         banner = "".join(lines)
