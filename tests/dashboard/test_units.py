@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -195,6 +196,9 @@ class TestCharts:
         assert svg.count("<circle") == 2  # the point before the window only sets where the line starts
         assert "<b>Hiya" not in svg and "&lt;b&gt;Hiya&lt;/b&gt;" in svg
         assert "score-line" in svg
+        # The last date ends at the plot's right edge: a centred label would run past the chart and be cut.
+        last = re.findall(r'<text class="axis" x="([0-9.]+)" y="[0-9.]+" text-anchor="(\w+)">([^<]+)</text>', svg)[-1]
+        assert (float(last[0]), last[1], last[2]) == (charts.WIDTH - charts.RIGHT, "end", f"{end:%b %d}")
 
     def test_empty_charts_say_so(self) -> None:
         assert "No health recorded yet" in charts.health_chart([], T0 - timedelta(days=30), T0)

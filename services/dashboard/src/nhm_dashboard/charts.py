@@ -47,25 +47,28 @@ def _y(value: float, top_value: float) -> float:
     return TOP + plot - (min(value, top_value) / (top_value or 1.0)) * plot
 
 
-def _frame(title: str, body: list[str], y_labels: Sequence[tuple[float, str]], x_labels: Sequence[tuple[float, str]],
-           css: str) -> Markup:
+def _frame(title: str, body: list[str], y_labels: Sequence[tuple[float, str]],
+           x_labels: Sequence[tuple[float, str, str]], css: str) -> Markup:
+    """The chart's axes around its body; each x label is (x, text, text-anchor)."""
     parts = [f'<svg class="chart {css}" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
              f'aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg">', f"<title>{escape(title)}</title>"]
     for y, label in y_labels:
         parts.append(f'<line class="grid" x1="{LEFT}" y1="{y:.1f}" x2="{WIDTH - RIGHT}" y2="{y:.1f}"/>')
         parts.append(f'<text class="axis" x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{escape(label)}</text>')
-    for x, label in x_labels:
-        parts.append(f'<text class="axis" x="{x:.1f}" y="{HEIGHT - 8}" text-anchor="middle">{escape(label)}</text>')
+    for x, label, anchor in x_labels:
+        parts.append(f'<text class="axis" x="{x:.1f}" y="{HEIGHT - 8}" text-anchor="{anchor}">{escape(label)}</text>')
     parts.extend(body)
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704 - every text placed inside went through escape()
 
 
-def _date_labels(start: datetime, end: datetime, count: int = 5) -> list[tuple[float, str]]:
+def _date_labels(start: datetime, end: datetime, count: int = 5) -> list[tuple[float, str, str]]:
     labels = []
     for i in range(count):
         t = start + (end - start) * (i / (count - 1))
-        labels.append((_x(t, start, end), t.strftime("%b %d")))
+        # The last date ends at the right edge of the plot instead of running past the chart.
+        anchor = "end" if i == count - 1 else "middle"
+        labels.append((_x(t, start, end), t.strftime("%b %d"), anchor))
     return labels
 
 
@@ -128,7 +131,8 @@ def activity_chart(days: Sequence[DayBar]) -> Markup:
                     f'height="{_y(0, top) - y_out:.1f}"/>'
                     f'<rect class="bar answered" x="{x:.1f}" y="{y_ans:.1f}" width="{width:.1f}" '
                     f'height="{_y(0, top) - y_ans:.1f}"/></g>')
-    x_labels = [(LEFT + i * step + step / 2, days[i].date[5:]) for i in range(0, len(days), max(1, len(days) // 6))]
+    x_labels = [(LEFT + i * step + step / 2, days[i].date[5:], "middle")
+                for i in range(0, len(days), max(1, len(days) // 6))]
     return _frame(title, body, y_labels, x_labels, "activity-chart")
 
 
