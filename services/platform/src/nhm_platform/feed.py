@@ -206,10 +206,7 @@ class ChangeLog:
         with read_session() as session:
             head, compacted = self.head_revision(session)
         if after < compacted:
-            raise FailedPrecondition(
-                f"revision {after} is older than the feed's retention (entries through {compacted} were pruned);"
-                " list afresh and watch from the revision the list returned",
-                reason="REVISION_COMPACTED", metadata={"compacted_through": str(compacted), "head": str(head)})
+            raise _compacted(after, compacted, head)
         if after > head:
             raise FailedPrecondition(
                 f"revision {after} is ahead of the feed's head {head}: this feed was reset; list afresh",
@@ -229,6 +226,11 @@ class ChangeLog:
                 # revision up to a head read earlier has committed, so the read that follows sees them all.
                 head, _ = self.head_revision(session)
                 records = self.read(session, cursor, tenant_id, batch)
+                # Compaction read after the entries: a prune that committed before the entry read (and may have
+                # removed entries right after the cursor) is seen here, so a watcher catching up never skips.
+                _, compacted = self.head_revision(session)
+            if cursor < compacted:
+                raise _compacted(cursor, compacted, head)
             if records:
                 yield from records
                 cursor = records[-1].revision
@@ -239,6 +241,19 @@ class ChangeLog:
                 yield Heartbeat(max(head, cursor))
                 idle_since = now
             self.wait_for_change(generation, poll_interval)
+
+
+def _compacted(after: int, compacted: int, head: int) -> FailedPrecondition:
+    return FailedPrecondition(
+        f"revision {after} is older than the feed's retention (entries through {compacted} were pruned);"
+        " list afresh and watch from the revision the list returned",
+        reason="REVISION_COMPACTED", metadata={"compacted_through": str(compacted), "head": str(head)})
+
+
+class SnapshotSuperseded(Exception):
+    """Raised by a follower's apply when another replica of the service stored a cursor at or past the
+    snapshot's revision since this follower connected: the stored state is newer, so the snapshot is dropped
+    and the follower resumes from the stored cursor."""
 
 
 @dataclass(frozen=True)
@@ -255,7 +270,8 @@ class FeedFollower:
 
     open_stream(after, snapshot) returns the Watch call (an iterator of responses that has cancel()).
     apply(changes, revision, reset) applies the non-heartbeat responses of a batch and stores ``revision`` as
-    the cursor, in one transaction; with reset it first empties the replica (the batch starts a snapshot).
+    the cursor, in one transaction; with reset the batch is a whole snapshot (every item, ``revision`` the one
+    of the heartbeat that ended it) and it first empties the replica. It may raise SnapshotSuperseded.
     load_cursor() returns the stored revision. The follower asks for a snapshot when it has no cursor yet
     and when the upstream says the cursor is beyond its retention (FAILED_PRECONDITION).
     """
@@ -315,6 +331,9 @@ class FeedFollower:
             try:
                 self._follow_once()
                 delay = self._backoff_initial
+            except SnapshotSuperseded as exc:
+                _log.info("feed.snapshot_superseded", upstream=self._upstream, detail=str(exc))
+                continue
             except grpc.RpcError as exc:
                 code = exc.code() if hasattr(exc, "code") else None
                 if code is grpc.StatusCode.FAILED_PRECONDITION:
@@ -337,7 +356,6 @@ class FeedFollower:
         cursor = self._load_cursor()
         snapshot = self._snapshot_next or cursor == 0
         self._snapshot_next = False
-        reset = snapshot
         with self._lock:
             self._revision = cursor
         call = self._open_stream(cursor, snapshot)
@@ -358,13 +376,23 @@ class FeedFollower:
         reader = threading.Thread(target=pump, name=f"feed-{self._upstream}-reader", daemon=True)
         reader.start()
         try:
+            unapplied: list[Any] = []
+            if snapshot:
+                ended = self._apply_snapshot(inbox, done)
+                if ended is done:
+                    return self._raise_failure(failure)
+                unapplied = ended or []
+            reset = bool(unapplied)
             while True:
-                item = inbox.get()
-                if item is done:
-                    break
+                if unapplied:
+                    batch, unapplied = unapplied, []
+                else:
+                    item = inbox.get()
+                    if item is done:
+                        break
+                    batch = [item]
                 with self._lock:
                     self._connected = True
-                batch = [item]
                 while len(batch) < self._batch_max:
                     try:
                         more = inbox.get_nowait()
@@ -379,14 +407,46 @@ class FeedFollower:
                 if changes or reset or last > self._revision:
                     self._apply(changes, last, reset)
                     reset = False
-                if inbox.empty():
-                    self._mark_current(last)
-                else:
-                    with self._lock:
-                        self._revision = max(self._revision, last)
+                self._advance(last, current=inbox.empty())
         finally:
             call.cancel()
             self._call = None
+        self._raise_failure(failure)
+
+    def _apply_snapshot(self, inbox: queue.Queue[Any], done: object) -> Any:
+        """Apply a whole snapshot (its items, revision 0, up to the heartbeat that ends it) in one call, so the
+        replica is never seen half replaced, and a replica of the same service applying live changes meanwhile
+        never has them undone by a snapshot split across transactions.
+
+        Returns ``done`` if the stream ended before the snapshot did, None once applied; an upstream that
+        follows its items with a change rather than a heartbeat gets them back with that change, unapplied (the
+        first batch then starts the snapshot)."""
+        items: list[Any] = []
+        while True:
+            item = inbox.get()
+            if item is done:
+                return done
+            if self._is_heartbeat(item):
+                break
+            items.append(item)
+            if self._revision_of(item) > 0:
+                return items
+        revision = self._revision_of(item)
+        self._apply(items, revision, True)
+        with self._lock:
+            self._connected = True
+            self._revision = revision  # a snapshot may move the cursor back (the upstream was reset)
+        self._advance(revision, current=inbox.empty())
+        return None
+
+    def _advance(self, revision: int, *, current: bool) -> None:
+        if current:
+            self._mark_current(revision)
+        else:
+            with self._lock:
+                self._revision = max(self._revision, revision)
+
+    @staticmethod
+    def _raise_failure(failure: list[BaseException]) -> None:
         if failure:
             raise failure[0]
-

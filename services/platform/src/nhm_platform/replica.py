@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from nhm.registry.v1 import registry_pb2
 from nhm_platform.auth import TENANT_METADATA_KEY, Principal, Role
 from nhm_platform.clock import Clock
 from nhm_platform.db import Database
-from nhm_platform.feed import FeedFollower
+from nhm_platform.feed import FeedFollower, SnapshotSuperseded
 from nhm_platform.settings import ServerSettings
 
 
@@ -35,6 +36,9 @@ def upsert(session: Session, table: Table, values: dict[str, Any], keys: Sequenc
         session.execute(statement.on_conflict_do_update(index_elements=list(keys), set_=updates))
     else:
         session.execute(statement.on_conflict_do_nothing(index_elements=list(keys)))
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class CursorStore:
@@ -52,6 +56,17 @@ class CursorStore:
     def load(self, session: Session, upstream: str) -> int:
         value = session.execute(select(self.table.c.revision).where(self.table.c.upstream == upstream)).scalar()
         return int(value or 0)
+
+    def lock(self, session: Session, upstream: str) -> int:
+        """The stored revision, with the row locked until the transaction ends (replicas of one service that
+        share the database apply one batch at a time; SQLite's single writer already serializes them)."""
+        dialect = session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        session.execute(insert(self.table).values(upstream=upstream, revision=0, update_time=_EPOCH)
+                        .on_conflict_do_nothing(index_elements=["upstream"]))
+        value = session.execute(select(self.table.c.revision).where(self.table.c.upstream == upstream)
+                                .with_for_update()).scalar_one()
+        return int(value)
 
     def save(self, session: Session, upstream: str, revision: int, clock: Clock, *, exact: bool = False) -> None:
         """Store the cursor. It only moves forward (replicas of one service may apply the same changes),
@@ -153,7 +168,8 @@ def follow_feed(*, service: str, upstream: str, db: Database, cursors: CursorSto
                 open_stream: Callable[[int, bool], Any], apply_change: Callable[[Session, Any], None],
                 reset: Callable[[Session], None],
                 is_heartbeat: Callable[[Any], bool] = lambda m: bool(m.heartbeat),
-                after_batch: Callable[[Session], None] | None = None) -> FeedFollower:
+                after_batch: Callable[[Session], None] | None = None, backoff_initial: float = 0.1,
+                backoff_max: float = 5.0) -> FeedFollower:
     """A FeedFollower whose batches are applied, with the cursor, in one transaction of db.
 
     open_stream(after, snapshot) opens the upstream's Watch call; apply_change(session, response) applies one
@@ -162,13 +178,21 @@ def follow_feed(*, service: str, upstream: str, db: Database, cursors: CursorSto
     the same transaction: for work cheaper once per batch than once per change (recomputing what they touched).
     """
 
+    loaded = [0]  # the cursor the follower connected with
+
     def load_cursor() -> int:
         with db.read() as session:
-            return cursors.load(session, upstream)
+            loaded[0] = cursors.load(session, upstream)
+        return loaded[0]
 
     def apply(changes: Sequence[Any], revision: int, starts_snapshot: bool) -> None:
         with db.transaction() as session:
+            stored = cursors.lock(session, upstream)
             if starts_snapshot:
+                if stored != loaded[0] and stored >= revision:
+                    # Another replica moved past this snapshot while it streamed: replacing what it applied
+                    # with older state would undo its changes (and a cursor saved later would skip them).
+                    raise SnapshotSuperseded(f"stored cursor {stored} is at or past the snapshot's {revision}")
                 reset(session)
             for change in changes:
                 apply_change(session, change)
@@ -177,7 +201,8 @@ def follow_feed(*, service: str, upstream: str, db: Database, cursors: CursorSto
             cursors.save(session, upstream, revision, clock, exact=starts_snapshot)
 
     return FeedFollower(service, upstream, open_stream=open_stream, load_cursor=load_cursor, apply=apply,
-                        revision_of=lambda m: int(m.revision), is_heartbeat=is_heartbeat, clock=clock)
+                        revision_of=lambda m: int(m.revision), is_heartbeat=is_heartbeat, clock=clock,
+                        backoff_initial=backoff_initial, backoff_max=backoff_max)
 
 
 def upstream_channel(target: str, settings: ServerSettings) -> grpc.Channel:
