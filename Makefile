@@ -7,6 +7,7 @@ PACKAGES := sdk services/platform services/registry services/scoring services/al
 BUF := node_modules/.bin/buf
 BUF_AGAINST ?= .git\#branch=main
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 # `make up-local`: the PostgreSQL server (the database name is the prefix: nhm_registry, nhm_scoring, ...).
 UP_LOCAL_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/nhm
 UP_LOCAL_METRICS_PORT ?= 9101
@@ -34,9 +35,10 @@ up-local: install
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-## Benchmarks (print figures; NHM_BENCH_POSTGRES_URL adds PostgreSQL runs).
+## Benchmarks: one table of the hot paths against a bare gRPC echo, JSON in bench-results/, then each service's own
+## (NHM_BENCH_POSTGRES_URL adds PostgreSQL runs; BENCH_ARGS=--decay adds the 120 s run). They print figures, never fail.
 bench: install
-	$(PY) benchmarks/run.py
+	$(PY) benchmarks/run.py $(BENCH_ARGS)
 
 ## Regenerate the SDK's generated code from protos/ and docs/configuration.md from the settings.
 gen: install
