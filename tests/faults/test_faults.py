@@ -64,54 +64,37 @@ def test_every_database_connection_terminated_mid_load(postgres, upstream):
     assert_clean(result.report("pg_terminate_backend"))
 
 
-def _through_db_proxy(name: str, action, timeout: float = 2.0):
-    def test(postgres, upstream):
-        def fault(ctx: FaultContext) -> None:
-            began = time.monotonic()
-            action(ctx)
-            ctx.figures["to serving calls (s)"] = max(
-                seconds_until_serving_calls(ctx, target, began) for target in ctx.targets)
+def test_database_faults_through_a_proxy(postgres, upstream):
+    """One load, the database behind a TcpProxy: latency, connection resets, a 3 s pause, a 3 s blackhole and a
+    3 s hard stop, one after the other; after each, the seconds until both processes serve calls again."""
 
-        result = fault_run(postgres, upstream, fault, through_db_proxy=True, timeout=timeout, scale=SCALE)
-        assert_clean(result.report(name))
+    def serving_again(ctx: FaultContext, figure: str) -> None:
+        ended = time.monotonic()
+        ctx.figures[figure] = max(seconds_until_serving_calls(ctx, target, ended) for target in ctx.targets)
 
-    return test
+    def fault(ctx: FaultContext) -> None:
+        proxy = ctx.db_proxy
+        proxy.latency = 0.05
+        time.sleep(1)
+        proxy.latency = 0.0
+        for _ in range(2):
+            proxy.reset_all()
+            time.sleep(0.3)
+        serving_again(ctx, "after resets (s)")
+        proxy.pause()
+        time.sleep(3)
+        proxy.resume()
+        serving_again(ctx, "after a 3 s pause (s)")
+        proxy.blackhole(3)
+        time.sleep(3)
+        serving_again(ctx, "after a 3 s blackhole (s)")
+        proxy.down()
+        time.sleep(3)
+        proxy.up()
+        serving_again(ctx, "after a 3 s hard stop (s)")
 
-
-def _pause(ctx: FaultContext) -> None:
-    ctx.db_proxy.pause()
-    time.sleep(3)
-    ctx.db_proxy.resume()
-
-
-def _latency(ctx: FaultContext) -> None:
-    ctx.db_proxy.latency = 0.05
-    time.sleep(3)
-    ctx.db_proxy.latency = 0.0
-
-
-def _resets(ctx: FaultContext) -> None:
-    for _ in range(3):
-        ctx.db_proxy.reset_all()
-        time.sleep(0.5)
-
-
-def _blackhole(ctx: FaultContext) -> None:
-    ctx.db_proxy.blackhole(3)
-    time.sleep(3)
-
-
-def _stopped_hard(ctx: FaultContext) -> None:
-    ctx.db_proxy.down()
-    time.sleep(3)
-    ctx.db_proxy.up()
-
-
-test_database_paused_for_3_seconds = _through_db_proxy("database paused 3 s", _pause)
-test_database_latency_50_ms = _through_db_proxy("database +50 ms latency", _latency)
-test_database_connections_reset = _through_db_proxy("database connections reset 3x", _resets)
-test_database_blackholed_for_3_seconds = _through_db_proxy("database blackholed 3 s", _blackhole)
-test_database_stopped_hard_and_restarted = _through_db_proxy("database stopped hard 3 s", _stopped_hard)
+    result = fault_run(postgres, upstream, fault, through_db_proxy=True, timeout=2.0, scale=SCALE)
+    assert_clean(result.report("database: latency, resets, pause, blackhole, hard stop"))
 
 
 def test_network_faults_between_clients_and_services(postgres, upstream):
