@@ -1,4 +1,4 @@
-"""Server interceptors: access log, metrics, request ids and error mapping; authentication.
+"""Server interceptors: access log, metrics, request ids and error mapping; authentication; rate limits.
 
 gRPC looks handlers up on its polling thread, so the work here happens inside the wrapped behaviour,
 on the worker thread that serves the call (and where the context variables are then visible).
@@ -10,7 +10,7 @@ import contextvars
 import dataclasses
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,12 +22,14 @@ from nhm_platform.auth import (
     KeyResolver,
     Principal,
     bearer_token,
+    current_principal,
     hash_key,
     reset_current_principal,
     set_current_principal,
 )
 from nhm_platform.errors import DomainError, Unauthenticated, internal_status
 from nhm_platform.metrics import RPC_SECONDS, RPC_TOTAL
+from nhm_platform.ratelimit import TenantRateLimit
 
 Behavior = Callable[[Any, grpc.ServicerContext], Any]
 REQUEST_ID_KEY = "x-request-id"
@@ -176,6 +178,33 @@ class AuthInterceptor(grpc.ServerInterceptor):
         if info is not None:
             info.principal = principal
         return principal
+
+
+class RateLimitInterceptor(grpc.ServerInterceptor):
+    """Applies the per-tenant rate limit to the named methods (after authentication: it needs the caller)."""
+
+    def __init__(self, methods: Collection[str], limit: TenantRateLimit) -> None:
+        self._methods, self._limit = frozenset(methods), limit
+
+    def intercept_service(self, continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+                          handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+        method = handler_call_details.method
+        if method not in self._methods:
+            return continuation(handler_call_details)
+
+        def wrap(behavior: Behavior, streaming: bool) -> Behavior:
+            if streaming:
+                def stream_behavior(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+                    self._limit.check(current_principal(), method)
+                    yield from behavior(request, context)
+                return stream_behavior
+
+            def unary_behavior(request: Any, context: grpc.ServicerContext) -> Any:
+                self._limit.check(current_principal(), method)
+                return behavior(request, context)
+            return unary_behavior
+
+        return _wrap_handler(continuation(handler_call_details), wrap)
 
 
 def _metadata_value(metadata: Any, wanted: str) -> str:

@@ -15,7 +15,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from nhm_platform.auth import KeyResolver
-from nhm_platform.interceptors import AccessLogInterceptor, AuthInterceptor
+from nhm_platform.interceptors import AccessLogInterceptor, AuthInterceptor, RateLimitInterceptor
+from nhm_platform.ratelimit import TenantRateLimit
 from nhm_platform.settings import ServerSettings
 
 _log = structlog.get_logger("nhm.server")
@@ -31,6 +32,9 @@ class ServiceRegistration:
     # Called with the server's health servicer once it serves: a service may publish more health entries
     # (e.g. "<service>.replication") and keep them current. Entries set after shutdown began are ignored.
     on_serving: list[Callable[[health.HealthServicer], None]] = field(default_factory=list)
+    # Full names ("/package.Service/Method") of the bulk and ingest methods that each tenant may call at most
+    # settings.tenant_bulk_rate times a second.
+    rate_limited_methods: Sequence[str] = ()
 
 
 @dataclass
@@ -60,7 +64,7 @@ def create_server(settings: ServerSettings, service: str, registration: ServiceR
     """Build and start a server on settings.host:settings.port; returns it and its bound port."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix=f"{service}-rpc"),
-        interceptors=[AccessLogInterceptor(service), AuthInterceptor(resolver)],
+        interceptors=_interceptors(settings, service, registration, resolver),
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),
@@ -86,6 +90,20 @@ def create_server(settings: ServerSettings, service: str, registration: ServiceR
     for hook in registration.on_serving:
         hook(health_servicer)
     return RunningServer(server, port, health_servicer, registration), port
+
+
+def _interceptors(settings: ServerSettings, service: str, registration: ServiceRegistration,
+                  resolver: KeyResolver) -> list[grpc.ServerInterceptor]:
+    interceptors: list[grpc.ServerInterceptor] = [AccessLogInterceptor(service), AuthInterceptor(resolver)]
+    if registration.rate_limited_methods and settings.tenant_bulk_rate > 0:
+        limit = TenantRateLimit(settings.tenant_bulk_rate, settings.tenant_bulk_burst)
+        interceptors.append(RateLimitInterceptor(registration.rate_limited_methods, limit))
+    return interceptors
+
+
+def method_names(service_full_name: str, *methods: str) -> list[str]:
+    """The full names ("/package.Service/Method") of some of a service's methods."""
+    return [f"/{service_full_name}/{method}" for method in methods]
 
 
 def server_credentials(settings: ServerSettings) -> grpc.ServerCredentials | None:

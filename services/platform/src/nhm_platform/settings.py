@@ -41,8 +41,14 @@ class ServerSettings:
     max_workers: int = 32
     # RPCs handled at once; more are refused at once with RESOURCE_EXHAUSTED.
     max_concurrent_rpcs: int = 256
-    # Largest request or response message, in bytes.
+    # Largest request or response message, in bytes; a larger request is refused with RESOURCE_EXHAUSTED.
     max_message_bytes: int = 16 * 1024 * 1024
+    # Calls a second each tenant may make to this server's bulk and ingest methods (imports, batch creates and
+    # assignments, outcome, complaint and reputation reports); more are refused at once with RESOURCE_EXHAUSTED
+    # and a retry delay. Service keys are not limited. 0 turns the limit off.
+    tenant_bulk_rate: float = 100.0
+    # Calls above tenant_bulk_rate a tenant may make in a burst (what it saved up while quiet).
+    tenant_bulk_burst: int = 200
     # Port of the Prometheus /metrics endpoint; -1 turns it off, 0 picks a free one.
     metrics_port: int = -1
     # "json", "console", or "auto" (console on a terminal, JSON otherwise).

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from nhm.registry.v1 import registry_pb2, registry_pb2_grpc
 from nhm_platform.auth import Principal
-from nhm_platform.server import ServiceRegistration
+from nhm_platform.server import ServiceRegistration, method_names
 from nhm_platform.service import BuiltService, ServiceContext, ServiceSpec
 from nhm_registry import messages, models
 from nhm_registry.housekeeping import Pruner
@@ -32,10 +32,12 @@ def build(context: ServiceContext[RegistrySettings]) -> BuiltService:
     registry.ensure_tenants(context.static_keys.tenant_ids)
     servicer = RegistryServiceServicer(registry)
     pruner = Pruner(registry.prune, context.settings.prune_interval)
+    service_name = registry_pb2.DESCRIPTOR.services_by_name["RegistryService"].full_name
     registration = ServiceRegistration(
-        service_names=[registry_pb2.DESCRIPTOR.services_by_name["RegistryService"].full_name],
+        service_names=[service_name],
         add_to_server=lambda server: registry_pb2_grpc.add_RegistryServiceServicer_to_server(servicer, server),
         on_stop=[pruner.stop],
+        rate_limited_methods=method_names(service_name, "BatchCreateNumbers", "AssignNumbers", "UnassignNumbers"),
     )
     return BuiltService(registration, key_resolvers=[StoredKeyResolver(registry)], on_start=[pruner.start])
 

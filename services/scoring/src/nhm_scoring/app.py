@@ -9,7 +9,7 @@ from sqlalchemy import MetaData
 
 from nhm.scoring.v1 import scoring_pb2, scoring_pb2_grpc
 from nhm_platform.replica import ApiKeyReplica
-from nhm_platform.server import ServiceRegistration
+from nhm_platform.server import ServiceRegistration, method_names
 from nhm_platform.service import BuiltService, ServiceContext, ServiceSpec
 from nhm_scoring.health_feed import HealthFeed
 from nhm_scoring.housekeeping import Housekeeper
@@ -40,9 +40,13 @@ def build(context: ServiceContext[ScoringSettings]) -> BuiltService:
                                heartbeat_interval=settings.watch_heartbeat_interval),
         max_batch_events=settings.max_batch_events,
     )
+    service_name = scoring_pb2.DESCRIPTOR.services_by_name["ScoringService"].full_name
     registration = ServiceRegistration(
-        service_names=[scoring_pb2.DESCRIPTOR.services_by_name["ScoringService"].full_name],
+        service_names=[service_name],
         add_to_server=lambda server: scoring_pb2_grpc.add_ScoringServiceServicer_to_server(servicer, server),
+        rate_limited_methods=method_names(service_name, "ReportCallOutcomes", "StreamCallOutcomes",
+                                          "ReportComplaints", "ReportReputationObservations",
+                                          "ImportReputationCsv"),
     )
     on_start = [housekeeper.start]
     registration.on_stop.append(housekeeper.stop)

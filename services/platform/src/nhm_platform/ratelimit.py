@@ -1,0 +1,71 @@
+"""Per-tenant rate limits on a service's bulk and ingest calls (token buckets, one per tenant per server).
+
+A tenant over its rate is refused at once with RESOURCE_EXHAUSTED (reason RATE_LIMITED) and a
+google.rpc.RetryInfo saying when a call would be accepted, so one tenant's flood of imports or event reports
+cannot take the server's threads and database from the others. Service keys (followers, remediation acting
+for the platform) are not limited.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from datetime import timedelta
+
+from nhm_platform.auth import Principal, Role
+from nhm_platform.errors import ResourceExhausted
+
+
+class TokenBuckets:
+    """``rate`` tokens a second per key, at most ``burst`` saved up. Keeps the ``max_keys`` most recently used
+    keys (a forgotten key starts again with a full bucket)."""
+
+    def __init__(self, rate: float, burst: float, *, now: Callable[[], float] = time.monotonic,
+                 max_keys: int = 100_000) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError("rate must be positive and burst at least 1")
+        self.rate, self.burst = rate, burst
+        self._now, self._max_keys = now, max_keys
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # key -> (tokens, as of)
+        self._lock = threading.Lock()
+
+    def take(self, key: str) -> float:
+        """Take a token for key: 0.0 if one was there, else the seconds until one will be (nothing taken)."""
+        with self._lock:
+            now = self._now()
+            tokens, since = self._buckets.pop(key, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - since) * self.rate)
+            wait = 0.0
+            if tokens >= 1:
+                tokens -= 1
+            else:
+                wait = (1 - tokens) / self.rate
+            self._buckets[key] = (tokens, now)
+            if len(self._buckets) > self._max_keys:
+                self._buckets.popitem(last=False)
+            return wait
+
+
+class TenantRateLimit:
+    """The limit the server applies to the methods a service named as bulk or ingest."""
+
+    def __init__(self, rate: float, burst: float, *, now: Callable[[], float] = time.monotonic) -> None:
+        self._buckets = TokenBuckets(rate, burst, now=now)
+
+    def check(self, principal: Principal, method: str) -> None:
+        if principal.role is Role.SERVICE:
+            return
+        tenant = principal.tenant_id or f"({principal.actor})"
+        wait = self._buckets.take(tenant)
+        if wait > 0:
+            # Rounded up to the millisecond so that a client waiting exactly this long finds a token.
+            retry_after = timedelta(milliseconds=int(wait * 1000) + 1)
+            raise ResourceExhausted(
+                f"tenant {tenant!r} is over its limit of {self._buckets.rate:g} bulk and ingest calls a second"
+                f" (bursts of {self._buckets.burst:g}); retry after {retry_after.total_seconds():.3f} s, or send"
+                " fewer, larger batches",
+                reason="RATE_LIMITED", retry_after=retry_after,
+                metadata={"method": method, "rate_per_second": f"{self._buckets.rate:g}",
+                          "burst": f"{self._buckets.burst:g}"})

@@ -1,0 +1,148 @@
+"""The server's limits through a real server: request size, calls at once, per-tenant rate of bulk calls."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from nhm.registry.v1 import registry_pb2, registry_pb2_grpc
+from nhm_platform.auth import Principal, Role, StaticKeyResolver
+from nhm_platform.errors import ResourceExhausted
+from nhm_platform.ratelimit import TenantRateLimit, TokenBuckets
+from nhm_platform.server import ServiceRegistration, create_server, method_names
+from nhm_platform.settings import ServerSettings
+from nhm_testing.keys import SERVICE_KEY, TENANT_A, TENANT_A_KEY, TENANT_B, TENANT_B_KEY, auth
+
+SERVICE_NAME = "nhm.registry.v1.RegistryService"
+
+
+class Servicer(registry_pb2_grpc.RegistryServiceServicer):
+    def __init__(self) -> None:
+        self.handled: list[str] = []
+        self.release = threading.Event()
+        self.entered = threading.Semaphore(0)
+
+    def BatchCreateNumbers(self, request, context):
+        self.handled.append("BatchCreateNumbers")
+        return registry_pb2.BatchCreateNumbersResponse()
+
+    def GetNumber(self, request, context):
+        self.handled.append("GetNumber")
+        if request.phone_number == "block":
+            self.entered.release()
+            self.release.wait(10)
+        return registry_pb2.GetNumberResponse()
+
+
+def serve(servicer: Servicer, **settings):
+    registration = ServiceRegistration(
+        [SERVICE_NAME], lambda s: registry_pb2_grpc.add_RegistryServiceServicer_to_server(servicer, s),
+        rate_limited_methods=method_names(SERVICE_NAME, "BatchCreateNumbers"))
+    resolver = StaticKeyResolver([(TENANT_A, TENANT_A_KEY), (TENANT_B, TENANT_B_KEY)], service_keys=[SERVICE_KEY])
+    running, port = create_server(ServerSettings(port=0, **settings), "limits", registration, resolver)
+    channel = grpc.insecure_channel(f"localhost:{port}")
+    return running, channel, registry_pb2_grpc.RegistryServiceStub(channel)
+
+
+def details(error: grpc.RpcError) -> dict[type, object]:
+    status = rpc_status.from_call(error)
+    found: dict[type, object] = {}
+    for any_detail in status.details if status else ():
+        for kind in (error_details_pb2.ErrorInfo, error_details_pb2.RetryInfo):
+            if any_detail.Is(kind.DESCRIPTOR):
+                message = kind()
+                any_detail.Unpack(message)
+                found[kind] = message
+    return found
+
+
+def test_token_buckets_refill_at_their_rate_and_say_how_long_to_wait():
+    now = [0.0]
+    buckets = TokenBuckets(rate=2, burst=3, now=lambda: now[0])
+    assert [buckets.take("a") for _ in range(3)] == [0, 0, 0]
+    assert buckets.take("a") == pytest.approx(0.5)  # refused: nothing taken
+    assert buckets.take("b") == 0  # another key has its own bucket
+    now[0] = 0.5
+    assert buckets.take("a") == 0
+    assert buckets.take("a") == pytest.approx(0.5)
+    now[0] = 100.0
+    assert [buckets.take("a") for _ in range(4)][-1] > 0  # saved up at most `burst`
+
+
+def test_the_rate_limit_spares_service_keys():
+    limit = TenantRateLimit(1, 1, now=lambda: 0.0)
+    limit.check(Principal(Role.TENANT, "acme"), "/m")
+    with pytest.raises(ResourceExhausted) as refused:
+        limit.check(Principal(Role.TENANT, "acme"), "/m")
+    assert refused.value.reason == "RATE_LIMITED" and refused.value.retry_after > timedelta(0)
+    for _ in range(5):
+        limit.check(Principal(Role.SERVICE), "/m")
+
+
+def test_a_tenant_over_its_bulk_rate_is_refused_with_retry_info_and_others_are_not():
+    servicer = Servicer()
+    running, channel, stub = serve(servicer, tenant_bulk_rate=5, tenant_bulk_burst=3)
+    try:
+        batch = registry_pb2.BatchCreateNumbersRequest()
+        for _ in range(3):
+            stub.BatchCreateNumbers(batch, metadata=auth(TENANT_A_KEY))
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.BatchCreateNumbers(batch, metadata=auth(TENANT_A_KEY))
+        assert refused.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "retry after" in refused.value.details()
+        found = details(refused.value)
+        assert found[error_details_pb2.ErrorInfo].reason == "RATE_LIMITED"
+        retry_after = found[error_details_pb2.RetryInfo].retry_delay.ToTimedelta()
+        assert timedelta(0) < retry_after <= timedelta(seconds=0.2) + timedelta(milliseconds=1)
+        assert servicer.handled.count("BatchCreateNumbers") == 3  # the refused call never reached the service
+
+        stub.BatchCreateNumbers(batch, metadata=auth(TENANT_B_KEY))  # another tenant: its own budget
+        stub.GetNumber(registry_pb2.GetNumberRequest(), metadata=auth(TENANT_A_KEY))  # not a bulk call
+        stub.BatchCreateNumbers(batch, metadata=auth(SERVICE_KEY))
+        threading.Event().wait(retry_after.total_seconds())
+        stub.BatchCreateNumbers(batch, metadata=auth(TENANT_A_KEY))  # waiting as told is enough
+        assert servicer.handled.count("BatchCreateNumbers") == 6
+    finally:
+        channel.close()
+        running.stop(0)
+
+
+def test_a_request_over_the_size_limit_is_refused_before_the_service_sees_it():
+    servicer = Servicer()
+    running, channel, stub = serve(servicer, max_message_bytes=64 * 1024)
+    try:
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.GetNumber(registry_pb2.GetNumberRequest(phone_number="9" * 100_000), metadata=auth(TENANT_A_KEY))
+        assert refused.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert servicer.handled == []
+        stub.GetNumber(registry_pb2.GetNumberRequest(phone_number="9" * 1000), metadata=auth(TENANT_A_KEY))
+    finally:
+        channel.close()
+        running.stop(0)
+
+
+def test_calls_over_the_concurrency_limit_are_refused_at_once():
+    servicer = Servicer()
+    running, channel, stub = serve(servicer, max_concurrent_rpcs=2, max_workers=8)
+    try:
+        blocked = [stub.GetNumber.future(registry_pb2.GetNumberRequest(phone_number="block"),
+                                         metadata=auth(TENANT_A_KEY), timeout=20) for _ in range(2)]
+        for _ in range(2):
+            assert servicer.entered.acquire(timeout=10)
+        with pytest.raises(grpc.RpcError) as refused:  # refused while both slots are still taken
+            stub.GetNumber(registry_pb2.GetNumberRequest(), metadata=auth(TENANT_A_KEY), timeout=20)
+        assert refused.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert not servicer.release.is_set() and servicer.handled == ["GetNumber", "GetNumber"]
+        servicer.release.set()
+        for future in blocked:
+            future.result()
+        stub.GetNumber(registry_pb2.GetNumberRequest(), metadata=auth(TENANT_A_KEY))
+    finally:
+        servicer.release.set()
+        channel.close()
+        running.stop(0)
