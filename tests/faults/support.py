@@ -1,10 +1,10 @@
 """Fault runs: the load of the invariant tests, a fault injected while it runs, then every invariant checked.
 
-A run starts two allocation processes on one PostgreSQL database (directly, or through a TcpProxy in front of
-the database), optionally puts a proxy in front of the services too, drives the load from client processes and
-calls `fault(ctx)` in a thread a second in. When the load is over, every call that ended without a definite
-answer (UNAVAILABLE, DEADLINE_EXCEEDED ...) is retried with its call id, as a dialer would, until it gets one;
-then the invariants are checked on the ledger and on every answer the clients saw.
+A run starts two allocation processes on one database (PostgreSQL, directly or through a TcpProxy in front of
+it, or a SQLite file), optionally puts a proxy in front of the services too, drives the load from client
+processes and calls `fault(ctx)` in a thread once the load is under way. When the load is over, every call that
+ended without a definite answer (UNAVAILABLE, DEADLINE_EXCEEDED ...) is retried with its call id, as a dialer
+would, until it gets one; then the invariants are checked on the ledger and on every answer the clients saw.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 import grpc
 from allocation.support import FakeUpstream
 from invariants import load
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from nhm.allocation.v1 import allocation_pb2, allocation_pb2_grpc
@@ -108,6 +109,19 @@ def settle(targets: list[str], records: list[dict[str, Any]], timeout: float) ->
     return retries
 
 
+def wait_for_allocations(url: str, count: int, limit: float = 60.0) -> None:
+    engine = create_engine(url)
+    began = time.monotonic()
+    try:
+        with engine.connect() as connection:
+            while connection.execute(text("SELECT count(*) FROM allocations")).scalar() < count:
+                assert time.monotonic() - began < limit, f"fewer than {count} allocations after {limit} s"
+                connection.rollback()
+                time.sleep(0.05)
+    finally:
+        engine.dispose()
+
+
 def _definite(outcome: str) -> bool:
     return outcome.startswith("+") or outcome in load.DEFINITE
 
@@ -136,15 +150,17 @@ class FaultResult:
         return found
 
 
-def fault_run(postgres: Any, upstream: FakeUpstream, fault: Callable[[FaultContext], None], *,
+def fault_run(fresh_database: Callable[[Any], str], upstream: FakeUpstream, fault: Callable[[FaultContext], None], *,
               through_db_proxy: bool = False, through_service_proxy: bool = False, timeout: float = 3.0,
-              scale: int = 1, calls: float = 0.6, start_after: float = 1.0) -> FaultResult:
-    """`calls` scales the scenario's number of calls (not its caps): the short version is 0.6 of it."""
+              scale: int = 1, calls: float = 0.6, start_after: int = 60) -> FaultResult:
+    """`calls` scales the scenario's number of calls (not its caps): the short version is 0.6 of it. The fault
+    starts once `start_after` allocations are in the ledger (mid-load, whatever the client processes' start-up
+    time)."""
     campaigns = [c for c in load.scenario(scale) if c.campaign_id in FAULT_CAMPAIGNS and c.tenant == load.TENANT_A]
     for c in campaigns:
         c.calls = int(c.calls * calls)
     load.publish(upstream, campaigns)
-    url = postgres.fresh(SPEC)
+    url = fresh_database(SPEC)
     db_proxy = service_url = None
     service_url = url
     if through_db_proxy:
@@ -164,8 +180,8 @@ def fault_run(postgres: Any, upstream: FakeUpstream, fault: Callable[[FaultConte
         failure: list[BaseException] = []
 
         def inject() -> None:
-            time.sleep(start_after)
             try:
+                wait_for_allocations(url, start_after)
                 fault(context)
             except BaseException as error:  # noqa: BLE001  (re-raised in the test's thread after the load)
                 failure.append(error)

@@ -29,7 +29,7 @@ def assert_clean(found: dict[str, list[str]]) -> None:
     assert not any(found.values()), {k: v[:5] for k, v in found.items() if v}
 
 
-def test_kill_9_of_an_allocation_process_mid_load(postgres, upstream):
+def test_kill_9_of_an_allocation_process_mid_load(database_url, upstream, backend):
     def fault(ctx: FaultContext) -> None:
         victim = ctx.processes[0]
         killed = time.monotonic()
@@ -40,8 +40,8 @@ def test_kill_9_of_an_allocation_process_mid_load(postgres, upstream):
         wait_serving(victim.address, 30)
         ctx.figures["kill to serving calls (s)"] = seconds_until_serving_calls(ctx, victim.address, killed)
 
-    result = fault_run(postgres, upstream, fault, scale=SCALE)
-    assert_clean(result.report("kill -9"))
+    result = fault_run(database_url, upstream, fault, scale=SCALE)
+    assert_clean(result.report(f"kill -9 ({backend})"))
 
 
 def test_every_database_connection_terminated_mid_load(postgres, upstream):
@@ -60,7 +60,7 @@ def test_every_database_connection_terminated_mid_load(postgres, upstream):
         ctx.figures["to serving calls (s)"] = max(
             seconds_until_serving_calls(ctx, target, began) for target in ctx.targets)
 
-    result = fault_run(postgres, upstream, fault, scale=SCALE)
+    result = fault_run(postgres.fresh, upstream, fault, scale=SCALE)
     assert_clean(result.report("pg_terminate_backend"))
 
 
@@ -93,7 +93,7 @@ def test_database_faults_through_a_proxy(postgres, upstream):
         proxy.up()
         serving_again(ctx, "after a 3 s hard stop (s)")
 
-    result = fault_run(postgres, upstream, fault, through_db_proxy=True, timeout=2.0, scale=SCALE)
+    result = fault_run(postgres.fresh, upstream, fault, through_db_proxy=True, timeout=2.0, scale=SCALE)
     assert_clean(result.report("database: latency, resets, pause, blackhole, hard stop"))
 
 
@@ -114,7 +114,7 @@ def test_network_faults_between_clients_and_services(postgres, upstream):
         ctx.figures["to serving calls (s)"] = max(
             seconds_until_serving_calls(ctx, proxy.address, began) for proxy in proxies)
 
-    result = fault_run(postgres, upstream, fault, through_service_proxy=True, timeout=2.0, scale=SCALE)
+    result = fault_run(postgres.fresh, upstream, fault, through_service_proxy=True, timeout=2.0, scale=SCALE)
     assert_clean(result.report("latency, resets and a blackhole between clients and services"))
 
 
@@ -144,7 +144,7 @@ def test_an_upstream_down_while_allocation_serves(postgres, upstream):
             time.sleep(0.05)
         ctx.figures["reconnected after (s)"] = round(time.monotonic() - back, 2)
 
-    result = fault_run(postgres, upstream, fault, scale=SCALE)
+    result = fault_run(postgres.fresh, upstream, fault, scale=SCALE)
     found = result.report("registry and scoring down 3 s")
     assert_clean(found)
     assert result.figures["staleness reported after 3 s down (s)"] >= 2.5
