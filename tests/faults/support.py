@@ -189,8 +189,8 @@ def fault_run(fresh_database: Callable[[Any], str], upstream: FakeUpstream, faul
         injector = threading.Thread(target=inject)
         began = time.monotonic()
         injector.start()
-        records = load.run_clients(targets, load.Jobs.plan(campaigns, CLIENTS, PROCESSES), threads=THREADS,
-                                   timeout=timeout)
+        records, releases = load.run_clients(targets, load.Jobs.plan(campaigns, CLIENTS, PROCESSES),
+                                             threads=THREADS, timeout=timeout)
         injector.join()
         seconds = time.monotonic() - began
         if failure:
@@ -207,4 +207,4 @@ def fault_run(fresh_database: Callable[[Any], str], upstream: FakeUpstream, faul
         if db_proxy is not None:
             db_proxy.close()
     context.figures.pop("service proxies")
-    return FaultResult(load.Run(campaigns, records, load.Ledger.read(url)), context.figures, seconds)
+    return FaultResult(load.Run(campaigns, records, load.Ledger.read(url), releases), context.figures, seconds)

@@ -59,6 +59,8 @@ class Campaign:
     expect_full: bool = False
     # Capacity is far above demand: no call may be refused.
     expect_no_refusal: bool = False
+    # Some calls are released (never placed) right after their allocation, with a retried release.
+    releases: bool = False
     # Warm-up ramps of WARMING members: phone -> daily caps.
     warming: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
@@ -82,15 +84,15 @@ def scenario(scale: int = 1) -> list[Campaign]:
         # The hourly cap binds.
         Campaign(TENANT_A, "hourly", eligible=dict.fromkeys(numbers("212736", 3100, 6), 1000),
                  excluded={"+12127363190": "flagged"}, prospects=numbers("212583", 0, 400 * scale),
-                 calls=180 * scale, daily_cap=1000, hourly_cap=3 * scale),
+                 calls=180 * scale, daily_cap=1000, hourly_cap=3 * scale, releases=True),
         # Few hot numbers with ample capacity: nothing may be refused.
         Campaign(TENANT_A, "ample", eligible=dict.fromkeys(numbers("212736", 3200, 3), 10**6), excluded={},
                  prospects=numbers("212583", 5000, 200 * scale), calls=200 * scale, daily_cap=10**6,
-                 hourly_cap=10**6, expect_no_refusal=True),
+                 hourly_cap=10**6, expect_no_refusal=True, releases=True),
         # Few prospects called concurrently from every process: the per-prospect limit binds, not the caps.
         Campaign(TENANT_A, "prospects", eligible=dict.fromkeys(numbers("213234", 5700, 4), 1000), excluded={},
                  prospects=numbers("213624", 100, 20 * scale), calls=200 * scale, daily_cap=1000,
-                 per_prospect_day=2, sticky=True),
+                 per_prospect_day=2, sticky=True, releases=True),
         # Another tenant's campaign with the same id: never crosses over.
         Campaign(TENANT_B, "capped", eligible=dict.fromkeys(numbers("415867", 5500, 4), cap),
                  excluded={"+14158675580": "resting"}, prospects=numbers("415902", 5000, 60 * scale),
@@ -127,20 +129,23 @@ class Jobs:
 
     @classmethod
     def plan(cls, campaigns: list[Campaign], clients: int, servers: int, seed: int = 11,
-             retry_every: int = 4, prefix: str = "") -> Jobs:
+             retry_every: int = 4, reuse_every: int = 9, release_every: int = 7) -> Jobs:
         rng = random.Random(seed)
         jobs = []
         for c in campaigns:
             for i in range(c.calls):
                 jobs.append({"campaign": c.campaign_id, "tenant": c.tenant, "key": c.key,
-                             "destination": rng.choice(c.prospects), "call_id": f"{prefix}{c.campaign_id}-{i}",
-                             "copies": 2 if i % retry_every == 0 else 1, "first_target": i % servers})
+                             "destination": rng.choice(c.prospects), "call_id": f"{c.campaign_id}-{i}",
+                             "copies": 2 if i % retry_every == 0 else 1, "first_target": i % servers,
+                             "twin_destination": rng.choice(c.prospects) if i % reuse_every == 5 else "",
+                             "release": c.releases and i % release_every == 3})
         rng.shuffle(jobs)
         return cls([jobs[i::clients] for i in range(clients)])
 
 
-def run_clients(targets: list[str], jobs: Jobs, *, threads: int, timeout: float) -> list[dict[str, Any]]:
-    """Run one client process per job list at once; every send's record."""
+def run_clients(targets: list[str], jobs: Jobs, *, threads: int,
+                timeout: float) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Run one client process per job list at once; the record of every send and of every release."""
     procs = []
     for client_jobs in jobs.per_client:
         proc = subprocess.Popen([sys.executable, "-m", "invariants.load_client"], stdin=subprocess.PIPE,
@@ -148,11 +153,14 @@ def run_clients(targets: list[str], jobs: Jobs, *, threads: int, timeout: float)
         procs.append((proc, json.dumps({"targets": targets, "timeout": timeout, "threads": threads,
                                         "jobs": client_jobs})))
     records: list[dict[str, Any]] = []
+    releases: list[dict[str, Any]] = []
     for proc, plan in procs:
         out, _ = proc.communicate(plan, timeout=600)
         assert proc.returncode == 0, "a load client failed"
-        records.extend(json.loads(out))
-    return records
+        result = json.loads(out)
+        records.extend(result["records"])
+        releases.extend(result["releases"])
+    return records, releases
 
 
 def start_allocation(url: str, upstream: str, variant: str = "", **settings: Any) -> ServiceProcess:
@@ -230,6 +238,7 @@ class Run:
     campaigns: list[Campaign]
     records: list[dict[str, Any]]
     ledger: Ledger
+    releases: list[dict[str, Any]] = field(default_factory=list)
 
     def campaign(self, tenant: str, campaign_id: str) -> Campaign:
         return next(c for c in self.campaigns if (c.tenant, c.campaign_id) == (tenant, campaign_id))
@@ -310,11 +319,35 @@ def double_allocations(run: Run) -> list[str]:
     for (tenant, call_id), answers in by_call.items():
         if len(answers) > 1:
             violations.append(f"{tenant} {call_id}: answered {sorted(answers)}")
+    destinations: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for r in run.records:
+        if r["outcome"].startswith("+"):
+            destinations[r["tenant"], r["call_id"]].add(r["destination"])
+    for (tenant, call_id), prospects in destinations.items():
+        if len(prospects) > 1:
+            violations.append(f"{tenant} {call_id}: one call id allocated for {sorted(prospects)}")
     sent = {(r["tenant"], r["call_id"]) for r in run.records}
     rows = Counter((a["tenant_id"], a["call_id"]) for a in run.ledger.allocations)
     for key, count in rows.items():
         if count > 1 or key not in sent:
             violations.append(f"{key[0]} {key[1]}: {count} ledger rows" + ("" if key in sent else " (never sent)"))
+    return violations
+
+
+def releases_once(run: Run) -> list[str]:
+    """A release sent twice at once gives one call back once: one of them says released, the ledger agrees."""
+    violations = []
+    said: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for r in run.releases:
+        said[r["tenant"], r["call_id"]].append(r["outcome"])
+    ledger = {(a["tenant_id"], a["call_id"]): a["released"] for a in run.ledger.allocations}
+    for key, outcomes in said.items():
+        if outcomes.count("True") > 1:
+            violations.append(f"{key[0]} {key[1]}: released {outcomes.count('True')} times")
+        if "True" in outcomes and not ledger.get(key):
+            violations.append(f"{key[0]} {key[1]}: acknowledged released, ledger says not")
+        if ledger.get(key) and not set(outcomes) - {"False"}:
+            violations.append(f"{key[0]} {key[1]}: released in the ledger, every release said no")
     return violations
 
 
@@ -371,6 +404,7 @@ INVARIANTS = {
     "counters_match_ledger": counters_match_ledger,
     "false_refusals": false_refusals,
     "double_allocations": double_allocations,
+    "releases_once": releases_once,
     "prospect_limit_violations": prospect_limit_violations,
     "foreign_or_ineligible": foreign_or_ineligible,
     "lost_acknowledged": lost_acknowledged,

@@ -53,14 +53,14 @@ def load_run(fresh_database, upstream, *, variant: str = "", only: set[str] | No
         targets = [p.address for p in processes]
         load.wait_caught_up(targets, upstream)
         began = time.monotonic()
-        records = load.run_clients(targets, load.Jobs.plan(campaigns, CLIENTS, PROCESSES), threads=THREADS,
-                                   timeout=TIMEOUT)
+        records, releases = load.run_clients(targets, load.Jobs.plan(campaigns, CLIENTS, PROCESSES),
+                                             threads=THREADS, timeout=TIMEOUT)
         seconds = time.monotonic() - began
         records += load.replay(targets[0], records, limit=100, timeout=TIMEOUT)
     finally:
         for process in processes:
             process.stop()
-    return load.Run(campaigns, records, load.Ledger.read(url)), seconds
+    return load.Run(campaigns, records, load.Ledger.read(url), releases), seconds
 
 
 @pytest.mark.slow
@@ -71,7 +71,8 @@ def test_every_invariant_holds_under_load(database_url, upstream, backend):
     found["unexpected_errors"] = load.unexpected_errors(run)
     sends = sum(1 for r in run.records if not r.get("replay"))
     print(f"\nload on {backend}: {PROCESSES} allocation processes, {CLIENTS} client processes x {THREADS} threads, "
-          f"{sends} sends in {seconds:.1f} s ({sends / seconds:.0f}/s), outcomes {dict(run.outcomes())}")
+          f"{sends} sends and {len(run.releases)} releases in {seconds:.1f} s ({sends / seconds:.0f} sends/s), "
+          f"outcomes {dict(run.outcomes())}")
     for name, lines in found.items():
         print(f"  {name}: {len(lines)}")
     assert run.outcomes()["allocated"] > 0
