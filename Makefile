@@ -12,7 +12,7 @@ BENCH_ARGS ?=
 UP_LOCAL_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/nhm
 UP_LOCAL_METRICS_PORT ?= 9101
 
-.PHONY: install run up-local test bench gen gen-check lint clean
+.PHONY: install run up-local test bench reliability gen gen-check lint clean
 
 $(STAMP): constraints.txt requirements-dev.txt $(addsuffix /pyproject.toml,$(PACKAGES))
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,13 @@ test: install
 ## (NHM_BENCH_POSTGRES_URL adds PostgreSQL runs; BENCH_ARGS=--decay adds the 120 s run). They print figures, never fail.
 bench: install
 	$(PY) benchmarks/run.py $(BENCH_ARGS)
+
+## The long versions of the reliability tests, printing their figures (docs/reliability.md): feeds, limits,
+## hostile input, tenant isolation, load invariants, the model test, faults. NHM_TEST_POSTGRES_URL adds
+## PostgreSQL (the load invariants and faults need it). CI runs the short versions as part of `make test`.
+reliability: install
+	NHM_RELIABILITY_SCALE=$${NHM_RELIABILITY_SCALE:-10} $(PY) -m pytest tests/reliability tests/invariants tests/faults \
+	  -p no:cacheprovider -q -s $(PYTEST_ARGS)
 
 ## Regenerate the SDK's generated code from protos/ and docs/configuration.md from the settings.
 gen: install

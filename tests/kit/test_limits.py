@@ -146,3 +146,32 @@ def test_calls_over_the_concurrency_limit_are_refused_at_once():
         servicer.release.set()
         channel.close()
         running.stop(0)
+
+
+def test_timestamps_and_durations_the_types_do_not_allow_are_refused_by_field():
+    servicer = Servicer()
+    running, channel, stub = serve(servicer)
+    try:
+        request = registry_pb2.BatchCreateNumbersRequest(numbers=[
+            registry_pb2.NumberSpec(phone_number="+14152220123"),
+            registry_pb2.NumberSpec(registrations=[
+                registry_pb2.CarrierRegistration(),
+                registry_pb2.CarrierRegistration(status_time={"seconds": 253402300800})]),
+        ])
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.BatchCreateNumbers(request, metadata=auth(TENANT_A_KEY))
+        assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        violations = rpc_status.from_call(refused.value).details
+        bad = error_details_pb2.BadRequest()
+        assert any(v.Unpack(bad) for v in violations)
+        assert [v.field for v in bad.field_violations] == ["numbers[1].registrations[1].status_time"]
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.TransitionNumber(registry_pb2.TransitionNumberRequest(rest_until={"seconds": 1, "nanos": -1}),
+                                  metadata=auth(TENANT_A_KEY))
+        assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT and "rest_until" in refused.value.details()
+        assert servicer.handled == []
+        request.numbers[1].registrations[1].status_time.seconds = 253402300799  # the last second allowed
+        stub.BatchCreateNumbers(request, metadata=auth(TENANT_A_KEY))
+    finally:
+        channel.close()
+        running.stop(0)

@@ -1,4 +1,5 @@
-"""Server interceptors: access log, metrics, request ids and error mapping; authentication; rate limits.
+"""Server interceptors: access log, metrics, request ids and error mapping; authentication; timestamps and
+durations the types allow; rate limits.
 
 gRPC looks handlers up on its polling thread, so the work here happens inside the wrapped behaviour,
 on the worker thread that serves the call (and where the context variables are then visible).
@@ -27,8 +28,9 @@ from nhm_platform.auth import (
     reset_current_principal,
     set_current_principal,
 )
-from nhm_platform.errors import DomainError, Unauthenticated, internal_status
+from nhm_platform.errors import DomainError, InvalidArgument, Unauthenticated, internal_status
 from nhm_platform.metrics import RPC_SECONDS, RPC_TOTAL
+from nhm_platform.protoconv import time_field_violations
 from nhm_platform.ratelimit import TenantRateLimit
 
 Behavior = Callable[[Any, grpc.ServicerContext], Any]
@@ -178,6 +180,48 @@ class AuthInterceptor(grpc.ServerInterceptor):
         if info is not None:
             info.principal = principal
         return principal
+
+
+class TimeFieldsInterceptor(grpc.ServerInterceptor):
+    """Refuses requests holding timestamps or durations their types do not allow (INVALID_ARGUMENT, by field)
+    before the service converts them (the conversion would raise, and the caller would see INTERNAL)."""
+
+    def intercept_service(self, continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+                          handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+        if handler_call_details.method.startswith(PUBLIC_SERVICES):
+            return continuation(handler_call_details)
+        handler = continuation(handler_call_details)
+        client_streaming = handler is not None and handler.request_streaming
+
+        def wrap(behavior: Behavior, streaming: bool) -> Behavior:
+            def checked(request: Any) -> Any:
+                if client_streaming:
+                    return _checked_stream(request)
+                _check_times(request)
+                return request
+
+            if streaming:
+                def stream_behavior(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+                    yield from behavior(checked(request), context)
+                return stream_behavior
+
+            def unary_behavior(request: Any, context: grpc.ServicerContext) -> Any:
+                return behavior(checked(request), context)
+            return unary_behavior
+
+        return _wrap_handler(handler, wrap)
+
+
+def _check_times(request: Any, prefix: str = "") -> None:
+    violations = time_field_violations(request, prefix)
+    if violations:
+        raise InvalidArgument.for_fields(violations)
+
+
+def _checked_stream(requests: Iterator[Any]) -> Iterator[Any]:
+    for i, request in enumerate(requests):
+        _check_times(request, f"requests[{i}].")
+        yield request
 
 
 class RateLimitInterceptor(grpc.ServerInterceptor):

@@ -15,7 +15,12 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from nhm_platform.auth import KeyResolver
-from nhm_platform.interceptors import AccessLogInterceptor, AuthInterceptor, RateLimitInterceptor
+from nhm_platform.interceptors import (
+    AccessLogInterceptor,
+    AuthInterceptor,
+    RateLimitInterceptor,
+    TimeFieldsInterceptor,
+)
 from nhm_platform.ratelimit import TenantRateLimit
 from nhm_platform.settings import ServerSettings
 
@@ -94,7 +99,8 @@ def create_server(settings: ServerSettings, service: str, registration: ServiceR
 
 def _interceptors(settings: ServerSettings, service: str, registration: ServiceRegistration,
                   resolver: KeyResolver) -> list[grpc.ServerInterceptor]:
-    interceptors: list[grpc.ServerInterceptor] = [AccessLogInterceptor(service), AuthInterceptor(resolver)]
+    interceptors: list[grpc.ServerInterceptor] = [AccessLogInterceptor(service), AuthInterceptor(resolver),
+                                                  TimeFieldsInterceptor()]
     if registration.rate_limited_methods and settings.tenant_bulk_rate > 0:
         limit = TenantRateLimit(settings.tenant_bulk_rate, settings.tenant_bulk_burst)
         interceptors.append(RateLimitInterceptor(registration.rate_limited_methods, limit))
