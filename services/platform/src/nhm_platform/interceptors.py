@@ -1,5 +1,5 @@
 """Server interceptors: access log, metrics, request ids and error mapping; authentication; timestamps and
-durations the types allow; rate limits.
+requests every service can convert and store; rate limits.
 
 gRPC looks handlers up on its polling thread, so the work here happens inside the wrapped behaviour,
 on the worker thread that serves the call (and where the context variables are then visible).
@@ -30,8 +30,8 @@ from nhm_platform.auth import (
 )
 from nhm_platform.errors import DomainError, InvalidArgument, Unauthenticated, internal_status
 from nhm_platform.metrics import RPC_SECONDS, RPC_TOTAL
-from nhm_platform.protoconv import time_field_violations
 from nhm_platform.ratelimit import TenantRateLimit
+from nhm_platform.wellformed import malformed_fields
 
 Behavior = Callable[[Any, grpc.ServicerContext], Any]
 REQUEST_ID_KEY = "x-request-id"
@@ -182,9 +182,9 @@ class AuthInterceptor(grpc.ServerInterceptor):
         return principal
 
 
-class TimeFieldsInterceptor(grpc.ServerInterceptor):
-    """Refuses requests holding timestamps or durations their types do not allow (INVALID_ARGUMENT, by field)
-    before the service converts them (the conversion would raise, and the caller would see INTERNAL)."""
+class WellFormedRequestInterceptor(grpc.ServerInterceptor):
+    """Refuses requests no service could convert or store (see wellformed.py) with INVALID_ARGUMENT, by field,
+    before the service sees them."""
 
     def intercept_service(self, continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
                           handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
@@ -197,7 +197,7 @@ class TimeFieldsInterceptor(grpc.ServerInterceptor):
             def checked(request: Any) -> Any:
                 if client_streaming:
                     return _checked_stream(request)
-                _check_times(request)
+                _check_well_formed(request)
                 return request
 
             if streaming:
@@ -212,15 +212,15 @@ class TimeFieldsInterceptor(grpc.ServerInterceptor):
         return _wrap_handler(handler, wrap)
 
 
-def _check_times(request: Any, prefix: str = "") -> None:
-    violations = time_field_violations(request, prefix)
+def _check_well_formed(request: Any, prefix: str = "") -> None:
+    violations = malformed_fields(request, prefix)
     if violations:
         raise InvalidArgument.for_fields(violations)
 
 
 def _checked_stream(requests: Iterator[Any]) -> Iterator[Any]:
     for i, request in enumerate(requests):
-        _check_times(request, f"requests[{i}].")
+        _check_well_formed(request, f"requests[{i}].")
         yield request
 
 

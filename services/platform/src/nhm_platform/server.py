@@ -19,7 +19,7 @@ from nhm_platform.interceptors import (
     AccessLogInterceptor,
     AuthInterceptor,
     RateLimitInterceptor,
-    TimeFieldsInterceptor,
+    WellFormedRequestInterceptor,
 )
 from nhm_platform.ratelimit import TenantRateLimit
 from nhm_platform.settings import ServerSettings
@@ -100,7 +100,7 @@ def create_server(settings: ServerSettings, service: str, registration: ServiceR
 def _interceptors(settings: ServerSettings, service: str, registration: ServiceRegistration,
                   resolver: KeyResolver) -> list[grpc.ServerInterceptor]:
     interceptors: list[grpc.ServerInterceptor] = [AccessLogInterceptor(service), AuthInterceptor(resolver),
-                                                  TimeFieldsInterceptor()]
+                                                  WellFormedRequestInterceptor()]
     if registration.rate_limited_methods and settings.tenant_bulk_rate > 0:
         limit = TenantRateLimit(settings.tenant_bulk_rate, settings.tenant_bulk_burst)
         interceptors.append(RateLimitInterceptor(registration.rate_limited_methods, limit))
