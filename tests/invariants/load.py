@@ -136,7 +136,9 @@ class Jobs:
             for i in range(c.calls):
                 jobs.append({"campaign": c.campaign_id, "tenant": c.tenant, "key": c.key,
                              "destination": rng.choice(c.prospects), "call_id": f"{c.campaign_id}-{i}",
-                             "copies": 2 if i % retry_every == 0 else 1, "first_target": i % servers,
+                             # Every 4th call retried at once, every 8th twice (two copies on one process).
+                             "copies": (3 if i % (2 * retry_every) == 0 else 2) if i % retry_every == 0 else 1,
+                             "first_target": i % servers,
                              "twin_destination": rng.choice(c.prospects) if i % reuse_every == 5 else "",
                              "release": c.releases and i % release_every == 3})
         rng.shuffle(jobs)
