@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -79,6 +80,12 @@ class Dialer:
         return [r for r in self.records if start <= r["at"] <= end]
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def feed(stub: Any, upstream: str) -> allocation_pb2.FeedStatus:
     feeds = stub.GetReplicationStatus(allocation_pb2.GetReplicationStatusRequest(), metadata=A, timeout=5).feeds
     return next(f for f in feeds if f.upstream == upstream)
@@ -102,11 +109,14 @@ def health_status(target: str) -> int:
 def test_upstreams_killed_and_restarted_while_allocation_serves(postgres):
     registry = ServiceProcess("registry", database_url=postgres.fresh(REGISTRY)).start()
     scoring = ServiceProcess("scoring", database_url=postgres.fresh(SCORING), registry_target=registry.address,
-                             rescore_interval=3600).start()
+                             rescore_interval=3600)
+    scoring.port = free_port()  # so that allocation can start at the same time, pointed at it
     allocation_url = postgres.fresh(ALLOCATION)
     allocation = ServiceProcess("allocation", database_url=allocation_url, registry_target=registry.address,
                                 scoring_target=scoring.address, replication_stale_after=STALE_AFTER,
-                                replication_health_interval=0.2).start()
+                                replication_health_interval=0.2)
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(lambda p: p.start(), (scoring, allocation)))
     figures: dict[str, Any] = {}
     try:
         with grpc.insecure_channel(registry.address) as channel:
