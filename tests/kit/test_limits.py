@@ -84,6 +84,23 @@ def test_the_rate_limit_spares_service_keys():
         limit.check(Principal(Role.SERVICE), "/m")
 
 
+def test_a_tenant_gets_a_bounded_number_of_bulk_calls_at_once():
+    limit = TenantRateLimit(1000, 1000, concurrency=2, now=lambda: 0.0)
+    acme, globex = Principal(Role.TENANT, "acme"), Principal(Role.TENANT, "globex")
+    with limit.admit(acme, "/m"), limit.admit(acme, "/m"):
+        with pytest.raises(ResourceExhausted) as refused, limit.admit(acme, "/m"):
+            pass
+        assert refused.value.reason == "RATE_LIMITED" and refused.value.retry_after > timedelta(0)
+        with limit.admit(globex, "/m"), limit.admit(Principal(Role.SERVICE), "/m"):
+            pass  # others are not held back by acme's calls
+    with limit.admit(acme, "/m"):  # places are given back when calls end, also when they fail
+        pass
+    with pytest.raises(RuntimeError), limit.admit(acme, "/m"):
+        raise RuntimeError("the call failed")
+    with limit.admit(acme, "/m"), limit.admit(acme, "/m"):
+        pass
+
+
 def test_a_tenant_over_its_bulk_rate_is_refused_with_retry_info_and_others_are_not():
     servicer = Servicer()
     running, channel, stub = serve(servicer, tenant_bulk_rate=5, tenant_bulk_burst=3)

@@ -239,13 +239,13 @@ class RateLimitInterceptor(grpc.ServerInterceptor):
         def wrap(behavior: Behavior, streaming: bool) -> Behavior:
             if streaming:
                 def stream_behavior(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-                    self._limit.check(current_principal(), method)
-                    yield from behavior(request, context)
+                    with self._limit.admit(current_principal(), method):
+                        yield from behavior(request, context)
                 return stream_behavior
 
             def unary_behavior(request: Any, context: grpc.ServicerContext) -> Any:
-                self._limit.check(current_principal(), method)
-                return behavior(request, context)
+                with self._limit.admit(current_principal(), method):
+                    return behavior(request, context)
             return unary_behavior
 
         return _wrap_handler(continuation(handler_call_details), wrap)

@@ -1,17 +1,19 @@
-"""Per-tenant rate limits on a service's bulk and ingest calls (token buckets, one per tenant per server).
+"""Per-tenant limits on a service's bulk and ingest calls: a token bucket and a count of calls running, per
+tenant per server.
 
-A tenant over its rate is refused at once with RESOURCE_EXHAUSTED (reason RATE_LIMITED) and a
-google.rpc.RetryInfo saying when a call would be accepted, so one tenant's flood of imports or event reports
-cannot take the server's threads and database from the others. Service keys (followers, remediation acting
-for the platform) are not limited.
+A tenant over its rate, or with too many such calls running at once, is refused at once with
+RESOURCE_EXHAUSTED (reason RATE_LIMITED) and a google.rpc.RetryInfo saying when to try again, so one tenant's
+flood of imports or event reports cannot take the server's threads and database from the others. Service keys
+(followers, remediation acting for the platform) are not limited.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 from nhm_platform.auth import Principal, Role
@@ -49,15 +51,45 @@ class TokenBuckets:
 
 
 class TenantRateLimit:
-    """The limit the server applies to the methods a service named as bulk or ingest."""
+    """The limits the server applies to the methods a service named as bulk or ingest: calls a second, and
+    calls at once (a bulk call can take seconds: a rate alone would still let one tenant fill the server)."""
 
-    def __init__(self, rate: float, burst: float, *, now: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, rate: float, burst: float, concurrency: int = 0, *,
+                 now: Callable[[], float] = time.monotonic) -> None:
         self._buckets = TokenBuckets(rate, burst, now=now)
+        self._concurrency = concurrency
+        self._running: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def admit(self, principal: Principal, method: str) -> Iterator[None]:
+        """Hold one of the tenant's places for the length of a call (refused at once when it has none left)."""
+        if principal.role is Role.SERVICE:
+            yield
+            return
+        tenant = _tenant(principal)
+        self.check(principal, method)
+        with self._lock:
+            running = self._running.get(tenant, 0)
+            if self._concurrency and running >= self._concurrency:
+                raise ResourceExhausted(
+                    f"tenant {tenant!r} already has {running} bulk or ingest calls running here (at most"
+                    f" {self._concurrency} at once); retry when one has finished",
+                    reason="RATE_LIMITED", retry_after=timedelta(milliseconds=100),
+                    metadata={"method": method, "concurrent_calls": str(self._concurrency)})
+            self._running[tenant] = running + 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._running[tenant] -= 1
+                if not self._running[tenant]:
+                    del self._running[tenant]
 
     def check(self, principal: Principal, method: str) -> None:
         if principal.role is Role.SERVICE:
             return
-        tenant = principal.tenant_id or f"({principal.actor})"
+        tenant = _tenant(principal)
         wait = self._buckets.take(tenant)
         if wait > 0:
             # Rounded up to the millisecond so that a client waiting exactly this long finds a token.
@@ -69,3 +101,7 @@ class TenantRateLimit:
                 reason="RATE_LIMITED", retry_after=retry_after,
                 metadata={"method": method, "rate_per_second": f"{self._buckets.rate:g}",
                           "burst": f"{self._buckets.burst:g}"})
+
+
+def _tenant(principal: Principal) -> str:
+    return principal.tenant_id or f"({principal.actor})"

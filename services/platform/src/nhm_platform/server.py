@@ -102,7 +102,8 @@ def _interceptors(settings: ServerSettings, service: str, registration: ServiceR
     interceptors: list[grpc.ServerInterceptor] = [AccessLogInterceptor(service), AuthInterceptor(resolver),
                                                   WellFormedRequestInterceptor()]
     if registration.rate_limited_methods and settings.tenant_bulk_rate > 0:
-        limit = TenantRateLimit(settings.tenant_bulk_rate, settings.tenant_bulk_burst)
+        limit = TenantRateLimit(settings.tenant_bulk_rate, settings.tenant_bulk_burst,
+                                settings.tenant_bulk_concurrency)
         interceptors.append(RateLimitInterceptor(registration.rate_limited_methods, limit))
     return interceptors
 

@@ -49,6 +49,10 @@ class ServerSettings:
     tenant_bulk_rate: float = 100.0
     # Calls above tenant_bulk_rate a tenant may make in a burst (what it saved up while quiet).
     tenant_bulk_burst: int = 200
+    # Bulk and ingest calls of one tenant running at once in this server process; more are refused at once
+    # with RESOURCE_EXHAUSTED (a large import takes seconds, and a rate alone would let one tenant fill the
+    # server's threads). 0: no limit. Applies only while tenant_bulk_rate is on.
+    tenant_bulk_concurrency: int = 4
     # Port of the Prometheus /metrics endpoint; -1 turns it off, 0 picks a free one.
     metrics_port: int = -1
     # "json", "console", or "auto" (console on a terminal, JSON otherwise).
