@@ -8,18 +8,17 @@ its figures (see docs/reliability.md). NHM_RELIABILITY_SCALE multiplies the load
 
 from __future__ import annotations
 
-import os
 import time
 
 import psycopg
-import pytest
 from faults.support import FaultContext, fault_run, seconds_until_serving_calls
+from invariants import load
 from sqlalchemy.engine import make_url
 
 from nhm_testing.processes import wait_serving
 
-SCALE = int(os.environ.get("NHM_RELIABILITY_SCALE", "1"))
-pytestmark = pytest.mark.slow
+SCALE = load.SCALE
+pytestmark = load.RELIABILITY_MARKS
 
 
 def assert_clean(found: dict[str, list[str]]) -> None:

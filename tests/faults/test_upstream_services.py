@@ -8,7 +8,6 @@ upstream is back, resume its feed without a restart of its own.
 from __future__ import annotations
 
 import itertools
-import os
 import socket
 import threading
 import time
@@ -16,8 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import grpc
-import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from invariants import load
 from sqlalchemy import create_engine, text
 
 from nhm.allocation.v1 import allocation_pb2, allocation_pb2_grpc
@@ -36,7 +35,8 @@ HEARTBEAT = 5.0
 STALE_AFTER = HEARTBEAT + 1
 DOWN_FOR = STALE_AFTER + 1
 TIMEOUT = 2.0
-SCALE = int(os.environ.get("NHM_RELIABILITY_SCALE", "1"))
+SCALE = load.SCALE
+pytestmark = load.RELIABILITY_MARKS
 # The short version kills both at once; the long one (make reliability) each alone first.
 OUTAGES = ([("registry",), ("scoring",)] if SCALE > 1 else []) + [("registry", "scoring")]
 
@@ -105,7 +105,6 @@ def health_status(target: str) -> int:
                                                          timeout=2).status
 
 
-@pytest.mark.slow
 def test_upstreams_killed_and_restarted_while_allocation_serves(postgres):
     registry = ServiceProcess("registry", database_url=postgres.fresh(REGISTRY)).start()
     scoring = ServiceProcess("scoring", database_url=postgres.fresh(SCORING), registry_target=registry.address,

@@ -11,6 +11,7 @@ returns its violations, one line each: an empty list is a pass.
 from __future__ import annotations
 
 import json
+import os
 import random
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
+import pytest
 from allocation.support import FakeUpstream
 from sqlalchemy import create_engine, text
 
@@ -27,6 +29,11 @@ from nhm.allocation.v1 import allocation_pb2, allocation_pb2_grpc
 from nhm.type.v1 import types_pb2
 from nhm_testing.keys import TENANT_A, TENANT_A_KEY, TENANT_B, TENANT_B_KEY, auth
 from nhm_testing.processes import ServiceProcess, service_environment
+
+# The long versions (make reliability sets 10) multiply calls, caps, prospects and model examples by this.
+SCALE = int(os.environ.get("NHM_RELIABILITY_SCALE", "1"))
+# Marks every reliability test: it starts processes, and its timeout (the suite's 300 s) grows with SCALE.
+RELIABILITY_MARKS = [pytest.mark.slow, pytest.mark.timeout(300 * max(1, SCALE))]
 
 FLAGGED, BLOCKED = types_pb2.HEALTH_STATUS_FLAGGED, types_pb2.HEALTH_STATUS_BLOCKED
 HEALTHY = types_pb2.HEALTH_STATUS_HEALTHY
@@ -157,7 +164,7 @@ def run_clients(targets: list[str], jobs: Jobs, *, threads: int,
     records: list[dict[str, Any]] = []
     releases: list[dict[str, Any]] = []
     for proc, plan in procs:
-        out, _ = proc.communicate(plan, timeout=600)
+        out, _ = proc.communicate(plan, timeout=600 * max(1, SCALE))
         assert proc.returncode == 0, "a load client failed"
         result = json.loads(out)
         records.extend(result["records"])

@@ -9,7 +9,6 @@ prospects for the long version (`make reliability`).
 
 from __future__ import annotations
 
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -18,7 +17,8 @@ from invariants import load
 
 from nhm_allocation.app import SPEC
 
-SCALE = int(os.environ.get("NHM_RELIABILITY_SCALE", "1"))
+SCALE = load.SCALE
+pytestmark = load.RELIABILITY_MARKS
 CLIENTS, THREADS, PROCESSES, TIMEOUT = 3, 16, 2, 20.0
 
 # Each broken variant and the invariants that must catch it.
@@ -63,7 +63,6 @@ def load_run(fresh_database, upstream, *, variant: str = "", only: set[str] | No
     return load.Run(campaigns, records, load.Ledger.read(url), releases), seconds
 
 
-@pytest.mark.slow
 def test_every_invariant_holds_under_load(database_url, upstream, backend):
     run, seconds = load_run(database_url, upstream, scale=SCALE)
     found = load.violations(run)
@@ -79,7 +78,6 @@ def test_every_invariant_holds_under_load(database_url, upstream, backend):
     assert not any(found.values()), {k: v[:5] for k, v in found.items() if v}
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("variant", sorted(BROKEN))
 def test_each_invariant_catches_its_broken_variant(postgres, upstream, variant):
     """On PostgreSQL, where transactions of several processes really overlap (SQLite runs one writer at a time,

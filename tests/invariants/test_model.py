@@ -11,13 +11,11 @@ only moves forward. NHM_RELIABILITY_SCALE multiplies the examples (the long vers
 from __future__ import annotations
 
 import itertools
-import os
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import grpc
-import pytest
 from allocation.support import Allocation
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -29,13 +27,15 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
+from invariants import load
 
 from nhm.allocation.v1 import allocation_pb2 as pb
 from nhm.type.v1 import types_pb2 as t
 from nhm_allocation.app import SPEC
 from nhm_testing.keys import TENANT_A_KEY, auth
 
-SCALE = int(os.environ.get("NHM_RELIABILITY_SCALE", "1"))
+SCALE = load.SCALE
+pytestmark = load.RELIABILITY_MARKS
 NEW_YORK = ZoneInfo("America/New_York")  # the default cap reset zone
 WARMUP_CAPS, WARMUP_STEP = (1, 2, 3), timedelta(days=1)
 PER_PROSPECT_DAY = 3
@@ -114,7 +114,6 @@ def next_midnight(after: datetime) -> datetime:
     return datetime(local.year, local.month, local.day, tzinfo=NEW_YORK).astimezone(UTC)
 
 
-@pytest.mark.slow
 def test_service_and_model_agree_at_every_step(start_service, upstream, clock):
     handle = start_service(SPEC, registry_target=upstream.address, scoring_target=upstream.address,
                            housekeeping_interval=0)
