@@ -364,6 +364,9 @@ def ingestion_while_allocating(backend: str, load: Allocations, allocation_port:
                           sent[0] / seconds, "events/s", 0.0, 0.0, len(failures),
                           extra={"allocations_per_s": allocated.rate})
         show(ingested)
+        if failures:
+            print(f"{'':<11} ingestion {mode}: {len(failures)} request(s) failed, first: {failures[0]!r}"[:300],
+                  flush=True)
         found += [allocated, ingested]
     return found
 
