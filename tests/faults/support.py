@@ -151,7 +151,8 @@ class FaultResult:
 
 
 def fault_run(fresh_database: Callable[[Any], str], upstream: FakeUpstream, fault: Callable[[FaultContext], None], *,
-              through_db_proxy: bool = False, through_service_proxy: bool = False, timeout: float = 3.0,
+              through_db_proxy: bool = False, through_service_proxy: bool = False, sdk: bool = False,
+              timeout: float = 3.0,
               scale: int = 1, calls: float = 0.6, start_after: int = 60) -> FaultResult:
     """`calls` scales the scenario's number of calls (not its caps): the short version is 0.6 of it. The fault
     starts once `start_after` allocations are in the ledger (mid-load, whatever the client processes' start-up
@@ -190,7 +191,7 @@ def fault_run(fresh_database: Callable[[Any], str], upstream: FakeUpstream, faul
         began = time.monotonic()
         injector.start()
         records, releases = load.run_clients(targets, load.Jobs.plan(campaigns, CLIENTS, PROCESSES),
-                                             threads=THREADS, timeout=timeout)
+                                             threads=THREADS, timeout=timeout, sdk=sdk)
         injector.join()
         seconds = time.monotonic() - began
         if failure:

@@ -152,15 +152,16 @@ class Jobs:
         return cls([jobs[i::clients] for i in range(clients)])
 
 
-def run_clients(targets: list[str], jobs: Jobs, *, threads: int,
-                timeout: float) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Run one client process per job list at once; the record of every send and of every release."""
+def run_clients(targets: list[str], jobs: Jobs, *, threads: int, timeout: float,
+                sdk: bool = False) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Run one client process per job list at once (raw stubs, or the SDK's Client with its retries); the record
+    of every send and of every release."""
     procs = []
     for client_jobs in jobs.per_client:
         proc = subprocess.Popen([sys.executable, "-m", "invariants.load_client"], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, text=True, env=service_environment("client"))
         procs.append((proc, json.dumps({"targets": targets, "timeout": timeout, "threads": threads,
-                                        "jobs": client_jobs})))
+                                        "jobs": client_jobs, "sdk": sdk})))
     records: list[dict[str, Any]] = []
     releases: list[dict[str, Any]] = []
     for proc, plan in procs:

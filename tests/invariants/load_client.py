@@ -18,12 +18,18 @@ from typing import Any
 import grpc
 
 from nhm.allocation.v1 import allocation_pb2, allocation_pb2_grpc
+from nhm_sdk import Client, NhmError
 
 
 def run(plan: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     channels = [grpc.insecure_channel(target) for target in plan["targets"]]
     stubs = [allocation_pb2_grpc.AllocationServiceStub(channel) for channel in channels]
     timeout = float(plan["timeout"])
+    # With "sdk", calls go through the SDK's Client instead (its retry policy: UNAVAILABLE, same call id).
+    sdk: dict[str, list[Client]] = {}
+    if plan.get("sdk"):
+        keys = {job["key"] for job in plan["jobs"]}
+        sdk = {key: [Client(target=target, api_key=key) for target in plan["targets"]] for key in keys}
     records: list[dict[str, Any]] = []
     releases: list[dict[str, Any]] = []
     lock = threading.Lock()
@@ -33,10 +39,16 @@ def run(plan: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
                                                        call_id=job["call_id"])
         began = time.monotonic()
         try:
-            response = stubs[target].AllocateNumber(request, metadata=_auth(job), timeout=timeout)
+            if sdk:
+                response = sdk[job["key"]][target].allocate_number(job["campaign"], destination,
+                                                                   call_id=job["call_id"], timeout=timeout)
+            else:
+                response = stubs[target].AllocateNumber(request, metadata=_auth(job), timeout=timeout)
             outcome, staleness = response.caller_id, response.eligibility_staleness.ToTimedelta().total_seconds()
         except grpc.RpcError as error:
             outcome, staleness = error.code().name, None
+        except NhmError as error:
+            outcome, staleness = error.code.name, None
         with lock:
             records.append({**job, "destination": destination, "target": target, "outcome": outcome,
                             "began": began, "elapsed": time.monotonic() - began, "timeout": timeout,
@@ -45,10 +57,16 @@ def run(plan: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     def release(job: dict[str, Any], target: int) -> None:
         began = time.monotonic()
         try:
-            outcome = str(stubs[target].ReleaseAllocation(allocation_pb2.ReleaseAllocationRequest(
-                call_id=job["call_id"]), metadata=_auth(job), timeout=timeout).released)
+            if sdk:
+                released = sdk[job["key"]][target].release_allocation(job["call_id"], timeout=timeout).released
+            else:
+                released = stubs[target].ReleaseAllocation(allocation_pb2.ReleaseAllocationRequest(
+                    call_id=job["call_id"]), metadata=_auth(job), timeout=timeout).released
+            outcome = str(released)
         except grpc.RpcError as error:
             outcome = error.code().name
+        except NhmError as error:
+            outcome = error.code.name
         with lock:
             releases.append({"tenant": job["tenant"], "call_id": job["call_id"], "outcome": outcome,
                              "elapsed": time.monotonic() - began})
@@ -75,6 +93,9 @@ def run(plan: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
         list(pool.map(serve, plan["jobs"]))
     for channel in channels:
         channel.close()
+    for clients in sdk.values():
+        for client in clients:
+            client.close()
     return {"records": records, "releases": releases}
 
 
