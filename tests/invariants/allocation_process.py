@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from nhm_allocation import allocator, repository
 from nhm_allocation.app import SPEC
-from nhm_allocation.eligibility import Usage
+from nhm_allocation.eligibility import Usage, cap_reason
 from nhm_platform.service import main
 
 
@@ -70,18 +70,9 @@ def no_prospect_limits() -> None:
 
 
 def ignore_standing() -> None:
-    """Judge numbers by their caps only: resting, flagged and blocked numbers get calls."""
-    from nhm_allocation.eligibility import cap_reason
-
+    """Judge numbers by their caps only: once the eligible numbers are full, the refusal's last look over the
+    whole pool hands out resting, quarantined, retired, flagged and blocked ones."""
     allocator.exclusion = cap_reason
-    repository_member_walk = repository.candidate_window
-
-    def candidate_window(session: Session, tenant_id: str, campaign_id: str, gate: Any, *args: Any) -> Any:
-        return [row for g in (0, 1, 2, 3) for row in repository_member_walk(session, tenant_id, campaign_id,
-                                                                             type(gate)(g), *args)
-                if type(gate)._value2member_map_.get(g) is not None] if int(gate) == 1 else []
-
-    repository.candidate_window = candidate_window
 
 
 VARIANTS: dict[str, Callable[[], None]] = {
