@@ -375,14 +375,11 @@ def every_rpc() -> set[str]:
     return names
 
 
-def test_another_tenants_key_reaches_none_of_its_objects_through_any_rpc(platform: Platform,
-                                                                         capfd: pytest.CaptureFixture[str]) -> None:
+def isolation_problems(platform: Platform) -> list[str]:
+    """Every RPC with B's key on A's objects: the replies that are not the expected refusal or that name A."""
     s, a = platform.stubs, platform.seeded
-    table = calls(s, a)
-    assert {name.split("(")[0] for name in table} == every_rpc(), "a new RPC needs its isolation case here"
-    before = settled_rows_of(platform.urls, TENANT_A)
     problems = []
-    for name, (call, allowed) in table.items():
+    for name, (call, allowed) in calls(s, a).items():
         platform.recorder.take()
         try:
             reply = call()
@@ -395,6 +392,15 @@ def test_another_tenants_key_reaches_none_of_its_objects_through_any_rpc(platfor
         leaked = [secret for secret in a.secrets() if secret in shown and secret not in named]
         if leaked:
             problems.append(f"{name}: the reply names A's {leaked}: {shown[:300]}")
+    return problems
+
+
+def test_another_tenants_key_reaches_none_of_its_objects_through_any_rpc(platform: Platform,
+                                                                         capfd: pytest.CaptureFixture[str]) -> None:
+    assert {name.split("(")[0] for name in calls(platform.stubs, platform.seeded)} == every_rpc(), (
+        "a new RPC needs its isolation case here")
+    before = settled_rows_of(platform.urls, TENANT_A)
+    problems = isolation_problems(platform)
     assert not problems, "\n".join(problems)
     after = settled_rows_of(platform.urls, TENANT_A)  # including what B's calls set off through the feeds
     assert after == before, f"B's calls changed A's rows in {[t for t in after if after[t] != before.get(t)]}"
@@ -454,3 +460,15 @@ def test_a_revoked_key_stops_everywhere_and_no_key_reaches_a_log(platform: Platf
     assert "UNAUTHENTICATED" in logs.out + logs.err  # the logs were captured: the refusals are there
     with capfd.disabled():
         print(f"\nrevoked key refused after (s): {', '.join(f'{n} {t:.3f}' for n, t in stopped_after.items())}")
+
+
+def test_the_isolation_check_catches_a_service_that_lets_a_tenant_name_another(platform: Platform,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A deliberately broken variant: a tenant key may act for any tenant it names. The check must see it."""
+    from nhm_platform.auth import Principal
+
+    monkeypatch.setattr(Principal, "tenant_for", lambda self, requested="", field="tenant_id":
+                        requested or self.tenant_id)
+    problems = isolation_problems(platform)
+    caught = {problem.split(":")[0] for problem in problems}
+    assert {"registry.GetTenant", "registry.CreateApiKey", "registry.WatchChanges"} <= caught, problems
