@@ -150,3 +150,23 @@ def test_a_key_committed_while_the_cache_loads_is_not_lost(empty_database_url):
     assert keys.resolve(hash_key("s1")) is not None
     assert keys.resolve(hash_key("s2")) is not None  # the load raced with k2's commit; k2 is still found
     db.dispose()
+
+
+def test_a_key_revoked_by_another_process_stops_here_within_the_cache_age(empty_database_url):
+    """Replicas or workers of a service share its database: a revocation one of them applies invalidates only
+    its own cache. The others read the keys again once their cache is max_age old."""
+    metadata = MetaData()
+    db = Database(empty_database_url("replica"))
+    metadata.create_all(db.engine, tables=[ApiKeyReplica(metadata).table])
+    other_process = ApiKeyReplica(MetaData()).bind(db)
+    with db.transaction() as session:
+        other_process.apply(session, credential("k1", "s1"))
+    long_lived = ApiKeyReplica(MetaData()).bind(db, max_age=3600)
+    short_lived = ApiKeyReplica(MetaData()).bind(db, max_age=0)
+    assert long_lived.resolve(hash_key("s1")) is not None and short_lived.resolve(hash_key("s1")) is not None
+    with db.transaction() as session:
+        other_process.apply(session, credential("k1", "s1", revoked=True))
+    assert other_process.resolve(hash_key("s1")) is None  # its own commit: at once
+    assert short_lived.resolve(hash_key("s1")) is None  # another process's commit: once its cache is old
+    assert long_lived.resolve(hash_key("s1")) is not None  # (why the age is bounded: 1 s by default)
+    db.dispose()

@@ -24,7 +24,7 @@ def build(context: ServiceContext[AllocationSettings]) -> BuiltService:
     settings = context.settings
     # Its own instance (same table) per service built, so that several services in one process (tests) each
     # resolve against their own database.
-    keys = ApiKeyReplica(MetaData()).bind(context.db)
+    keys = ApiKeyReplica(MetaData()).bind(context.db, max_age=settings.api_key_cache_seconds)
     replica = EligibilityReplica(context.clock, keys)
     replication = Replication(service=context.name, db=context.db, clock=context.clock, replica=replica,
                               registry_target=settings.registry_target, scoring_target=settings.scoring_target,

@@ -8,6 +8,7 @@ service through the registry's feed; :class:`ApiKeyReplica` stores them and auth
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -104,13 +105,18 @@ class ApiKeyReplica:
         )
         self._db: Database | None = None
         self._cache: dict[str, Principal] | None = None
+        self._loaded_at = 0.0
+        self._max_age = 1.0
         # Bumped by every invalidation: a load that read the table before a commit invalidated the cache must
         # not install what it read (the keys that commit added would stay unknown until the next change).
         self._generation = 0
         self._lock = threading.Lock()
 
-    def bind(self, db: Database) -> ApiKeyReplica:
-        self._db = db
+    def bind(self, db: Database, *, max_age: float = 1.0) -> ApiKeyReplica:
+        """Resolve against db, reading the keys again at least every max_age seconds: this process's own
+        commits invalidate its cache at once, but another process of the service applying from the shared
+        cursor (replicas, workers) does not, and a revoked key must stop there too."""
+        self._db, self._max_age = db, max_age
         return self
 
     def apply(self, session: Session, credential: registry_pb2.ApiKeyCredential) -> None:
@@ -139,6 +145,8 @@ class ApiKeyReplica:
     def resolve(self, secret_sha256: str) -> Principal | None:
         with self._lock:
             cache = self._cache
+            if cache is not None and time.monotonic() - self._loaded_at > self._max_age:
+                cache = self._cache = None
         if cache is None:
             cache = self._load()
         return cache.get(secret_sha256)
@@ -147,12 +155,13 @@ class ApiKeyReplica:
         assert self._db is not None, "ApiKeyReplica.bind(db) first"
         with self._lock:
             generation = self._generation
+        loaded_at = time.monotonic()
         with self._db.read() as session:
             rows = session.execute(select(self.table).where(self.table.c.revoked.is_(False))).all()
         cache = {r.secret_sha256: Principal(Role(r.role), r.tenant_id, key_id=r.key_id, name=r.name) for r in rows}
         with self._lock:
             if self._generation == generation:
-                self._cache = cache
+                self._cache, self._loaded_at = cache, loaded_at
         return cache
 
 

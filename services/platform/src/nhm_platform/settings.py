@@ -65,6 +65,10 @@ class ServerSettings:
     admin_keys: str = ""
     # The key services present to each other (watch every tenant's feed, act as the platform).
     service_key: str = ""
+    # Seconds a service keeps the API keys replicated from the registry in memory before reading them again.
+    # Its own feed follower's changes apply at once; this bounds how long a key revoked through another
+    # process of the service (replicas or workers sharing its database) keeps working here.
+    api_key_cache_seconds: float = 1.0
     # Database connection pool size (PostgreSQL and SQLite files; as many again may overflow under load).
     db_pool_size: int = 16
     # Seconds a statement may run before it is cancelled (PostgreSQL) / waits on a lock (SQLite).

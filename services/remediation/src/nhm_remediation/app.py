@@ -39,7 +39,7 @@ def build(context: ServiceContext[RemediationSettings]) -> BuiltService:
     servicer = RemediationServiceServicer(ops, store, db, clock, poll_interval=settings.watch_poll_interval,
                                           heartbeat_interval=settings.watch_heartbeat_interval)
     # Per service instance (the table is the one models.py declares), so replicas in one process stay apart.
-    keys = ApiKeyReplica(MetaData()).bind(db)
+    keys = ApiKeyReplica(MetaData()).bind(db, max_age=settings.api_key_cache_seconds)
     followers = []
     if settings.follow_upstreams:
         followers = [registry_follower(db, clock, registry_channel, settings.service_key, store, triggers, keys),

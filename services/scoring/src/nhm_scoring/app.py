@@ -26,7 +26,7 @@ from nhm_scoring.weekly_report import WeeklyReports
 def build(context: ServiceContext[ScoringSettings]) -> BuiltService:
     settings, db, clock = context.settings, context.db, context.clock
     # Its own table object (same table as models.api_keys), so every service instance caches its own keys.
-    api_keys = ApiKeyReplica(MetaData()).bind(db)
+    api_keys = ApiKeyReplica(MetaData()).bind(db, max_age=settings.api_key_cache_seconds)
     housekeeper = Housekeeper(db, clock, settings)
     limits = IngestLimits(max_batch=settings.max_batch_events, max_stream_batch=settings.max_stream_batch_events,
                           max_clock_skew=timedelta(seconds=settings.max_clock_skew),
