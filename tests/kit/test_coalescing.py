@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from sqlalchemy import event, text
@@ -122,3 +123,48 @@ def test_one_call_at_a_time_runs_without_savepoints(db):
         coalescer.run(add_one_under(1, "refused"))
     with db.read() as session:
         assert session.execute(text("SELECT count(*) FROM ledger")).scalar() == 1
+
+
+def test_a_call_that_waits_for_a_row_leaves_the_batch_and_the_others_commit_meanwhile(postgres):
+    db = Database(postgres.empty("coalescing_busy"))
+    try:
+        with db.transaction() as session:
+            session.execute(text("CREATE TABLE counters (k varchar(8) PRIMARY KEY, n integer NOT NULL)"))
+            session.execute(text("INSERT INTO counters VALUES ('a', 0)"))
+            session.execute(text("CREATE TABLE ledger (k varchar(32) PRIMARY KEY)"))
+        coalescer = TransactionCoalescer(db, max_calls=CALLERS, max_transactions=1, lock_wait=0.05)
+        answered: dict[str, float] = {}
+
+        def ledger_only(key: str):
+            def work(session):
+                session.execute(text("INSERT INTO ledger VALUES (:k)"), {"k": key})
+                return key
+            return work
+
+        def noting(work, key: str):
+            def wrapped(session):
+                result = work(session)
+                answered[key] = time.monotonic()
+                return result
+            return wrapped
+
+        blocker = db.engine.connect()  # another transaction holds the counter row for a second
+        blocker.execute(text("UPDATE counters SET n = n WHERE k = 'a'"))
+        released = [0.0]
+
+        def release() -> None:
+            time.sleep(1.0)
+            released[0] = time.monotonic()
+            blocker.commit()
+            blocker.close()
+
+        threading.Thread(target=release).start()
+        results = run_together(coalescer, [noting(ledger_only("before"), "before"), add_one_under(100, "waits"),
+                                            noting(ledger_only("after"), "after")])
+        assert results == ["before", 1, "after"]  # the waiting call still succeeded, on its own
+        assert answered["after"] < released[0]  # the call behind it did not wait for the row
+        with db.read() as session:
+            assert session.execute(text("SELECT n FROM counters")).scalar() == 1
+            assert session.execute(text("SELECT count(*) FROM ledger")).scalar() == 3
+    finally:
+        db.dispose()

@@ -111,11 +111,13 @@ def validate_call_id(call_id: str) -> None:
 class Allocator:
     def __init__(self, db: Database, clock: Clock, *, window: int,
                  staleness: Callable[[], timedelta | None] = lambda: None, coalesce_max_calls: int = 32,
-                 coalesce_transactions: int = 32, conflict_retries: int = 3) -> None:
+                 coalesce_transactions: int = 32, coalesce_lock_wait: float = 0.05,
+                 conflict_retries: int = 3) -> None:
         self._db, self._clock, self._window, self._staleness = db, clock, max(1, window), staleness
         # Calls that arrive together share one transaction (each in its own savepoint; see nhm_platform.coalescing).
         self._transactions = TransactionCoalescer(db, max_calls=coalesce_max_calls,
-                                                  max_transactions=coalesce_transactions, retries=conflict_retries)
+                                                  max_transactions=coalesce_transactions, retries=conflict_retries,
+                                                  lock_wait=coalesce_lock_wait)
 
     def allocate(self, tenant_id: str, request: AllocationRequest, *, fingerprint: str,
                  respond: Callable[[Allocation], M], parse: Callable[[bytes], M]) -> M:

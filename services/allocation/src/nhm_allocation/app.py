@@ -32,6 +32,7 @@ def build(context: ServiceContext[AllocationSettings]) -> BuiltService:
     allocator = Allocator(context.db, context.clock, window=settings.candidate_window,
                           staleness=replication.staleness, coalesce_max_calls=settings.coalesce_max_calls,
                           coalesce_transactions=settings.coalesce_transactions,
+                          coalesce_lock_wait=settings.coalesce_lock_wait,
                           conflict_retries=settings.conflict_retries)
     servicer = AllocationServiceServicer(allocator, Reports(context.db, context.clock), replication)
     registration = ServiceRegistration(

@@ -28,6 +28,9 @@ class AllocationSettings(ServerSettings):
     # still costs its own statements' round trips, so a batch saves the commit but serialises the rest
     # (docs/performance.md).
     coalesce_transactions: int = 32
+    # Seconds a call sharing a PostgreSQL transaction waits for a row another transaction holds before it leaves
+    # the batch and runs in its own transaction (where db_timeout applies).
+    coalesce_lock_wait: float = 0.05
     # Times a call is retried when a conflict with another process (a deadlock) aborted its transaction.
     conflict_retries: int = 3
     # Seconds between upkeep passes (forgetting old call ids, ledger rows and prospects); 0 turns upkeep off.

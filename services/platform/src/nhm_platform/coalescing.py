@@ -6,7 +6,9 @@ runs in its own savepoint: a call that fails (bad input, a refusal, a failed sta
 gets its own error; the others still commit. Every call's answer is given only after the commit, so nothing is
 acknowledged that could be lost; if the commit fails, every call of the batch gets that error and nothing of it
 was applied, so a retry cannot double count. A conflict that aborted the whole transaction (a deadlock with
-another process) is retried, and so is a call that lost such a conflict alone.
+another process) is retried, and so is a call that lost such a conflict alone. On PostgreSQL a call of a batch
+waits at most `lock_wait` for a row another transaction holds (it would hold up the calls after it, and keep the
+rows of those before it locked); past that it is rolled back to its savepoint and runs in its own transaction.
 
 Calls are served in arrival order by the callers themselves (a waiting caller runs the next batch when a
 transaction slot is free: flat combining, no extra thread). Within a batch each call sees the writes of the calls
@@ -21,12 +23,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from nhm_platform.db import Database, translate_errors
 from nhm_platform.errors import Aborted
 
 T = TypeVar("T")
+_LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL: lock_timeout expired
+
+
+class _Busy(Exception):
+    """A call of a batch waited longer than the batch's lock wait for a row another transaction holds."""
 
 
 @dataclass(eq=False)
@@ -39,8 +48,10 @@ class _Call(Generic[T]):
 
 
 class TransactionCoalescer:
-    def __init__(self, db: Database, *, max_calls: int = 32, max_transactions: int = 32, retries: int = 3) -> None:
+    def __init__(self, db: Database, *, max_calls: int = 32, max_transactions: int = 32, retries: int = 3,
+                 lock_wait: float = 0.05) -> None:
         self._db = db
+        self._lock_wait = max(0.001, lock_wait)
         self._max_calls = max(1, max_calls)
         # SQLite has one writer: a second transaction would only wait for the first, with fewer calls in each.
         self._max_transactions = 1 if db.is_sqlite else max(1, max_transactions)
@@ -54,6 +65,9 @@ class TransactionCoalescer:
         call: _Call[T] = _Call(work)
         while True:
             self._submit(call)
+            if isinstance(call.error, _Busy):  # it waited for a row in a batch: now alone, with the usual timeouts
+                with self._db.transaction() as session:
+                    return work(session)
             if isinstance(call.error, Aborted) and call.attempts <= self._retries:
                 call.done, call.error = False, None
                 continue
@@ -85,6 +99,10 @@ class TransactionCoalescer:
         for attempt in range(self._retries + 1):
             try:
                 with self._db.transaction() as session:
+                    if len(batch) > 1 and not self._db.is_sqlite:
+                        # A call that waits for a row another transaction holds would hold up every call after it
+                        # in the batch (and the rows of those before it): it gives up soon and runs on its own.
+                        session.execute(text(f"SET LOCAL lock_timeout = {int(self._lock_wait * 1000)}"))
                     outcomes = [self._one(session, call, alone=len(batch) == 1) for call in batch]
             except Aborted as error:
                 if attempt < self._retries:
@@ -103,8 +121,13 @@ class TransactionCoalescer:
             return call.work(session), None
         savepoint = session.begin_nested()
         try:
-            with translate_errors():
+            try:
                 result = call.work(session)
+            except DBAPIError as error:
+                if getattr(error.orig, "sqlstate", None) == _LOCK_NOT_AVAILABLE:
+                    raise _Busy from error
+                with translate_errors():
+                    raise
         except Exception as error:  # noqa: BLE001 - handed to the call's caller, the others still commit
             savepoint.rollback()
             return None, error
