@@ -237,3 +237,16 @@ def check_sign_in_sessions_and_isolation(app: Any, seeded: Seed, stack: Stack) -
 def _task(acme: Any, seeded: Seed) -> rem.Task:
     case = acme.get_case(seeded.flagged_case)
     return next(t for t in case.tasks if t.id == seeded.dispute_task)
+
+
+def test_campaign_names_are_reused_for_their_ttl_only(stack: Stack, make_app: Callable[..., Any]) -> None:
+    acme = stack.client()
+    acme.create_campaign("North")
+    cached, fresh = make_app(campaign_names_ttl=3600).test_client(), make_app(campaign_names_ttl=0).test_client()
+    for client in (cached, fresh):
+        sign_in(client, TENANT_A_KEY)
+        assert ">North</option>" in text(client.get("/numbers"))
+    acme.create_campaign("South")
+    # Listing campaigns counts their numbers, so the Numbers page reuses the names it read for a while.
+    assert ">South</option>" not in text(cached.get("/numbers"))
+    assert ">South</option>" in text(fresh.get("/numbers"))

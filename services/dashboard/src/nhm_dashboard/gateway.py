@@ -6,6 +6,8 @@ sees exactly what that key's tenant may see and the services enforce it.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -40,6 +42,23 @@ class Gateway:
         self.client = client or Client(client_config(settings))
         self._pool = ThreadPoolExecutor(max_workers=max(1, settings.fanout_workers),
                                         thread_name_prefix="dashboard-fanout")
+        self._names_lock = threading.Lock()
+        # API key -> (monotonic time the names expire, campaign id -> name).
+        self._campaign_names: dict[str, tuple[float, dict[str, str]]] = {}
+
+    def campaign_names(self, api_key: str, fetch: Callable[[], dict[str, str]]) -> dict[str, str]:
+        """A key's campaign names, fetched at most once per campaign_names_ttl."""
+        now = time.monotonic()
+        with self._names_lock:
+            cached = self._campaign_names.get(api_key)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        names = fetch()
+        if self.settings.campaign_names_ttl > 0:
+            with self._names_lock:
+                self._campaign_names = {k: v for k, v in self._campaign_names.items() if v[0] > now}
+                self._campaign_names[api_key] = (now + self.settings.campaign_names_ttl, names)
+        return names
 
     def as_key(self, api_key: str) -> TenantApi:
         return TenantApi(self, api_key)
@@ -58,6 +77,7 @@ class TenantApi:
     def __init__(self, gateway: Gateway, api_key: str) -> None:
         self._gateway = gateway
         self._client = gateway.client
+        self._api_key = api_key
         self._metadata: Sequence[tuple[str, str]] = (("authorization", f"Bearer {api_key}"),)
         self._timeout = gateway.settings.rpc_timeout
 
@@ -80,6 +100,10 @@ class TenantApi:
 
     def campaigns(self) -> list[reg.Campaign]:
         return self._client.list_campaigns(page_size=1000, **self._kw()).to_list()
+
+    def campaign_names(self) -> dict[str, str]:
+        """Campaign id -> name, reused for a while (see DashboardSettings.campaign_names_ttl)."""
+        return self._gateway.campaign_names(self._api_key, lambda: {c.id: c.name for c in self.campaigns()})
 
     def quarantine(self, phone: str, reason: str) -> reg.Number:
         return self._client.transition_number(phone, "QUARANTINED", reason=reason, **self._kw()).number

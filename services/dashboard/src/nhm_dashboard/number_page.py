@@ -206,7 +206,7 @@ def load(api: TenantApi, phone: str, now: datetime, *, history_limit: int, activ
         lambda: _or_none(lambda: api.usage(phone)),
         lambda: api.number_transitions(phone, 20),
         lambda: api.cases(phone=phone, limit=20),
-        lambda: {c.id: c.name for c in api.campaigns()},
+        api.campaign_names,
     ]
     health, history, activity, usage, transitions, cases, campaign_names = api.map(lambda f: f(), calls)
     start = now - timedelta(days=activity_days)

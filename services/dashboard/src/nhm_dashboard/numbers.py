@@ -156,8 +156,7 @@ class NumbersPage:
 
 
 def load_page(api: TenantApi, query: NumberQuery, page_size: int) -> NumbersPage:
-    campaigns = api.campaigns()
-    names = {c.id: c.name for c in campaigns}
+    names = api.campaign_names()
     if query.by_registry:
         listed = api.numbers_page(query.numbers_filters(), page_size, query.page)
 

@@ -32,6 +32,10 @@ class DashboardSettings:
     max_sessions: int = 10_000
     # Rows per page on the Numbers page (the services cap pages at 1000).
     page_size: int = 50
+    # Seconds the Numbers and number pages reuse a key's campaign names (listing campaigns counts each one's
+    # numbers: about 0.2 s at 100,000 numbers). A new or renamed campaign shows after at most this long; 0: always
+    # list them afresh.
+    campaign_names_ttl: float = 30.0
     # Calls made at once to fill one page (usage and lifecycle per row).
     fanout_workers: int = 8
     # Deadline of each call to a service, in seconds.
