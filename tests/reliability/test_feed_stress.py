@@ -12,7 +12,6 @@ NHM_RELIABILITY_SCALE=10 (`make reliability`): 10,000 changes and 50 drops.
 
 from __future__ import annotations
 
-import os
 import random
 import threading
 import time
@@ -21,6 +20,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import grpc
+import pytest
+from invariants.load import SCALE
 from sqlalchemy import Boolean, Column, Integer, MetaData, String, Table, delete, insert, select
 
 from nhm_platform.clock import FakeClock
@@ -29,7 +30,8 @@ from nhm_platform.errors import FailedPrecondition
 from nhm_platform.feed import ChangeLog, Heartbeat, SnapshotItem
 from nhm_platform.replica import CursorStore, follow_feed, upsert
 
-SCALE = int(os.environ.get("NHM_RELIABILITY_SCALE", "1"))
+# The long version outlasts the suite's 300 s timeout.
+pytestmark = pytest.mark.timeout(300 * max(1, SCALE))
 CHANGES = 1_000 * SCALE
 DROPS = 5 * SCALE
 WRITERS = 4

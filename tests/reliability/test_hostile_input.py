@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from invariants.load import SCALE
 from reliability.hostile import request_strategy
 from sqlalchemy import Engine, create_engine, inspect, text
 
@@ -39,7 +39,8 @@ from nhm_platform.clock import FakeClock
 from nhm_testing.keys import ADMIN_KEY, TENANT_A, TENANT_A_KEY, auth
 from nhm_testing.services import ServiceHandle, running_service
 
-SCALE = int(os.environ.get("NHM_RELIABILITY_SCALE", "1"))
+# The long version outlasts the suite's 300 s timeout.
+pytestmark = pytest.mark.timeout(300 * max(1, SCALE))
 EXAMPLES = 25 if SCALE == 1 else 1_000 * SCALE
 STREAM_EXAMPLES = 5 if SCALE == 1 else 5 * SCALE
 DOCUMENTED = {grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND,
