@@ -68,6 +68,16 @@ def test_campaign_usage_pages_through_its_numbers(allocation):
         if not token:
             break
     assert pages == [[SF1, SF2, SF3], [SF4]]
+
+    # One listing reports one set of totals (counted once, on its first page), even if calls land meanwhile;
+    # the next listing counts afresh.
+    first = allocation.stub.GetCampaignUsage(pb.GetCampaignUsageRequest(campaign_id="c1", page_size=3), metadata=A)
+    allocation.allocate(SF_PROSPECTS[5], "call-5")
+    second = allocation.stub.GetCampaignUsage(pb.GetCampaignUsageRequest(
+        campaign_id="c1", page_size=3, page_token=first.next_page_token), metadata=A)
+    assert (second.calls_today, second.numbers[0].phone_number) == (4, SF4)
+    assert allocation.stub.GetCampaignUsage(pb.GetCampaignUsageRequest(campaign_id="c1"),
+                                            metadata=A).calls_today == 5
     token = allocation.stub.GetCampaignUsage(pb.GetCampaignUsageRequest(campaign_id="c1", page_size=1),
                                              metadata=A).next_page_token
     with pytest.raises(grpc.RpcError) as caught:  # a token only pages the campaign it was made for

@@ -53,15 +53,24 @@ class Reports:
             policy = self._policy(session, tenant_id, campaign_id) if campaign_id else CallingPolicy()
         return usage_report(candidate, policy, now)
 
-    def campaign_usage(self, tenant_id: str, campaign_id: str, after: str | None, limit: int) -> CampaignUsage:
+    def campaign_usage(self, tenant_id: str, campaign_id: str, after: str | None, limit: int,
+                       totals: tuple[int, int] | None = None) -> CampaignUsage:
+        """One page of a campaign's usage. ``totals`` (calls and capacity today) come from the listing's first
+        page when given: they cost a pass over every member, and once per listing keeps reading all pages
+        linear in the campaign's size."""
         if not campaign_id:
             raise InvalidArgument.for_field("campaign_id", "required")
         now = self._clock.now()
         with self._db.read() as session:
             policy = self._policy(session, tenant_id, campaign_id)
             members = repo.member_page(session, tenant_id, campaign_id, after, limit + 1)
-            calls = repo.campaign_calls_since(session, tenant_id, campaign_id, day_start(now, policy.reset_zone))
-            capacity_today = sum(_capacity(c, policy, now) for c in repo.all_members(session, tenant_id, campaign_id))
+            if totals is None:
+                calls = repo.campaign_calls_since(session, tenant_id, campaign_id,
+                                                  day_start(now, policy.reset_zone))
+                capacity_today = sum(_capacity(c, policy, now)
+                                     for c in repo.all_members(session, tenant_id, campaign_id))
+            else:
+                calls, capacity_today = totals
         page = members[:limit]
         next_after = page[-1].phone_number if len(members) > limit else None
         return CampaignUsage(campaign_id, calls, capacity_today, [usage_report(c, policy, now) for c in page],

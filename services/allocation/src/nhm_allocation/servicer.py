@@ -140,11 +140,14 @@ class AllocationServiceServicer(allocation_pb2_grpc.AllocationServiceServicer):
         token_filter = filter_fingerprint("campaign_usage", request.campaign_id)
         last = decode_page_token(request.page_token, token_filter)
         after = str(last[0]) if last else None
-        usage = self._reports.campaign_usage(tenant_id, request.campaign_id, after, size)
+        # Tokens carry the first page's totals, so later pages need not recount every member.
+        totals = (int(last[1]), int(last[2])) if last and len(last) == 3 else None
+        usage = self._reports.campaign_usage(tenant_id, request.campaign_id, after, size, totals)
+        next_token = encode_page_token([usage.next_after, usage.calls_today, usage.capacity_today], token_filter)
         return pb.GetCampaignUsageResponse(
             campaign_id=usage.campaign_id, calls_today=usage.calls_today, capacity_today=usage.capacity_today,
             numbers=[usage_to_proto(u) for u in usage.numbers],
-            next_page_token=encode_page_token([usage.next_after], token_filter) if usage.next_after else "")
+            next_page_token=next_token if usage.next_after else "")
 
     def GetCapacityPlan(self, request: pb.GetCapacityPlanRequest,
                         context: grpc.ServicerContext) -> pb.GetCapacityPlanResponse:

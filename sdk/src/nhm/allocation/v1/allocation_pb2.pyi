@@ -435,6 +435,7 @@ class GetCampaignUsageResponse(_message.Message):
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     campaign_id: _builtins.str
     calls_today: _builtins.int
+    """Calls and capacity of the whole campaign today, as of the listing's first page; later pages repeat them."""
     capacity_today: _builtins.int
     next_page_token: _builtins.str
     @_builtins.property
