@@ -319,6 +319,25 @@ def test_release_refunds_the_caps_once(allocation, details):
     assert missing.value.code() is grpc.StatusCode.NOT_FOUND
 
 
+def test_a_retried_release_gets_the_first_answer(allocation):
+    """A release whose reply was lost is resent with the same request id: it still says released, refunds once."""
+    seed(allocation, [SF1], daily_cap_per_number=5)
+    allocation.allocate(SF_PROSPECTS[0], "call-1")
+    allocation.allocate(SF_PROSPECTS[1], "call-2")
+    stub, meta = allocation.stub, auth(TENANT_A_KEY)
+    request = pb.ReleaseAllocationRequest(call_id="call-1", request_id="release-1")
+    first, retry = (stub.ReleaseAllocation(request, metadata=meta) for _ in range(2))
+    assert first.released and retry.released
+    assert allocation.usage(SF1).calls_today == 1
+    other = stub.ReleaseAllocation(pb.ReleaseAllocationRequest(call_id="call-1", request_id="release-2"),
+                                   metadata=meta)
+    assert not other.released
+    with pytest.raises(grpc.RpcError) as reused:  # one request id, one release
+        stub.ReleaseAllocation(pb.ReleaseAllocationRequest(call_id="call-2", request_id="release-1"), metadata=meta)
+    assert reused.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+    assert allocation.usage(SF1).calls_today == 1
+
+
 def test_tenants_never_see_each_others_campaigns_numbers_or_calls(allocation):
     seed(allocation, [SF1])
     allocation.allocate(SF_PROSPECTS[0], "call-1")

@@ -48,8 +48,9 @@ def test_the_same_call_id_is_one_allocation(platform: Any) -> None:
     again = client.allocate_number(campaign, NY_PROSPECTS[3], call_id="call-1")
     assert again.caller_id == first.caller_id
     assert client.get_number_usage(first.caller_id, campaign_id=campaign).calls_today == 1
-    assert client.release_allocation("call-1").released
-    assert not client.release_allocation("call-1").released  # idempotent
+    assert client.release_allocation("call-1", request_id="give-back-1").released
+    assert client.release_allocation("call-1", request_id="give-back-1").released  # a retry: the first answer
+    assert not client.release_allocation("call-1").released  # a new request (its own uuid4): already released
     assert client.get_number_usage(first.caller_id, campaign_id=campaign).calls_today == 0
 
 

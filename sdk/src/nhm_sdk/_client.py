@@ -214,11 +214,13 @@ class Client:
         return self._unary("allocation", self._allocation.AllocateNumber, request, timeout, metadata,
                            request.call_id)
 
-    def release_allocation(self, call_id: str, *, timeout: Timeout = None,
+    def release_allocation(self, call_id: str, *, request_id: str | None = None, timeout: Timeout = None,
                            metadata: Metadata | None = None) -> alloc.ReleaseAllocationResponse:
-        """Give back the caller ID of a call that was never placed; refunds its caps. Idempotent."""
-        return self._unary("allocation", self._allocation.ReleaseAllocation,
-                           alloc.ReleaseAllocationRequest(call_id=call_id), timeout, metadata, call_id)
+        """Give back the caller ID of a call that was never placed; refunds its caps once. A retry (same
+        ``request_id``, a uuid4 when not given) gets the first answer."""
+        request = rq.release_allocation(call_id, request_id)
+        return self._unary("allocation", self._allocation.ReleaseAllocation, request, timeout, metadata,
+                           request.request_id)
 
     def get_number_usage(self, phone_number: str, *, campaign_id: str = "", timeout: Timeout = None,
                          metadata: Metadata | None = None) -> alloc.NumberUsage:

@@ -275,6 +275,10 @@ def allocate_number(campaign_id: str, destination: str, call_id: str | None,
         destination_carrier=_enum(types.Carrier, destination_carrier, "destination_carrier"))
 
 
+def release_allocation(call_id: str, request_id: str | None) -> alloc.ReleaseAllocationRequest:
+    return alloc.ReleaseAllocationRequest(call_id=call_id, request_id=request_id or new_id())
+
+
 def capacity_plan(campaign_id: str, expected_daily_calls: int,
                   resting_buffer: float | None) -> alloc.GetCapacityPlanRequest:
     request = alloc.GetCapacityPlanRequest(campaign_id=campaign_id, expected_daily_calls=expected_daily_calls)

@@ -48,6 +48,7 @@ from nhm_platform.phone import InvalidPhoneNumber, PhoneNumber, Purpose, parse_p
 
 M = TypeVar("M", bound=Message)
 METHOD = "AllocateNumber"
+RELEASE_METHOD = "ReleaseAllocation"
 
 
 @dataclass(frozen=True)
@@ -318,11 +319,20 @@ class Allocator:
             decision=Decision(len(tally.considered), dict(tally.excluded), False, explain_fallback(phone, tally)),
             allocate_time=call.now, staleness=self._staleness())
 
-    def release(self, tenant_id: str, call_id: str) -> tuple[bool, UsageReport]:
-        """Give back the allocation of a call that was never placed: (released now?, the number's usage)."""
+    def release(self, tenant_id: str, call_id: str, *, request_id: str, fingerprint: str,
+                respond: Callable[[bool, UsageReport], M], parse: Callable[[bytes], M]) -> M:
+        """Give back the allocation of a call that was never placed; answers (released now?, the number's usage).
+
+        With a request id, a retry gets the first answer: a release whose reply was lost still says released.
+        """
         validate_call_id(call_id)
         now = self._clock.now()
         with self._db.transaction() as session:
+            if request_id:
+                stored = idempotency.claim(session, tenant_id=tenant_id, request_id=request_id,
+                                           method=RELEASE_METHOD, request_fingerprint=fingerprint, now=now)
+                if stored is not None:
+                    return parse(stored)
             entry, released = repo.release(session, tenant_id, call_id, now)
             if entry is None:
                 raise NotFound(f"no allocation with call_id {call_id!r}", reason="ALLOCATION_NOT_FOUND")
@@ -332,6 +342,9 @@ class Allocator:
             campaign = repo.campaign(session, tenant_id, entry.campaign_id)
             policy = policy_from_bytes(campaign.policy) if campaign else CallingPolicy()
             candidate = repo.number_candidate(session, tenant_id, entry.phone_number)
-        report = (usage_report(candidate, policy, now) if candidate is not None else
-                  UsageReport(entry.phone_number, 0, policy.daily_cap, 0, policy.hourly_cap, None))
-        return released, report
+            report = (usage_report(candidate, policy, now) if candidate is not None else
+                      UsageReport(entry.phone_number, 0, policy.daily_cap, 0, policy.hourly_cap, None))
+            message = respond(released, report)
+            if request_id:
+                idempotency.complete(session, tenant_id=tenant_id, request_id=request_id, response=message)
+        return message

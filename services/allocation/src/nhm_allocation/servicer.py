@@ -124,8 +124,12 @@ class AllocationServiceServicer(allocation_pb2_grpc.AllocationServiceServicer):
                           context: grpc.ServicerContext) -> pb.ReleaseAllocationResponse:
         principal = current_principal()
         principal.require_write()
-        released, usage = self._allocator.release(principal.tenant_for(), request.call_id)
-        return pb.ReleaseAllocationResponse(released=released, usage=usage_to_proto(usage))
+        return self._allocator.release(
+            principal.tenant_for(), request.call_id, request_id=request.request_id,
+            fingerprint=fingerprint(request),
+            respond=lambda released, usage: pb.ReleaseAllocationResponse(released=released,
+                                                                         usage=usage_to_proto(usage)),
+            parse=pb.ReleaseAllocationResponse.FromString)
 
     def GetNumberUsage(self, request: pb.GetNumberUsageRequest,
                        context: grpc.ServicerContext) -> pb.GetNumberUsageResponse:

@@ -318,15 +318,21 @@ class ReleaseAllocationRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     CALL_ID_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
     call_id: _builtins.str
+    request_id: _builtins.str
+    """Makes a retry of this release return the first answer (at most 128 printable characters; the SDK fills it).
+    Without it a retry whose first attempt took effect answers released = false.
+    """
     def __init__(
         self,
         *,
         call_id: _builtins.str = ...,
+        request_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -339,7 +345,7 @@ class ReleaseAllocationResponse(_message.Message):
     RELEASED_FIELD_NUMBER: _builtins.int
     USAGE_FIELD_NUMBER: _builtins.int
     released: _builtins.bool
-    """False when the allocation had already been released."""
+    """False when the allocation had already been released by another request."""
     @_builtins.property
     def usage(self) -> Global___NumberUsage: ...
     def __init__(
