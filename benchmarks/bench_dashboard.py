@@ -36,8 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import psycopg
-from sqlalchemy.engine import make_url
+from hotpaths import postgres_databases  # benchmarks/ is on the path when a benchmark runs
 
 from nhm_sdk import Client, ClientConfig
 
@@ -270,25 +269,6 @@ def run_backend(backend: str, database_urls: dict[str, str], count: int, repeat:
             print(f"{backend:<11} {what:<44} {timed_ms(call)}", flush=True)
 
 
-@contextlib.contextmanager
-def postgres_databases(server_url: str) -> Iterator[dict[str, str]]:
-    """A fresh database per service on the server named by server_url, dropped afterwards."""
-    base = make_url(server_url)
-    names = {name: f"nhm_bench_dashboard_{name}_{os.getpid()}" for name in SERVICES}
-    admin = psycopg.connect(host=base.host or "127.0.0.1", port=base.port or 5432, user=base.username or "postgres",
-                            password=base.password, dbname=base.database or "postgres", autocommit=True)
-    try:
-        for name in names.values():
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            admin.execute(f'CREATE DATABASE "{name}"')
-        yield {service: base.set(database=name).render_as_string(hide_password=False)
-               for service, name in names.items()}
-    finally:
-        for name in names.values():
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
-
-
 def stop(*_: object) -> None:
     """SIGTERM: leave through the finally blocks (services stopped, databases dropped), deaf to a second one."""
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -307,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_sqlite:
         run_backend("sqlite", {}, args.numbers, args.repeat)
     if args.postgres:
-        with postgres_databases(args.postgres) as urls:
+        with postgres_databases(args.postgres, SERVICES, "nhm_bench_dashboard") as urls:
             run_backend("postgresql", urls, args.numbers, args.repeat)
     return 0
 

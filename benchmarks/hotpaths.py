@@ -35,7 +35,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -418,10 +418,11 @@ def decay_run(load: Allocations, port: int, sizes: Sizes, callers: int) -> Figur
 # --- databases, report -------------------------------------------------------------------------------------------
 
 @contextlib.contextmanager
-def postgres_databases(server_url: str) -> Iterator[dict[str, str]]:
+def postgres_databases(server_url: str, services: Iterable[str] = ("allocation", "scoring", "registry"),
+                       prefix: str = "nhm_bench") -> Iterator[dict[str, str]]:
     """A fresh database per service on the server named by server_url, dropped afterwards."""
     base = make_url(server_url)
-    names = {spec.name: f"nhm_bench_{spec.name}_{os.getpid()}" for spec in (ALLOCATION, SCORING, REGISTRY)}
+    names = {service: f"{prefix}_{service}_{os.getpid()}" for service in services}
     admin = psycopg.connect(host=base.host or "127.0.0.1", port=base.port or 5432, user=base.username or "postgres",
                             password=base.password, dbname=base.database or "postgres", autocommit=True)
     try:
