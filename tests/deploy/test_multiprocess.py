@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -34,6 +33,7 @@ from nhm.type.v1 import types_pb2 as types
 from nhm_platform.devstack import SERVICES
 from nhm_sdk import Client, ClientConfig, NotFoundError, NothingEligibleError
 from nhm_testing.databases import POSTGRES_URL_VARIABLE, PostgresProvisioner
+from nhm_testing.processes import free_port_block
 
 # Eleven processes start on a shared machine: more time than the suite's default per test.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
@@ -45,25 +45,6 @@ BAD = "+14158675309"
 ALL_DAY = {"calling_window_start": "00:00", "calling_window_end": "23:59", "sticky_caller_id": False,
            "hourly_cap_per_number": 50}
 PULLED = (types.LIFECYCLE_STATE_QUARANTINED, types.LIFECYCLE_STATE_RESTING)
-
-
-def free_port_block(size: int) -> int:
-    """A base port with `size` consecutive ports free on both 127.0.0.1 and ::1."""
-    for _ in range(100):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
-        if base + size > 65000:
-            continue
-        try:
-            for port in range(base, base + size):
-                for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
-                    with socket.socket(family) as probe:
-                        probe.bind((host, port))
-        except OSError:
-            continue
-        return base
-    raise RuntimeError("no free port block")
 
 
 @dataclass

@@ -6,7 +6,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -21,29 +20,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from nhm.registry.v1 import registry_pb2, registry_pb2_grpc
 from nhm_testing.keys import TENANT_A_KEY, auth
+from nhm_testing.processes import free_port_block
 
 SERVICES = ("registry", "scoring", "allocation", "remediation")
-
-
-def free_port_block(size: int) -> int:
-    """A base port with `size` consecutive free ports after it."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
-        if base + size > 65000:
-            continue
-        ok = True
-        for port in range(base, base + size):
-            with socket.socket() as probe:
-                try:
-                    probe.bind(("127.0.0.1", port))
-                except OSError:
-                    ok = False
-                    break
-        if ok:
-            return base
-    raise RuntimeError("no free port block")
 
 
 def read_until(proc: subprocess.Popen, marker: str, timeout: float) -> list[str]:

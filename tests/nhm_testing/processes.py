@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -99,3 +100,22 @@ def wait_serving(address: str, timeout: float, service: str = "") -> float:
             if time.monotonic() - began > timeout:
                 raise AssertionError(f"{address} not SERVING after {timeout} s")
             time.sleep(0.05)
+
+
+def free_port_block(size: int) -> int:
+    """A base port with `size` consecutive ports free on both 127.0.0.1 and ::1."""
+    for _ in range(100):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            base = s.getsockname()[1]
+        if base + size > 65000:
+            continue
+        try:
+            for port in range(base, base + size):
+                for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+                    with socket.socket(family) as probe:
+                        probe.bind((host, port))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError("no free port block")
