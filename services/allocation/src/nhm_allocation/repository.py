@@ -25,6 +25,7 @@ from nhm_allocation.health_view import HealthView, from_columns
 from nhm_allocation.models import allocations, campaigns, number_health, number_usage, numbers, pool_members, prospects
 from nhm_allocation.policy import WarmupPlan
 from nhm_platform.protoconv import as_utc
+from nhm_platform.statements import Compiled, dialect_of
 
 RotationKey = tuple[int, int, int, str]
 
@@ -46,15 +47,6 @@ _USAGE_COLUMNS = (
     number_usage.c.last_ms,
 )
 _CANDIDATE_COLUMNS = (*_POOL_COLUMNS, *_NUMBER_COLUMNS, *_HEALTH_COLUMNS, *_USAGE_COLUMNS)
-
-
-def _run(session: Session, statement: Any, params: Any = None) -> Any:
-    """Execute on the session's connection (the transaction's), without the ORM session's per-call work."""
-    return session.connection().execute(statement, params)
-
-
-def _insert(session: Session) -> Any:
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
 _FROM = (
@@ -102,12 +94,12 @@ class CampaignRecord:
     policy: bytes
 
 
-_CAMPAIGN = select(campaigns.c.campaign_id, campaigns.c.name, campaigns.c.policy).where(
-    campaigns.c.tenant_id == bindparam("tenant"), campaigns.c.campaign_id == bindparam("campaign"))
+_CAMPAIGN = Compiled(select(campaigns.c.campaign_id, campaigns.c.name, campaigns.c.policy).where(
+    campaigns.c.tenant_id == bindparam("tenant"), campaigns.c.campaign_id == bindparam("campaign")))
 
 
 def campaign(session: Session, tenant_id: str, campaign_id: str) -> CampaignRecord | None:
-    row = _run(session, _CAMPAIGN, {"tenant": tenant_id, "campaign": campaign_id}).first()
+    row = _CAMPAIGN.first(session, {"tenant": tenant_id, "campaign": campaign_id})
     return CampaignRecord(row.campaign_id, row.name, bytes(row.policy)) if row else None
 
 
@@ -142,19 +134,25 @@ def _window_statement(tier: Tier, resume: bool, limit: int) -> Select[Any]:
     return query.order_by(*_ROTATION).limit(limit)
 
 
+@functools.cache
+def _window(tier: Tier, resume: bool, limit: int) -> Compiled:
+    return Compiled(_window_statement(tier, resume, limit))
+
+
 def candidate_window(session: Session, tenant_id: str, campaign_id: str, gate: Gate, tier: Tier, key: str,
                      after: RotationKey | None, limit: int) -> list[tuple[RotationKey, Candidate]]:
     """The next `limit` members of a tier and gate in rotation order (an index range walk), after a key."""
     params: dict[str, Any] = {"tenant": tenant_id, "campaign": campaign_id, "gate": int(gate), "tier_key": key}
     if after is not None:
         params.update({f"after_{i}": value for i, value in enumerate(after)})
-    rows = _run(session, _window_statement(tier, after is not None, limit), params)
+    rows = _window(tier, after is not None, limit).rows(session, params)
     return [((r.key_day_start, r.key_day_used, r.key_last_ms, r.phone_number), _candidate(r)) for r in rows]
 
 
 @functools.cache
-def _later_day_statement(tier: Tier) -> Select[Any]:
-    return select(_P.phone_number).where(*_walk_filter(tier), _P.day_start > bindparam("day_start")).limit(1)
+def _later_day_statement(tier: Tier) -> Compiled:
+    return Compiled(select(_P.phone_number).where(*_walk_filter(tier), _P.day_start > bindparam("day_start"))
+                    .limit(1))
 
 
 def has_later_day(session: Session, tenant_id: str, campaign_id: str, gate: Gate, tier: Tier, key: str,
@@ -162,16 +160,16 @@ def has_later_day(session: Session, tenant_id: str, campaign_id: str, gate: Gate
     """Whether any member of the walk counts a day that started after `day_start` (another reset zone)."""
     params = {"tenant": tenant_id, "campaign": campaign_id, "gate": int(gate), "tier_key": key,
               "day_start": day_start}
-    return _run(session, _later_day_statement(tier), params).first() is not None
+    return _later_day_statement(tier).first(session, params) is not None
 
 
-_MEMBER = select(*_CANDIDATE_COLUMNS).select_from(_FROM).where(
+_MEMBER = Compiled(select(*_CANDIDATE_COLUMNS).select_from(_FROM).where(
     _P.tenant_id == bindparam("tenant"), _P.campaign_id == bindparam("campaign"),
-    _P.phone_number == bindparam("phone"))
+    _P.phone_number == bindparam("phone")))
 
 
 def member(session: Session, tenant_id: str, campaign_id: str, phone_number: str) -> Candidate | None:
-    row = _run(session, _MEMBER, {"tenant": tenant_id, "campaign": campaign_id, "phone": phone_number}).first()
+    row = _MEMBER.first(session, {"tenant": tenant_id, "campaign": campaign_id, "phone": phone_number})
     return _candidate(row) if row else None
 
 
@@ -248,7 +246,9 @@ def _with_rotation_copy(count: Any) -> Select[Any]:
     return select(*usage).add_cte(copy.returning(_P.phone_number).cte("copied"))
 
 
-_PG_TAKE, _PG_TAKE_UNLESS_LOCKED, _PG_REFUND = (_with_rotation_copy(s) for s in (_TAKE, _TAKE_UNLESS_LOCKED, _REFUND))
+_PG_TAKE, _PG_TAKE_UNLESS_LOCKED, _PG_REFUND = (Compiled(_with_rotation_copy(s))
+                                                 for s in (_TAKE, _TAKE_UNLESS_LOCKED, _REFUND))
+_SQLITE_TAKE, _SQLITE_REFUND, _SQLITE_COPY_ROTATION = Compiled(_TAKE), Compiled(_REFUND), Compiled(_COPY_ROTATION)
 
 
 def take(session: Session, tenant_id: str, phone_number: str, *, day_start: int, hour_start: int,
@@ -257,21 +257,21 @@ def take(session: Session, tenant_id: str, phone_number: str, *, day_start: int,
     if another transaction holds the number now."""
     params = {"p_tenant": tenant_id, "p_phone": phone_number, "p_day_start": day_start, "p_hour_start": hour_start,
               "p_daily_cap": daily_cap, "p_hourly_cap": hourly_cap, "p_now_ms": now_ms}
-    if session.get_bind().dialect.name != "postgresql":
-        row = _run(session, _TAKE, params).first()
+    if dialect_of(session) != "postgresql":
+        row = _SQLITE_TAKE.first(session, params)
         if row is None:
             return None
         usage = Usage(*row)
         _copy_rotation(session, tenant_id, phone_number, usage)
         return usage
     if not wait:
-        row = _run(session, _PG_TAKE_UNLESS_LOCKED, params).first()
+        row = _PG_TAKE_UNLESS_LOCKED.first(session, params)
     else:
         # An UPDATE that waited for a row and then found it full keeps the row locked to the end of the
         # transaction (PostgreSQL re-checks under the lock); other calls would queue behind a number nobody can
         # use. A savepoint rolled back releases that lock at once.
         savepoint = session.begin_nested()
-        row = _run(session, _PG_TAKE, params).first()
+        row = _PG_TAKE.first(session, params)
         if row is None:
             savepoint.rollback()
         else:
@@ -282,10 +282,10 @@ def take(session: Session, tenant_id: str, phone_number: str, *, day_start: int,
 def refund(session: Session, tenant_id: str, phone_number: str, *, day_start: int, hour_start: int) -> Usage | None:
     """Give back one call counted in the given day and hour (a period that has since rolled over is left as is)."""
     params = {"p_tenant": tenant_id, "p_phone": phone_number, "p_day_start": day_start, "p_hour_start": hour_start}
-    if session.get_bind().dialect.name == "postgresql":
-        row = _run(session, _PG_REFUND, params).first()
+    if dialect_of(session) == "postgresql":
+        row = _PG_REFUND.first(session, params)
         return Usage(*row) if row is not None else None
-    row = _run(session, _REFUND, params).first()
+    row = _SQLITE_REFUND.first(session, params)
     if row is None:
         return None
     usage = Usage(*row)
@@ -294,15 +294,17 @@ def refund(session: Session, tenant_id: str, phone_number: str, *, day_start: in
 
 
 def _copy_rotation(session: Session, tenant_id: str, phone_number: str, usage: Usage) -> None:
-    _run(session, _COPY_ROTATION, {"p_tenant": tenant_id, "p_phone": phone_number, "p_day_start": usage.day_start,
-                                     "p_day_used": usage.day_used, "p_last_ms": usage.last_ms})
+    _SQLITE_COPY_ROTATION.execute(session, {"p_tenant": tenant_id, "p_phone": phone_number,
+                                            "p_day_start": usage.day_start, "p_day_used": usage.day_used,
+                                            "p_last_ms": usage.last_ms})
 
 
-_USAGE = select(*_USAGE_RETURNING).where(_U.tenant_id == bindparam("tenant"), _U.phone_number == bindparam("phone"))
+_USAGE = Compiled(select(*_USAGE_RETURNING).where(_U.tenant_id == bindparam("tenant"),
+                                                   _U.phone_number == bindparam("phone")))
 
 
 def usage(session: Session, tenant_id: str, phone_number: str) -> Usage | None:
-    row = _run(session, _USAGE, {"tenant": tenant_id, "phone": phone_number}).first()
+    row = _USAGE.first(session, {"tenant": tenant_id, "phone": phone_number})
     return Usage(*row) if row else None
 
 
@@ -314,18 +316,19 @@ class Sticky:
 
 
 @functools.cache
-def _lock_prospect_statement(dialect: str) -> Any:
+def _lock_prospect_statement(dialect: str) -> Compiled:
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = insert(prospects).values(tenant_id=bindparam("p_tenant"), destination=bindparam("p_destination"))
-    return (statement.on_conflict_do_update(index_elements=["tenant_id", "destination"],
-                                            set_={"destination": statement.excluded.destination})
-            .returning(prospects.c.sticky_phone_number, prospects.c.sticky_campaign_id, prospects.c.sticky_time))
+    return Compiled(statement.on_conflict_do_update(index_elements=["tenant_id", "destination"],
+                                                     set_={"destination": statement.excluded.destination})
+                    .returning(prospects.c.sticky_phone_number, prospects.c.sticky_campaign_id,
+                               prospects.c.sticky_time))
 
 
 def lock_prospect(session: Session, tenant_id: str, destination: str) -> Sticky | None:
     """Take the prospect's row lock (creating the row) and return its sticky caller ID, if any."""
-    statement = _lock_prospect_statement(session.get_bind().dialect.name)
-    row = _run(session, statement, {"p_tenant": tenant_id, "p_destination": destination}).one()
+    row = _lock_prospect_statement(dialect_of(session)).first(
+        session, {"p_tenant": tenant_id, "p_destination": destination})
     if not row.sticky_phone_number or row.sticky_time is None:
         return None
     return Sticky(row.sticky_phone_number, row.sticky_campaign_id or "", as_utc(row.sticky_time))
@@ -337,37 +340,39 @@ _SET_STICKY = update(prospects).where(
          sticky_time=bindparam("p_time"))
 
 
-_RECENT_CALLS = select(allocations.c.allocate_time).where(
+_RECENT_CALLS = Compiled(select(allocations.c.allocate_time).where(
     allocations.c.tenant_id == bindparam("tenant"), allocations.c.destination == bindparam("destination"),
-    allocations.c.allocate_time > bindparam("since"), allocations.c.released.is_(False))
+    allocations.c.allocate_time > bindparam("since"), allocations.c.released.is_(False)))
 
 
 def recent_calls(session: Session, tenant_id: str, destination: str, since: datetime) -> list[datetime]:
     """Times of the prospect's calls (not released) after `since`."""
-    rows = _run(session, _RECENT_CALLS, {"tenant": tenant_id, "destination": destination, "since": since})
-    return [as_utc(t) for t in rows.scalars()]
+    rows = _RECENT_CALLS.rows(session, {"tenant": tenant_id, "destination": destination, "since": since})
+    return [as_utc(row.allocate_time) for row in rows]
 
 
-_RECORD = allocations.insert()
+_RECORD = Compiled(allocations.insert().values(
+    {column.name: bindparam(column.name) for column in allocations.c}))
 # PostgreSQL: the ledger row and the prospect's new sticky caller ID in one statement.
-_PG_RECORD_AND_STICK = _SET_STICKY.add_cte(allocations.insert().values(
+_PG_RECORD_AND_STICK = Compiled(_SET_STICKY.add_cte(allocations.insert().values(
     {column.name: bindparam(f"a_{column.name}") for column in allocations.c},
-).returning(allocations.c.call_id).cte("recorded"))
+).returning(allocations.c.call_id).cte("recorded")))
+_SQLITE_SET_STICKY = Compiled(_SET_STICKY)
 
 
 def record(session: Session, values: dict[str, Any]) -> None:
-    _run(session, _RECORD, values)
+    _RECORD.execute(session, values)
 
 
 def record_and_stick(session: Session, values: dict[str, Any]) -> None:
     """The ledger row of an allocation, and its caller ID as the prospect's sticky one."""
     sticky = {"p_tenant": values["tenant_id"], "p_destination": values["destination"],
               "p_phone": values["phone_number"], "p_campaign": values["campaign_id"], "p_time": values["allocate_time"]}
-    if session.get_bind().dialect.name == "postgresql":
-        _run(session, _PG_RECORD_AND_STICK, {**sticky, **{f"a_{name}": value for name, value in values.items()}})
+    if dialect_of(session) == "postgresql":
+        _PG_RECORD_AND_STICK.execute(session, {**sticky, **{f"a_{name}": value for name, value in values.items()}})
         return
-    _run(session, _RECORD, values)
-    _run(session, _SET_STICKY, sticky)
+    _RECORD.execute(session, values)
+    _SQLITE_SET_STICKY.execute(session, sticky)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from nhm_platform.errors import FailedPrecondition, InvalidArgument
+from nhm_platform.errors import Aborted, FailedPrecondition, InvalidArgument
+from nhm_platform.statements import Compiled, dialect_of
 
 MAX_REQUEST_ID_LENGTH = 128
 
@@ -58,30 +59,32 @@ class IdempotencyStore:
         t = self.table.c
         self._claims = {}
         for dialect, insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert)):
-            self._claims[dialect] = (
+            self._claims[dialect] = Compiled(
                 insert(self.table).values(tenant_id=bindparam("k_tenant"), request_id=bindparam("k_request"),
                                           method=bindparam("k_method"), fingerprint=bindparam("k_fingerprint"),
                                           response=None, create_time=bindparam("k_now"))
                 .on_conflict_do_nothing(index_elements=["tenant_id", "request_id"])
                 .returning(t.request_id))
-        self._stored = select(t.method, t.fingerprint, t.response).where(
-            t.tenant_id == bindparam("k_tenant"), t.request_id == bindparam("k_request"))
-        self._complete = update(self.table).where(
+        self._stored = Compiled(select(t.method, t.fingerprint, t.response).where(
+            t.tenant_id == bindparam("k_tenant"), t.request_id == bindparam("k_request")))
+        self._complete = Compiled(update(self.table).where(
             t.tenant_id == bindparam("k_tenant"), t.request_id == bindparam("k_request"),
-        ).values(response=bindparam("k_response"))
+        ).values(response=bindparam("k_response")))
 
     def claim(self, session: Session, *, tenant_id: str, request_id: str, method: str, request_fingerprint: str,
               now: datetime, field: str = "request_id") -> bytes | None:
         """None if this request id is new (it is now claimed); else the stored response of the first call."""
         if len(request_id) > MAX_REQUEST_ID_LENGTH or not request_id.isprintable():
             raise InvalidArgument.for_field(field, f"at most {MAX_REQUEST_ID_LENGTH} printable characters")
-        dialect = session.get_bind().dialect.name
+        dialect = dialect_of(session)
         key = {"k_tenant": tenant_id, "k_request": request_id}
-        inserted = session.execute(self._claims["postgresql" if dialect == "postgresql" else "sqlite"], {
-            **key, "k_method": method, "k_fingerprint": request_fingerprint, "k_now": now}).first()
+        inserted = self._claims["postgresql" if dialect == "postgresql" else "sqlite"].first(session, {
+            **key, "k_method": method, "k_fingerprint": request_fingerprint, "k_now": now})
         if inserted is not None:
             return None
-        row = session.execute(self._stored, key).one()
+        row = self._stored.first(session, key)
+        if row is None:  # the transaction that held the id rolled back between the two statements
+            raise Aborted(f"{field} {request_id!r} was released by a call that failed; retry", reason="CONFLICT")
         if row.method != method or row.fingerprint != request_fingerprint:
             raise FailedPrecondition(
                 f"{field} {request_id!r} was already used for a different request; use a new id for a new request",
@@ -91,5 +94,5 @@ class IdempotencyStore:
         return bytes(row.response)
 
     def complete(self, session: Session, *, tenant_id: str, request_id: str, response: Message) -> None:
-        session.execute(self._complete, {"k_tenant": tenant_id, "k_request": request_id,
+        self._complete.execute(session, {"k_tenant": tenant_id, "k_request": request_id,
                                          "k_response": response.SerializeToString()})

@@ -6,6 +6,7 @@ extensions and invisible direction characters, so the raw text is checked first:
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from enum import Enum
@@ -43,6 +44,13 @@ class InvalidPhoneNumber(ValueError):
         return FieldViolation(field, str(self))
 
 
+# Numbers parsed recently, kept as parsed: a dialer calls the same prospects again and again, and a full parse
+# (libphonenumber's validity, type, geocoding and time zone lookups) costs ~0.1-0.2 ms, a sixth of an
+# allocation's own work. 32,768 entries take about 20 MB. Refusals are not kept (an exception is not cached).
+_PARSED_CACHE_SIZE = 32_768
+
+
+@functools.lru_cache(maxsize=_PARSED_CACHE_SIZE)
 def parse_phone_number(raw: str, purpose: Purpose = Purpose.CALLER_ID) -> PhoneNumber:
     """Validate and describe an E.164 number; raises InvalidPhoneNumber saying what is wrong."""
     if not raw:

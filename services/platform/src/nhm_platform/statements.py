@@ -1,0 +1,131 @@
+"""Hot statements compiled once per dialect and run on the transaction's DBAPI cursor.
+
+SQLAlchemy's execution path (execution context, parameter construction, result metadata, the ORM session's
+connection lookup) costs 40-60 µs per statement; the driver itself 3-10 µs on SQLite. An allocation runs about
+ten statements, so on the hot path that overhead was the largest single item of the serial part of a coalesced
+batch (docs/performance.md). A :class:`Compiled` statement keeps SQLAlchemy for what it is good at — building
+the SQL for each dialect, its bind and result type processors — and only skips the per-call machinery.
+
+Only plain statements qualify: bound parameters by name, no expanding IN lists or other post-compile
+parameters (checked at compile time). Errors are raised as SQLAlchemy's ``DBAPIError`` with the driver's error
+as ``orig``, exactly as ``Connection.execute`` raises them, and a connection the driver reports as lost is
+invalidated so that the pool never hands it out again.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import namedtuple
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+from sqlalchemy.sql import ClauseElement
+
+_CONNECTION = "nhm.connection"
+Processor = Callable[[Any], Any] | None
+
+
+def connection_of(session: Session) -> Connection:
+    """The session's connection, looked up once per (nested) transaction: the ORM's lookup costs ~20 µs a call,
+    and it is that lookup which emits a pending SAVEPOINT, so it is made again in each new savepoint."""
+    transaction = session.get_nested_transaction() or session.get_transaction()
+    cached = session.info.get(_CONNECTION)
+    if cached is not None and cached[0] is transaction:
+        return cached[1]  # type: ignore[no-any-return]
+    connection = session.connection()
+    session.info[_CONNECTION] = (transaction, connection)
+    return connection
+
+
+def dialect_of(session: Session) -> str:
+    """"postgresql" or "sqlite": the dialect of the session's transaction."""
+    return connection_of(session).dialect.name
+
+
+@dataclass(frozen=True)
+class _Plan:
+    sql: str
+    positional: tuple[str, ...] | None  # parameter order for qmark drivers (SQLite); None: by name (psycopg)
+    defaults: Mapping[str, Any]
+    binds: tuple[tuple[str, Callable[[Any], Any]], ...]
+    row: Any  # namedtuple class of the result columns, or None for a statement without result
+    results: tuple[Processor, ...]
+
+
+class Compiled:
+    """A Core statement run on the driver; rows come back as named tuples with SQLAlchemy's type processing."""
+
+    def __init__(self, statement: ClauseElement) -> None:
+        self._statement = statement
+        self._plans: dict[str, _Plan] = {}
+        self._lock = threading.Lock()
+
+    def rows(self, session: Session, params: Mapping[str, Any]) -> list[Any]:
+        return self._run(session, params, fetch=True)
+
+    def first(self, session: Session, params: Mapping[str, Any]) -> Any | None:
+        rows = self._run(session, params, fetch=True)
+        return rows[0] if rows else None
+
+    def execute(self, session: Session, params: Mapping[str, Any]) -> None:
+        self._run(session, params, fetch=False)
+
+    def _run(self, session: Session, params: Mapping[str, Any], *, fetch: bool) -> list[Any]:
+        connection = connection_of(session)
+        dialect = connection.dialect
+        plan = self._plans.get(dialect.name) or self._compile(dialect)
+        values = {**plan.defaults, **params}
+        for name, process in plan.binds:
+            values[name] = process(values[name])
+        arguments: Sequence[Any] | Mapping[str, Any] = (
+            [values[name] for name in plan.positional] if plan.positional is not None else values)
+        dbapi_connection = connection.connection.dbapi_connection
+        cursor = dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(plan.sql, arguments)
+            if not fetch or plan.row is None:
+                return []
+            fetched = cursor.fetchall()
+        except dialect.loaded_dbapi.Error as error:
+            raise _translated(connection, plan.sql, arguments, error, cursor) from error
+        finally:
+            cursor.close()
+        make, results = plan.row._make, plan.results
+        if not any(results):
+            return [make(r) for r in fetched]
+        return [make([v if p is None or v is None else p(v) for p, v in zip(results, r, strict=True)])
+                for r in fetched]
+
+    def _compile(self, dialect: Any) -> _Plan:
+        with self._lock:
+            if dialect.name in self._plans:
+                return self._plans[dialect.name]
+            compiled: Any = self._statement.compile(dialect=dialect)
+            expanding = [name for name, bind in compiled.binds.items() if bind.expanding]
+            if expanding or compiled.literal_execute_params or compiled.post_compile_params:
+                raise ValueError(f"not a plain statement (expanding or post-compile parameters): {expanding}")
+            required = {bind.key for bind in compiled.binds.values() if bind.required}
+            defaults = {name: value for name, value in compiled.construct_params(_check=False).items()
+                        if name not in required}
+            binds = tuple((name, process) for name, process in compiled._bind_processors.items()
+                          if process is not None)
+            columns = compiled._result_columns
+            row = namedtuple("Row", [entry[0] for entry in columns], rename=True) if columns else None
+            results = tuple(entry[3]._cached_result_processor(dialect, None) for entry in columns)
+            positional = tuple(compiled.positiontup) if compiled.positional else None
+            plan = _Plan(compiled.string, positional, defaults, binds, row, results)
+            self._plans[dialect.name] = plan
+            return plan
+
+
+def _translated(connection: Connection, sql: str, params: Any, error: Exception, cursor: Any) -> DBAPIError:
+    dialect = connection.dialect
+    lost = dialect.is_disconnect(error, connection.connection.dbapi_connection, cursor)
+    if lost:
+        connection.invalidate(error)
+    return DBAPIError.instance(sql, params, error, dialect.loaded_dbapi.Error,  # type: ignore[return-value]
+                               connection_invalidated=lost, dialect=dialect)

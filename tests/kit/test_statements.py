@@ -1,0 +1,99 @@
+"""Statements compiled once and run on the driver: the same answers, errors and savepoints as SQLAlchemy's path."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from nhm_platform.db import Database
+from nhm_platform.statements import Compiled
+
+metadata = MetaData()
+things = Table(
+    "things", metadata,
+    Column("name", String(16), primary_key=True),
+    Column("count", Integer, nullable=False),
+    Column("seen", DateTime(timezone=True), nullable=True),
+    Column("flag", Boolean, nullable=False),
+    Column("blob", LargeBinary, nullable=True),
+)
+WHEN = datetime(2026, 3, 8, 6, 59, 59, 123456, tzinfo=UTC)
+_INSERT = Compiled(insert(things).values(name=bindparam("n"), count=bindparam("c"), seen=bindparam("s"),
+                                         flag=bindparam("f"), blob=bindparam("b")))
+_BY_NAME = Compiled(select(things).where(things.c.name == bindparam("n")))
+_BUMP = Compiled(update(things).where(things.c.name == bindparam("n"), things.c.count < bindparam("cap"))
+                 .values(count=things.c.count + 1).returning(things.c.count))
+_FIRST_TWO = Compiled(select(things.c.name).order_by(things.c.name).limit(2))
+
+
+@pytest.fixture
+def db(empty_database_url) -> Iterator[Database]:
+    database = Database(empty_database_url("statements"))
+    metadata.create_all(database.engine)
+    yield database
+    database.dispose()
+
+
+def test_rows_and_types_are_what_sqlalchemy_returns(db):
+    with db.transaction() as session:
+        _INSERT.execute(session, {"n": "a", "c": 1, "s": WHEN, "f": True, "b": b"\x00\x01"})
+        _INSERT.execute(session, {"n": "b", "c": 2, "s": None, "f": False, "b": None})
+    with db.transaction() as session:
+        fast = [_BY_NAME.first(session, {"n": name}) for name in ("a", "b")]
+        slow = [session.execute(select(things).where(things.c.name == name)).one() for name in ("a", "b")]
+        assert [tuple(row) for row in fast] == [tuple(row) for row in slow]
+        assert fast[0].seen.replace(tzinfo=UTC) == WHEN and fast[0].flag is True and bytes(fast[0].blob) == b"\x00\x01"
+        assert fast[1].seen is None and fast[1].flag is False
+        assert _BY_NAME.first(session, {"n": "missing"}) is None
+        assert [row.name for row in _FIRST_TWO.rows(session, {})] == ["a", "b"]  # the LIMIT's own parameter
+
+
+def test_a_conditional_update_answers_until_its_cap(db):
+    with db.transaction() as session:
+        _INSERT.execute(session, {"n": "a", "c": 0, "s": None, "f": False, "b": None})
+    with db.transaction() as session:
+        counts = [_BUMP.first(session, {"n": "a", "cap": 2}) for _ in range(3)]
+    assert [row.count if row else None for row in counts] == [1, 2, None]
+
+
+def test_a_failed_statement_in_a_savepoint_rolls_back_alone(db):
+    """The savepoint must really be there when the statement fails: the rest of the transaction goes on."""
+    with db.transaction() as session:
+        _INSERT.execute(session, {"n": "a", "c": 0, "s": None, "f": False, "b": None})
+        savepoint = session.begin_nested()
+        with pytest.raises(IntegrityError) as raised:
+            _INSERT.execute(session, {"n": "a", "c": 9, "s": None, "f": False, "b": None})
+        savepoint.rollback()
+        assert raised.value.orig is not None  # the driver's own error, as Connection.execute gives it
+        _INSERT.execute(session, {"n": "b", "c": 0, "s": None, "f": False, "b": None})
+    with db.read() as session:
+        assert [row.name for row in _FIRST_TWO.rows(session, {})] == ["a", "b"]
+        assert _BY_NAME.first(session, {"n": "a"}).count == 0
+
+
+def test_a_missing_parameter_is_an_error_not_a_null(db):
+    with db.transaction() as session, pytest.raises((KeyError, DBAPIError)):
+        _INSERT.execute(session, {"n": "a", "c": 0, "s": None, "f": False})
+
+
+def test_statements_with_post_compile_parameters_are_refused(db):
+    expanding = Compiled(select(things).where(things.c.name.in_(bindparam("names", expanding=True))))
+    with db.transaction() as session, pytest.raises(ValueError, match="not a plain statement"):
+        expanding.rows(session, {"names": ["a"]})
