@@ -95,7 +95,7 @@ class CampaignRecord:
 
 
 _CAMPAIGN = Compiled(select(campaigns.c.campaign_id, campaigns.c.name, campaigns.c.policy).where(
-    campaigns.c.tenant_id == bindparam("tenant"), campaigns.c.campaign_id == bindparam("campaign")))
+    campaigns.c.tenant_id == bindparam("tenant"), campaigns.c.campaign_id == bindparam("campaign")), prepared=True)
 
 
 def campaign(session: Session, tenant_id: str, campaign_id: str) -> CampaignRecord | None:
@@ -165,7 +165,7 @@ def has_later_day(session: Session, tenant_id: str, campaign_id: str, gate: Gate
 
 _MEMBER = Compiled(select(*_CANDIDATE_COLUMNS).select_from(_FROM).where(
     _P.tenant_id == bindparam("tenant"), _P.campaign_id == bindparam("campaign"),
-    _P.phone_number == bindparam("phone")))
+    _P.phone_number == bindparam("phone")), prepared=True)
 
 
 def member(session: Session, tenant_id: str, campaign_id: str, phone_number: str) -> Candidate | None:
@@ -246,7 +246,7 @@ def _with_rotation_copy(count: Any) -> Select[Any]:
     return select(*usage).add_cte(copy.returning(_P.phone_number).cte("copied"))
 
 
-_PG_TAKE, _PG_TAKE_UNLESS_LOCKED, _PG_REFUND = (Compiled(_with_rotation_copy(s))
+_PG_TAKE, _PG_TAKE_UNLESS_LOCKED, _PG_REFUND = (Compiled(_with_rotation_copy(s), prepared=True)
                                                  for s in (_TAKE, _TAKE_UNLESS_LOCKED, _REFUND))
 _SQLITE_TAKE, _SQLITE_REFUND, _SQLITE_COPY_ROTATION = Compiled(_TAKE), Compiled(_REFUND), Compiled(_COPY_ROTATION)
 
@@ -300,7 +300,7 @@ def _copy_rotation(session: Session, tenant_id: str, phone_number: str, usage: U
 
 
 _USAGE = Compiled(select(*_USAGE_RETURNING).where(_U.tenant_id == bindparam("tenant"),
-                                                   _U.phone_number == bindparam("phone")))
+                                                   _U.phone_number == bindparam("phone")), prepared=True)
 
 
 def usage(session: Session, tenant_id: str, phone_number: str) -> Usage | None:
@@ -322,7 +322,7 @@ def _lock_prospect_statement(dialect: str) -> Compiled:
     return Compiled(statement.on_conflict_do_update(index_elements=["tenant_id", "destination"],
                                                      set_={"destination": statement.excluded.destination})
                     .returning(prospects.c.sticky_phone_number, prospects.c.sticky_campaign_id,
-                               prospects.c.sticky_time))
+                               prospects.c.sticky_time), prepared=True)
 
 
 def lock_prospect(session: Session, tenant_id: str, destination: str) -> Sticky | None:
@@ -352,11 +352,11 @@ def recent_calls(session: Session, tenant_id: str, destination: str, since: date
 
 
 _RECORD = Compiled(allocations.insert().values(
-    {column.name: bindparam(column.name) for column in allocations.c}))
+    {column.name: bindparam(column.name) for column in allocations.c}), prepared=True)
 # PostgreSQL: the ledger row and the prospect's new sticky caller ID in one statement.
 _PG_RECORD_AND_STICK = Compiled(_SET_STICKY.add_cte(allocations.insert().values(
     {column.name: bindparam(f"a_{column.name}") for column in allocations.c},
-).returning(allocations.c.call_id).cte("recorded")))
+).returning(allocations.c.call_id).cte("recorded")), prepared=True)
 _SQLITE_SET_STICKY = Compiled(_SET_STICKY)
 
 

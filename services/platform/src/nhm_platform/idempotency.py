@@ -64,12 +64,12 @@ class IdempotencyStore:
                                           method=bindparam("k_method"), fingerprint=bindparam("k_fingerprint"),
                                           response=None, create_time=bindparam("k_now"))
                 .on_conflict_do_nothing(index_elements=["tenant_id", "request_id"])
-                .returning(t.request_id))
+                .returning(t.request_id), prepared=True)
         self._stored = Compiled(select(t.method, t.fingerprint, t.response).where(
-            t.tenant_id == bindparam("k_tenant"), t.request_id == bindparam("k_request")))
+            t.tenant_id == bindparam("k_tenant"), t.request_id == bindparam("k_request")), prepared=True)
         self._complete = Compiled(update(self.table).where(
             t.tenant_id == bindparam("k_tenant"), t.request_id == bindparam("k_request"),
-        ).values(response=bindparam("k_response")))
+        ).values(response=bindparam("k_response")), prepared=True)
 
     def claim(self, session: Session, *, tenant_id: str, request_id: str, method: str, request_fingerprint: str,
               now: datetime, field: str = "request_id") -> bytes | None:

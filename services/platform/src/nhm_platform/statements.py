@@ -57,10 +57,17 @@ class _Plan:
 
 
 class Compiled:
-    """A Core statement run on the driver; rows come back as named tuples with SQLAlchemy's type processing."""
+    """A Core statement run on the driver; rows come back as named tuples with SQLAlchemy's type processing.
 
-    def __init__(self, statement: ClauseElement) -> None:
+    prepared=True makes it a server-side prepared statement on PostgreSQL (planned once per connection, then
+    PostgreSQL's plan cache decides between generic and custom plans). Use it for statements whose plan cannot go
+    wrong as tables grow — primary-key lookups and updates — never for range walks: a generic plan chosen while a
+    table was small is what the kit's engine otherwise avoids (no automatic preparation, see nhm_platform.db).
+    """
+
+    def __init__(self, statement: ClauseElement, *, prepared: bool = False) -> None:
         self._statement = statement
+        self._prepared = prepared
         self._plans: dict[str, _Plan] = {}
         self._lock = threading.Lock()
 
@@ -86,7 +93,10 @@ class Compiled:
         dbapi_connection = connection.connection.dbapi_connection
         cursor = dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
-            cursor.execute(plan.sql, arguments)
+            if self._prepared and plan.positional is None:
+                cursor.execute(plan.sql, arguments, prepare=True)
+            else:
+                cursor.execute(plan.sql, arguments)
             if not fetch or plan.row is None:
                 return []
             fetched = cursor.fetchall()
