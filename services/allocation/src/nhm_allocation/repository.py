@@ -136,7 +136,7 @@ def _window_statement(tier: Tier, resume: bool, limit: int) -> Select[Any]:
 
 @functools.cache
 def _window(tier: Tier, resume: bool, limit: int) -> Compiled:
-    return Compiled(_window_statement(tier, resume, limit))
+    return Compiled(_window_statement(tier, resume, limit), prepared=True)
 
 
 def candidate_window(session: Session, tenant_id: str, campaign_id: str, gate: Gate, tier: Tier, key: str,
@@ -152,7 +152,7 @@ def candidate_window(session: Session, tenant_id: str, campaign_id: str, gate: G
 @functools.cache
 def _later_day_statement(tier: Tier) -> Compiled:
     return Compiled(select(_P.phone_number).where(*_walk_filter(tier), _P.day_start > bindparam("day_start"))
-                    .limit(1))
+                    .limit(1), prepared=True)
 
 
 def has_later_day(session: Session, tenant_id: str, campaign_id: str, gate: Gate, tier: Tier, key: str,
@@ -342,7 +342,7 @@ _SET_STICKY = update(prospects).where(
 
 _RECENT_CALLS = Compiled(select(allocations.c.allocate_time).where(
     allocations.c.tenant_id == bindparam("tenant"), allocations.c.destination == bindparam("destination"),
-    allocations.c.allocate_time > bindparam("since"), allocations.c.released.is_(False)))
+    allocations.c.allocate_time > bindparam("since"), allocations.c.released.is_(False)), prepared=True)
 
 
 def recent_calls(session: Session, tenant_id: str, destination: str, since: datetime) -> list[datetime]:

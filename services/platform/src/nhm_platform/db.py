@@ -22,6 +22,7 @@ from nhm_platform.errors import Aborted, Unavailable
 
 _SQLITE_SYNCHRONOUS = {"OFF", "NORMAL", "FULL", "EXTRA"}
 _PG_RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
+AUTOMATIC_PREPARE_NEVER = 2**62  # psycopg's prepare_threshold: executions before it prepares a query by itself
 
 
 class Database:
@@ -43,11 +44,13 @@ class Database:
                 connect_args={
                     "connect_timeout": max(1, int(timeout)),
                     "options": f"-c statement_timeout={int(timeout * 1000)} -c lock_timeout={int(timeout * 1000)}",
-                    # No server-side prepared statements: psycopg prepares a query after 5 runs and PostgreSQL
-                    # may then keep a generic plan made while the table was small (a sequential scan) for the
-                    # life of the pooled connection; an IN (...) existence check during a 40,000-number import
-                    # went from 0.05 s to 40 s. Planning each query with its values costs little here.
-                    "prepare_threshold": None,
+                    # No automatic server-side prepared statements: psycopg prepares a query after 5 runs and
+                    # PostgreSQL may then keep a generic plan made while the table was small (a sequential scan)
+                    # for the life of the pooled connection; an IN (...) existence check during a 40,000-number
+                    # import went from 0.05 s to 40 s. Only statements marked prepared (nhm_platform.statements,
+                    # the allocation hot path's key lookups) are prepared, explicitly; psycopg ignores an explicit
+                    # request when the threshold is None, so it is set out of reach instead.
+                    "prepare_threshold": AUTOMATIC_PREPARE_NEVER,
                 },
             )
             self._write_lock = contextlib.nullcontext()
