@@ -136,7 +136,8 @@ def _window_statement(tier: Tier, resume: bool, limit: int) -> Select[Any]:
 
 @functools.cache
 def _window(tier: Tier, resume: bool, limit: int) -> Compiled:
-    return Compiled(_window_statement(tier, resume, limit), prepared=True)
+    # Planned per call: a generic plan cannot see which tier key is rare, and may walk the whole-pool index.
+    return Compiled(_window_statement(tier, resume, limit))
 
 
 def candidate_window(session: Session, tenant_id: str, campaign_id: str, gate: Gate, tier: Tier, key: str,
@@ -152,7 +153,7 @@ def candidate_window(session: Session, tenant_id: str, campaign_id: str, gate: G
 @functools.cache
 def _later_day_statement(tier: Tier) -> Compiled:
     return Compiled(select(_P.phone_number).where(*_walk_filter(tier), _P.day_start > bindparam("day_start"))
-                    .limit(1), prepared=True)
+                    .limit(1))
 
 
 def has_later_day(session: Session, tenant_id: str, campaign_id: str, gate: Gate, tier: Tier, key: str,
