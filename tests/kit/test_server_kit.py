@@ -18,7 +18,7 @@ from nhm_platform.logs import configure_logging
 from nhm_platform.replica import service_metadata
 from nhm_platform.server import ServiceRegistration, create_server
 from nhm_platform.settings import ServerSettings
-from nhm_testing.keys import TENANT_A, TENANT_A_KEY, auth
+from nhm_testing.keys import TENANT_A, TENANT_A_KEY, TENANT_B, TENANT_B_KEY, auth
 
 SERVICE_NAME = "nhm.registry.v1.RegistryService"
 
@@ -42,7 +42,7 @@ class ProbeServicer(registry_pb2_grpc.RegistryServiceServicer):
 def server():
     registration = ServiceRegistration(
         [SERVICE_NAME], lambda s: registry_pb2_grpc.add_RegistryServiceServicer_to_server(ProbeServicer(), s))
-    resolver = StaticKeyResolver([(TENANT_A, TENANT_A_KEY)])
+    resolver = StaticKeyResolver([(TENANT_A, TENANT_A_KEY), (TENANT_B, TENANT_B_KEY)])
     running, port = create_server(ServerSettings(port=0), "probe", registration, resolver)
     yield port
     running.stop(0)
@@ -99,6 +99,22 @@ def test_request_id_from_metadata_is_echoed(stub):
                        metadata=(*auth(TENANT_A_KEY), ("x-request-id", "req-42")))
     assert err.value.code() is grpc.StatusCode.NOT_FOUND
     assert dict(err.value.trailing_metadata())["x-request-id"] == "req-42"
+
+
+def test_each_call_of_a_method_is_served_with_its_own_key_and_request_id(stub):
+    """The interceptors wrap a method's handler once; what they read of a call must still be that call's."""
+    for round_ in range(3):
+        for tenant, key in ((TENANT_A, TENANT_A_KEY), (TENANT_B, TENANT_B_KEY)):
+            reply = stub.GetNumber(registry_pb2.GetNumberRequest(phone_number="+14158675309"), metadata=auth(key))
+            assert reply.number.tenant_id == tenant
+            request_id = f"req-{tenant}-{round_}"
+            with pytest.raises(grpc.RpcError) as err:
+                stub.GetNumber(registry_pb2.GetNumberRequest(phone_number="missing"),
+                               metadata=(*auth(key), ("x-request-id", request_id)))
+            assert dict(err.value.trailing_metadata())["x-request-id"] == request_id
+        with pytest.raises(grpc.RpcError) as err:
+            stub.GetNumber(registry_pb2.GetNumberRequest(phone_number="+14158675309"), metadata=auth("nhm_wrong"))
+        assert err.value.code() is grpc.StatusCode.UNAUTHENTICATED
 
 
 def test_unexpected_exception_is_internal_without_detail(stub, capsys):

@@ -69,51 +69,73 @@ def _wrap_handler(handler: grpc.RpcMethodHandler | None,
         wrap(handler.stream_stream, True), handler.request_deserializer, handler.response_serializer)
 
 
-class AccessLogInterceptor(grpc.ServerInterceptor):
+class _PerMethodInterceptor(grpc.ServerInterceptor):
+    """Wraps each method's handler once and reuses it: gRPC asks every interceptor for the handler on every call,
+    and building the wrappers afresh each time was a measurable part of a short call. The wrapped behaviours read
+    what they need of a call (its metadata) from the call's own context."""
+
+    def __init__(self) -> None:
+        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
+
+    def applies_to(self, method: str) -> bool:
+        return not method.startswith(PUBLIC_SERVICES)
+
+    def wrap(self, method: str, handler: grpc.RpcMethodHandler, behavior: Behavior, streaming: bool) -> Behavior:
+        raise NotImplementedError
+
+    def intercept_service(self, continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+                          handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+        method = handler_call_details.method
+        wrapped = self._wrapped.get(method)
+        if wrapped is not None:
+            return wrapped
+        if not self.applies_to(method):
+            return continuation(handler_call_details)
+        handler = continuation(handler_call_details)
+        if handler is None:  # unknown method: nothing to keep
+            return None
+        wrapped = _wrap_handler(handler, lambda behavior, streaming: self.wrap(method, handler, behavior, streaming))
+        self._wrapped[method] = wrapped
+        return wrapped
+
+
+class AccessLogInterceptor(_PerMethodInterceptor):
     """One log line and metrics per RPC; request ids; domain errors become rich statuses.
 
     An unexpected exception becomes INTERNAL with no detail sent to the client, and is logged in full.
     """
 
     def __init__(self, service: str) -> None:
+        super().__init__()
         self._service = service
 
-    def intercept_service(self, continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
-                          handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
-        method = handler_call_details.method
-        if method.startswith(PUBLIC_SERVICES):
-            return continuation(handler_call_details)
-        request_id = _request_id(handler_call_details.invocation_metadata)
-
-        def wrap(behavior: Behavior, streaming: bool) -> Behavior:
-            if streaming:
-                def stream_behavior(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-                    started = time.perf_counter()
-                    info = _CallInfo(request_id)
-                    token = _call_info.set(info)
-                    try:
-                        yield from behavior(request, context)
-                    except Exception as exc:  # noqa: BLE001 - every failure is mapped and logged
-                        self._fail(exc, context, request_id)
-                    finally:
-                        _call_info.reset(token)
-                        self._finish(method, context, started, info)
-                return stream_behavior
-
-            def unary_behavior(request: Any, context: grpc.ServicerContext) -> Any:
+    def wrap(self, method: str, handler: grpc.RpcMethodHandler, behavior: Behavior, streaming: bool) -> Behavior:
+        if streaming:
+            def stream_behavior(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
                 started = time.perf_counter()
-                info = _CallInfo(request_id)
+                info = _CallInfo(_request_id(context.invocation_metadata()))
                 token = _call_info.set(info)
                 try:
-                    return behavior(request, context)
+                    yield from behavior(request, context)
                 except Exception as exc:  # noqa: BLE001 - every failure is mapped and logged
-                    self._fail(exc, context, request_id)
+                    self._fail(exc, context, info.request_id)
                 finally:
                     _call_info.reset(token)
                     self._finish(method, context, started, info)
-            return unary_behavior
+            return stream_behavior
 
-        return _wrap_handler(continuation(handler_call_details), wrap)
+        def unary_behavior(request: Any, context: grpc.ServicerContext) -> Any:
+            started = time.perf_counter()
+            info = _CallInfo(_request_id(context.invocation_metadata()))
+            token = _call_info.set(info)
+            try:
+                return behavior(request, context)
+            except Exception as exc:  # noqa: BLE001 - every failure is mapped and logged
+                self._fail(exc, context, info.request_id)
+            finally:
+                _call_info.reset(token)
+                self._finish(method, context, started, info)
+        return unary_behavior
 
     def _fail(self, exc: Exception, context: grpc.ServicerContext, request_id: str) -> None:
         if isinstance(exc, DomainError):
@@ -136,37 +158,30 @@ class AccessLogInterceptor(grpc.ServerInterceptor):
                   caller=principal.actor if principal else None, request_id=info.request_id)
 
 
-class AuthInterceptor(grpc.ServerInterceptor):
+class AuthInterceptor(_PerMethodInterceptor):
     """Resolves ``authorization: Bearer <key>`` to a principal; missing or unknown key: UNAUTHENTICATED."""
 
     def __init__(self, resolver: KeyResolver) -> None:
+        super().__init__()
         self._resolver = resolver
 
-    def intercept_service(self, continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
-                          handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
-        if handler_call_details.method.startswith(PUBLIC_SERVICES):
-            return continuation(handler_call_details)
-        metadata = handler_call_details.invocation_metadata
-
-        def wrap(behavior: Behavior, streaming: bool) -> Behavior:
-            if streaming:
-                def stream_behavior(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-                    token = set_current_principal(self._authenticate(metadata))
-                    try:
-                        yield from behavior(request, context)
-                    finally:
-                        reset_current_principal(token)
-                return stream_behavior
-
-            def unary_behavior(request: Any, context: grpc.ServicerContext) -> Any:
-                token = set_current_principal(self._authenticate(metadata))
+    def wrap(self, method: str, handler: grpc.RpcMethodHandler, behavior: Behavior, streaming: bool) -> Behavior:
+        if streaming:
+            def stream_behavior(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+                token = set_current_principal(self._authenticate(context.invocation_metadata()))
                 try:
-                    return behavior(request, context)
+                    yield from behavior(request, context)
                 finally:
                     reset_current_principal(token)
-            return unary_behavior
+            return stream_behavior
 
-        return _wrap_handler(continuation(handler_call_details), wrap)
+        def unary_behavior(request: Any, context: grpc.ServicerContext) -> Any:
+            token = set_current_principal(self._authenticate(context.invocation_metadata()))
+            try:
+                return behavior(request, context)
+            finally:
+                reset_current_principal(token)
+        return unary_behavior
 
     def _authenticate(self, metadata: Any) -> Principal:
         principal = self._resolver.resolve(hash_key(bearer_token(metadata or ())))
@@ -182,34 +197,27 @@ class AuthInterceptor(grpc.ServerInterceptor):
         return principal
 
 
-class WellFormedRequestInterceptor(grpc.ServerInterceptor):
+class WellFormedRequestInterceptor(_PerMethodInterceptor):
     """Refuses requests no service could convert or store (see wellformed.py) with INVALID_ARGUMENT, by field,
     before the service sees them."""
 
-    def intercept_service(self, continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
-                          handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
-        if handler_call_details.method.startswith(PUBLIC_SERVICES):
-            return continuation(handler_call_details)
-        handler = continuation(handler_call_details)
-        client_streaming = handler is not None and handler.request_streaming
+    def wrap(self, method: str, handler: grpc.RpcMethodHandler, behavior: Behavior, streaming: bool) -> Behavior:
+        client_streaming = handler.request_streaming
 
-        def wrap(behavior: Behavior, streaming: bool) -> Behavior:
-            def checked(request: Any) -> Any:
-                if client_streaming:
-                    return _checked_stream(request)
-                _check_well_formed(request)
-                return request
+        def checked(request: Any) -> Any:
+            if client_streaming:
+                return _checked_stream(request)
+            _check_well_formed(request)
+            return request
 
-            if streaming:
-                def stream_behavior(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-                    yield from behavior(checked(request), context)
-                return stream_behavior
+        if streaming:
+            def stream_behavior(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+                yield from behavior(checked(request), context)
+            return stream_behavior
 
-            def unary_behavior(request: Any, context: grpc.ServicerContext) -> Any:
-                return behavior(checked(request), context)
-            return unary_behavior
-
-        return _wrap_handler(handler, wrap)
+        def unary_behavior(request: Any, context: grpc.ServicerContext) -> Any:
+            return behavior(checked(request), context)
+        return unary_behavior
 
 
 def _check_well_formed(request: Any, prefix: str = "") -> None:
@@ -224,31 +232,27 @@ def _checked_stream(requests: Iterator[Any]) -> Iterator[Any]:
         yield request
 
 
-class RateLimitInterceptor(grpc.ServerInterceptor):
+class RateLimitInterceptor(_PerMethodInterceptor):
     """Applies the per-tenant rate limit to the named methods (after authentication: it needs the caller)."""
 
     def __init__(self, methods: Collection[str], limit: TenantRateLimit) -> None:
+        super().__init__()
         self._methods, self._limit = frozenset(methods), limit
 
-    def intercept_service(self, continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
-                          handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
-        method = handler_call_details.method
-        if method not in self._methods:
-            return continuation(handler_call_details)
+    def applies_to(self, method: str) -> bool:
+        return method in self._methods
 
-        def wrap(behavior: Behavior, streaming: bool) -> Behavior:
-            if streaming:
-                def stream_behavior(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-                    with self._limit.admit(current_principal(), method):
-                        yield from behavior(request, context)
-                return stream_behavior
-
-            def unary_behavior(request: Any, context: grpc.ServicerContext) -> Any:
+    def wrap(self, method: str, handler: grpc.RpcMethodHandler, behavior: Behavior, streaming: bool) -> Behavior:
+        if streaming:
+            def stream_behavior(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
                 with self._limit.admit(current_principal(), method):
-                    return behavior(request, context)
-            return unary_behavior
+                    yield from behavior(request, context)
+            return stream_behavior
 
-        return _wrap_handler(continuation(handler_call_details), wrap)
+        def unary_behavior(request: Any, context: grpc.ServicerContext) -> Any:
+            with self._limit.admit(current_principal(), method):
+                return behavior(request, context)
+        return unary_behavior
 
 
 def _metadata_value(metadata: Any, wanted: str) -> str:
