@@ -102,13 +102,19 @@ def test_resource_exhausted_when_the_server_sheds_load(start_service: Callable[.
 
     busy = start_service(SPEC, max_concurrent_rpcs=1)
     client = make_client(registry_target=busy.address)
-    stream = client.watch_changes()  # holds the only slot
-    started = threading.Event()
+    streams = [client.watch_changes()]  # holds the only slot
+    started, stop = threading.Event(), threading.Event()
 
     def hold() -> None:
         started.set()
-        for _ in stream:
-            pass
+        while not stop.is_set():
+            try:
+                for _ in streams[-1]:
+                    pass
+            except ResourceExhaustedError:  # opened while another call (a readiness probe) held the slot
+                streams.append(client.watch_changes())
+            except NhmError:
+                return
 
     holder = threading.Thread(target=hold)
     holder.start()
@@ -124,7 +130,8 @@ def test_resource_exhausted_when_the_server_sheds_load(start_service: Callable[.
             assert time.monotonic() < deadline, "the stream never took the slot"
             time.sleep(0.05)
     finally:
-        stream.cancel()
+        stop.set()
+        streams[-1].cancel()
         holder.join(5)
 
 
