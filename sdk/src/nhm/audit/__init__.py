@@ -1,0 +1,1 @@
+"""Generated from protos/. Do not edit."""
