@@ -52,6 +52,12 @@ class _CallInfo:
 _call_info: contextvars.ContextVar[_CallInfo | None] = contextvars.ContextVar("nhm_call_info", default=None)
 
 
+def current_request_id() -> str:
+    """The x-request-id of the RPC being served (the client's, or one made for the call); "" outside a call."""
+    info = _call_info.get()
+    return info.request_id if info is not None else ""
+
+
 def _wrap_handler(handler: grpc.RpcMethodHandler | None,
                   wrap: Callable[[Behavior, bool], Behavior]) -> grpc.RpcMethodHandler | None:
     if handler is None:

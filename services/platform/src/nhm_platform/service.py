@@ -19,6 +19,8 @@ from typing import Generic, TypeVar
 
 import structlog
 
+from nhm_platform.audit import AuditLog
+from nhm_platform.audit_service import with_audit
 from nhm_platform.auth import ChainedKeyResolver, KeyResolver, StaticKeyResolver
 from nhm_platform.clock import Clock, SystemClock
 from nhm_platform.db import Database
@@ -56,6 +58,8 @@ class BuiltService:
     key_resolvers: Sequence[KeyResolver] = ()
     # Called once the server is serving (start feed followers, schedulers).
     on_start: Sequence[Callable[[], None]] = ()
+    # The service's audit trail, served as nhm.audit.v1.AuditService on its port.
+    audit: AuditLog | None = None
 
 
 @dataclass(frozen=True)
@@ -97,8 +101,11 @@ def start_service(spec: ServiceSpec[S], settings: S, clock: Clock | None = None)
     context = ServiceContext(spec.name, settings, db, clock or SystemClock(), static)
     built = spec.build(context)
     built.registration.on_stop.append(db.dispose)
+    registration = built.registration
+    if built.audit is not None:
+        registration = with_audit(registration, built.audit, db)
     resolver = ChainedKeyResolver([static, *built.key_resolvers])
-    running, port = create_server(settings, spec.name, built.registration, resolver)
+    running, port = create_server(settings, spec.name, registration, resolver)
     for hook in built.on_start:
         hook()
     return running, port
