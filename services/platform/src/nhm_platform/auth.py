@@ -8,8 +8,10 @@ manages (in its own database, or replicated from its feed by the other services)
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import hashlib
 import hmac
+import re
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -21,6 +23,9 @@ from nhm_platform.errors import InvalidArgument, NotFound, PermissionDenied, Una
 KEY_PREFIX = "nhm_"
 # Metadata with which an admin or service key names the tenant it acts for.
 TENANT_METADATA_KEY = "x-nhm-tenant-id"
+# Metadata with which a service key names the service calling (audit trails and logs show "service:<name>").
+CALLER_METADATA_KEY = "x-nhm-caller"
+_CALLER = re.compile(r"[a-z][a-z0-9-]{0,31}")
 
 
 class Role(Enum):
@@ -62,6 +67,12 @@ class Principal:
             # Another tenant is indistinguishable from one that does not exist.
             raise NotFound(f"tenant {requested!r} not found")
         return self.tenant_id
+
+    def calling_as(self, caller: str) -> Principal:
+        """A service key's principal named after the service that calls with it; other keys are unchanged."""
+        if self.role is Role.SERVICE and _CALLER.fullmatch(caller):
+            return dataclasses.replace(self, name=caller)
+        return self
 
     def require_write(self) -> None:
         if self.role is Role.READ_ONLY:

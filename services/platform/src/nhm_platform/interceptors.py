@@ -19,6 +19,7 @@ import grpc
 import structlog
 
 from nhm_platform.auth import (
+    CALLER_METADATA_KEY,
     TENANT_METADATA_KEY,
     KeyResolver,
     Principal,
@@ -197,6 +198,7 @@ class AuthInterceptor(_PerMethodInterceptor):
             acting_for = _metadata_value(metadata, TENANT_METADATA_KEY)
             if acting_for:
                 principal = dataclasses.replace(principal, tenant_id=acting_for)
+            principal = principal.calling_as(_metadata_value(metadata, CALLER_METADATA_KEY))
         info = _call_info.get()
         if info is not None:
             info.principal = principal

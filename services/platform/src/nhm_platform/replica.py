@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from nhm.registry.v1 import registry_pb2
-from nhm_platform.auth import TENANT_METADATA_KEY, Principal, Role
+from nhm_platform.auth import CALLER_METADATA_KEY, TENANT_METADATA_KEY, Principal, Role
 from nhm_platform.clock import Clock
 from nhm_platform.db import Database
 from nhm_platform.feed import FeedFollower, SnapshotSuperseded
@@ -165,11 +165,14 @@ class ApiKeyReplica:
         return cache
 
 
-def service_metadata(service_key: str, tenant_id: str = "") -> tuple[tuple[str, str], ...]:
-    """Call metadata for service-to-service calls; with tenant_id, the call acts for that tenant."""
+def service_metadata(service_key: str, tenant_id: str = "", caller: str = "") -> tuple[tuple[str, str], ...]:
+    """Call metadata for service-to-service calls; with tenant_id, the call acts for that tenant; caller names
+    the calling service (the callee's audit trail shows "service:<caller>")."""
     metadata: tuple[tuple[str, str], ...] = (("authorization", f"Bearer {service_key}"),)
     if tenant_id:
         metadata += ((TENANT_METADATA_KEY, tenant_id),)
+    if caller:
+        metadata += ((CALLER_METADATA_KEY, caller),)
     return metadata
 
 

@@ -1,6 +1,7 @@
 """gRPC adapters of the ports: the registry (lifecycle actions) and scoring (call activity, weekly report).
 
-Every call uses the service key and names the tenant it acts for in ``x-nhm-tenant-id`` metadata.
+Every call uses the service key, names the tenant it acts for in ``x-nhm-tenant-id`` metadata and names this
+service as the caller (the registry's audit trail shows its changes as "service:remediation").
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from nhm_remediation.convert import activity_from_proto, enum_name, enum_value
 from nhm_remediation.domain import LifecycleState, RegistryAction
 from nhm_remediation.ports import CallActivity, UpstreamError
 
+CALLER = "remediation"
 # Worth retrying later: the upstream is down, slow, overloaded, racing, or not yet upgraded.
 _TRANSIENT = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED,
               grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.UNKNOWN,
@@ -43,7 +45,7 @@ class GrpcRegistry:
         self._timeout = timeout
 
     def apply(self, tenant_id: str, phone_number: str, action: RegistryAction) -> LifecycleState:
-        metadata = service_metadata(self._key, tenant_id)
+        metadata = service_metadata(self._key, tenant_id, CALLER)
         try:
             if action.method == "retire":
                 response: Any = self._stub.RetireNumber(
@@ -68,7 +70,7 @@ class GrpcRegistry:
     def state(self, tenant_id: str, phone_number: str) -> LifecycleState:
         try:
             response = self._stub.GetNumber(registry_pb2.GetNumberRequest(phone_number=phone_number),
-                                            metadata=service_metadata(self._key, tenant_id), timeout=self._timeout)
+                                            metadata=service_metadata(self._key, tenant_id, CALLER), timeout=self._timeout)
         except grpc.RpcError as exc:
             raise _error("registry", exc) from None
         return _state(response.number)
@@ -84,7 +86,7 @@ class GrpcScoring:
         try:
             response = self._stub.GetCallActivity(
                 scoring_pb2.GetCallActivityRequest(phone_number=phone_number, days=days, sample_size=sample_size),
-                metadata=service_metadata(self._key, tenant_id), timeout=self._timeout)
+                metadata=service_metadata(self._key, tenant_id, CALLER), timeout=self._timeout)
         except grpc.RpcError as exc:
             raise _error("scoring", exc) from None
         return activity_from_proto(response)
@@ -93,7 +95,7 @@ class GrpcScoring:
         request = scoring_pb2.GetWeeklyReportRequest()
         request.period_end.CopyFrom(to_timestamp(period_end))
         try:
-            response = self._stub.GetWeeklyReport(request, metadata=service_metadata(self._key, tenant_id),
+            response = self._stub.GetWeeklyReport(request, metadata=service_metadata(self._key, tenant_id, CALLER),
                                                   timeout=self._timeout)
         except grpc.RpcError as exc:
             raise _error("scoring", exc) from None
