@@ -10,12 +10,14 @@ PostgreSQL. Nothing prunes it. :meth:`AuditLog.list` is the query behind ``nhm.a
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from google.protobuf import json_format
+from google.protobuf.message import Message
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -98,6 +100,28 @@ class AuditEntry:
 
 
 @dataclass(frozen=True)
+class AuditSubject:
+    """A resource as the audit trail sees it: its tenant, type and name, and the JSON view of its fields that
+    two versions are compared by (see :func:`fields_of`)."""
+
+    tenant_id: str
+    resource_type: str
+    resource_name: str
+    fields: Mapping[str, Any]
+
+    def entry(self, action: str, *, before: AuditSubject | None = None, reason: str = "",
+              changes: Sequence[FieldChange] | None = None) -> AuditEntry:
+        """The entry for an action on this resource: the given changes, or every field it had (deleted), every
+        field it has (created, or no earlier version), or the fields that differ from ``before``."""
+        if changes is None:
+            if action == DELETED:
+                changes = diff(self.fields, None)
+            else:
+                changes = diff(before.fields if before is not None else None, self.fields)
+        return AuditEntry(self.tenant_id, self.resource_type, self.resource_name, action, tuple(changes), reason)
+
+
+@dataclass(frozen=True)
 class AuditEvent:
     """A stored entry with who made it and when."""
 
@@ -113,6 +137,13 @@ def diff(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) -> l
     old, new = _flatten(before or {}), _flatten(after or {})
     return [FieldChange(path, old.get(path), new.get(path)) for path in sorted(old.keys() | new.keys())
             if old.get(path) != new.get(path)]
+
+
+def fields_of(message: Message, omit: Collection[str] = ()) -> dict[str, Any]:
+    """A message's set fields as the JSON view that :func:`diff` compares (names as in the proto; enums by name,
+    times in RFC 3339), without the omitted top-level fields."""
+    view = json_format.MessageToDict(message, preserving_proto_field_name=True)
+    return {name: value for name, value in view.items() if name not in omit}
 
 
 def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

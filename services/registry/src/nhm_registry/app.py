@@ -27,7 +27,8 @@ class StoredKeyResolver:
 
 
 def build(context: ServiceContext[RegistrySettings]) -> BuiltService:
-    transactions = Transactions(context.db, models.feed, models.idempotency, context.clock, messages.feed_entry)
+    transactions = Transactions(context.db, models.feed, models.idempotency, models.audit, context.clock,
+                                messages.feed_entry, messages.audit_subject)
     registry = Registry(transactions, models.feed, context.clock, context.settings)
     registry.ensure_tenants(context.static_keys.tenant_ids)
     servicer = RegistryServiceServicer(registry)
@@ -39,7 +40,8 @@ def build(context: ServiceContext[RegistrySettings]) -> BuiltService:
         on_stop=[pruner.stop],
         rate_limited_methods=method_names(service_name, "BatchCreateNumbers", "AssignNumbers", "UnassignNumbers"),
     )
-    return BuiltService(registration, key_resolvers=[StoredKeyResolver(registry)], on_start=[pruner.start])
+    return BuiltService(registration, key_resolvers=[StoredKeyResolver(registry)], on_start=[pruner.start],
+                        audit=models.audit)
 
 
 SPEC = ServiceSpec(

@@ -10,6 +10,7 @@ from google.protobuf.message import Message
 
 from nhm.registry.v1 import registry_pb2 as pb
 from nhm.type.v1 import types_pb2 as types
+from nhm_platform.audit import AuditSubject, fields_of
 from nhm_platform.feed import ChangeRecord, Heartbeat, SnapshotItem
 from nhm_platform.protoconv import from_duration, optional_timestamp, to_duration, to_timestamp
 from nhm_registry.commands import (
@@ -262,6 +263,25 @@ def feed_entry(kind: ChangeKind, r: Resource) -> dict[str, Any]:
     return {"tenant_id": r.id if isinstance(r, Tenant) else r.tenant_id,
             "kind": _value(types.ChangeKind, kind), "resource_type": resource_type(r),
             "resource_key": _resource_key(r), "payload": resource(r).SerializeToString()}
+
+
+# Fields an audit event leaves out: the resource's identity (in its name), and what changes on every write.
+_AUDIT_OMITS = ("tenant_id", "phone_number", "id", "etag", "create_time", "update_time", "number_count")
+
+
+def audit_subject(r: Resource) -> AuditSubject:
+    """How the audit trail names a resource, and the fields it compares. Of a key only its name, role and
+    revocation: never its secret, nor the prefix of it."""
+    if isinstance(r, Number):
+        return AuditSubject(r.tenant_id, "number", f"numbers/{r.phone_number}", fields_of(number(r), _AUDIT_OMITS))
+    if isinstance(r, Campaign):
+        return AuditSubject(r.tenant_id, "campaign", f"campaigns/{r.id}", fields_of(campaign(r), _AUDIT_OMITS))
+    if isinstance(r, Tenant):
+        return AuditSubject(r.id, "tenant", f"tenants/{r.id}", fields_of(tenant(r), _AUDIT_OMITS))
+    if isinstance(r, ApiKey):
+        key = pb.ApiKey(name=r.name, role=_value(pb.ApiKeyRole, r.role), revoke_time=to_timestamp(r.revoke_time))
+        return AuditSubject(r.tenant_id, "api_key", f"api_keys/{r.id}", fields_of(key))
+    raise TypeError(f"assignments are audited as changes of their campaign, not {r!r}")
 
 
 def watch_response(item: ChangeRecord | Heartbeat | SnapshotItem) -> pb.WatchChangesResponse:

@@ -23,12 +23,14 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+from nhm_platform.audit import AuditLog
 from nhm_platform.feed import ChangeLog
 from nhm_platform.idempotency import IdempotencyStore
 
 metadata = MetaData()
 idempotency = IdempotencyStore(metadata)
 feed = ChangeLog(metadata, "feed")
+audit = AuditLog(metadata, "registry")
 
 # A tenant watcher reads only its own entries; keep that scan short.
 Index("ix_feed_changes_tenant_revision", feed.changes.c.tenant_id, feed.changes.c.revision)

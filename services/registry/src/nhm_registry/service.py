@@ -6,6 +6,7 @@ change and its feed entries share one transaction); reads open their own.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -14,6 +15,7 @@ from typing import Any
 
 from google.protobuf.field_mask_pb2 import FieldMask
 
+from nhm_platform.audit import CREATED, DELETED, UPDATED, Actor, FieldChange
 from nhm_platform.auth import Principal, Role, generate_key, hash_key
 from nhm_platform.clock import Clock
 from nhm_platform.errors import (
@@ -72,6 +74,10 @@ _E164 = re.compile(r"\+[1-9][0-9]{7,14}")
 _PREFIX = re.compile(r"\+[0-9]{1,15}")
 _AREA_CODE = re.compile(r"[0-9]{1,8}")
 _PLATFORM_SCOPE = "_platform"  # request ids of admin and service keys acting for no tenant
+SYSTEM = Actor.system("system:registry")
+# Audit actions besides created, updated and deleted.
+TRANSITIONED, REVOKED, NUMBERS_ASSIGNED, NUMBERS_UNASSIGNED = ("transitioned", "revoked", "numbers_assigned",
+                                                               "numbers_unassigned")
 
 
 class Registry:
@@ -93,7 +99,8 @@ class Registry:
     def write(self, principal: Principal, key: RequestKey | None) -> Any:
         """A write transaction for principal (refused for read-only keys) claiming key if given."""
         principal.require_write()
-        return self._tx.write(principal.tenant_id or _PLATFORM_SCOPE, key)
+        actor = Actor.of(principal, key.request_id if key is not None else "")
+        return self._tx.write(principal.tenant_id or _PLATFORM_SCOPE, key, actor)
 
     def _acting_tenant(self, repo: Repository, principal: Principal, requested: str = "",
                        field: str = "x-nhm-tenant-id") -> str:
@@ -155,6 +162,8 @@ class Registry:
         uow.publish(ChangeKind.CREATED, numbers)
         uow.publish(ChangeKind.CREATED, [Assignment(tenant_id, c, n.phone_number)
                                          for n in numbers for c in n.campaign_ids])
+        for number in numbers:
+            uow.audit(CREATED, number)
         return numbers
 
     def _new_number(self, given: NumberInput, tenant_id: str, now: datetime, at: str,
@@ -268,6 +277,7 @@ class Registry:
             raise InvalidArgument.for_fields(violations)
         number = self._number(uow.repo, self._acting_tenant(uow.repo, principal), key, lock="update")
         _check_etag(number.etag, update.etag, f"number {key}")
+        before = copy.deepcopy(number)
         if plan is not None:
             if number.state is not LifecycleState.WARMING:
                 raise FailedPrecondition(f"number {key} is {number.state.value}: a warm-up plan applies only while"
@@ -281,6 +291,7 @@ class Registry:
         if not uow.repo.save_number(number, previous, labels_changed=labels_changed):
             raise _conflict(f"number {key}")
         uow.publish(ChangeKind.UPDATED, [number])
+        uow.audit(UPDATED, number, before=before)
         return number
 
     def transition_number(self, uow: UnitOfWork, principal: Principal, given: TransitionInput,
@@ -307,6 +318,7 @@ class Registry:
         number = self._number(uow.repo, tenant_id, key, lock="update")
         _check_etag(number.etag, given.etag, f"number {key}")
         lifecycle.check_allowed(number.state, target)
+        before = copy.deepcopy(number)
         previous, from_state = number.etag, number.state
         lifecycle.enter(number, target, now, rest_end=rest_end, plan=plan)
         if target is LifecycleState.RETIRED:
@@ -322,6 +334,7 @@ class Registry:
         transition = Transition(tenant_id, key, from_state, target, principal.actor, reason, now)
         uow.repo.add_transitions([transition])
         uow.publish(ChangeKind.UPDATED, [number])
+        uow.audit(TRANSITIONED, number, before=before, reason=reason)
         return number, transition
 
     def retire_number(self, uow: UnitOfWork, principal: Principal, phone_number: str, reason: str,
@@ -363,6 +376,7 @@ class Registry:
         campaign = Campaign(new_id("cmp"), tenant_id, name, description, effective, 0, now, now, new_etag())
         uow.repo.add_campaign(campaign)
         uow.publish(ChangeKind.CREATED, [campaign])
+        uow.audit(CREATED, campaign)
         return campaign
 
     def _checked_policy(self, repo: Repository, tenant_id: str, effective: CallingPolicy,
@@ -413,6 +427,7 @@ class Registry:
         tenant_id = self._acting_tenant(uow.repo, principal)
         campaign = self._campaign(uow.repo, tenant_id, given.id, lock="update")
         _check_etag(campaign.etag, update.etag, f"campaign {given.id}")
+        before = copy.deepcopy(campaign)
         violations = Violations()
         if "name" in paths:
             campaign.name = text(given.name, "campaign.name", violations, required=True)
@@ -433,6 +448,7 @@ class Registry:
         if not uow.repo.save_campaign(campaign, previous):
             raise _conflict(f"campaign {campaign.id}")
         uow.publish(ChangeKind.UPDATED, [campaign])
+        uow.audit(UPDATED, campaign, before=before)
         return campaign
 
     def delete_campaign(self, uow: UnitOfWork, principal: Principal, campaign_id: str, etag: str) -> None:
@@ -444,6 +460,7 @@ class Registry:
             raise _conflict(f"campaign {campaign_id}")
         uow.publish(ChangeKind.DELETED, [Assignment(tenant_id, campaign_id, p) for p in members])
         uow.publish(ChangeKind.DELETED, [campaign])
+        uow.audit(DELETED, campaign)
 
     def assign_numbers(self, uow: UnitOfWork, principal: Principal, campaign_id: str,
                        phone_numbers: Sequence[str]) -> Campaign:
@@ -465,6 +482,8 @@ class Registry:
         added = [p for p in wanted if p not in members]
         uow.repo.assign(tenant_id, campaign_id, added)
         uow.publish(ChangeKind.CREATED, [Assignment(tenant_id, campaign_id, p) for p in added])
+        if added:
+            uow.audit(NUMBERS_ASSIGNED, campaign, changes=[FieldChange("phone_numbers", new=added)])
         campaign.number_count += len(added)
         return campaign
 
@@ -478,6 +497,8 @@ class Registry:
         removed = [p for p in wanted if p in members]
         uow.repo.unassign(tenant_id, campaign_id, removed)
         uow.publish(ChangeKind.DELETED, [Assignment(tenant_id, campaign_id, p) for p in removed])
+        if removed:
+            uow.audit(NUMBERS_UNASSIGNED, campaign, changes=[FieldChange("phone_numbers", old=removed)])
         campaign.number_count -= len(removed)
         return campaign
 
@@ -504,11 +525,12 @@ class Registry:
         """Create the tenants named in settings that do not exist yet; returns those created."""
         now = self._clock.now()
         created = []
-        with self._tx.write(_PLATFORM_SCOPE, None) as uow:
+        with self._tx.write(_PLATFORM_SCOPE, None, SYSTEM) as uow:
             for tenant_id in tenant_ids:
                 tenant = Tenant(tenant_id, tenant_id, BusinessProfile(), now, now, new_etag())
                 if uow.repo.add_tenant_if_missing(tenant):
                     uow.publish(ChangeKind.CREATED, [tenant])
+                    uow.audit(CREATED, tenant, reason="a static API key in the settings names it")
                     created.append(tenant_id)
         return created
 
@@ -528,6 +550,7 @@ class Registry:
             raise AlreadyExists(f"tenant {given.id!r} already exists", violations=[
                 FieldViolation("tenant.id", "already exists")])
         uow.publish(ChangeKind.CREATED, [tenant])
+        uow.audit(CREATED, tenant)
         return tenant
 
     def get_tenant(self, principal: Principal, tenant_id: str) -> Tenant:
@@ -546,6 +569,7 @@ class Registry:
         profile_fields = _sub_fields(paths, "business_profile", PROFILE_FIELDS)
         tenant = self._tenant(uow.repo, principal.tenant_for(given.id, "tenant.id"))
         _check_etag(tenant.etag, update.etag, f"tenant {tenant.id}")
+        before = copy.deepcopy(tenant)
         violations = Violations()
         if "display_name" in paths:
             tenant.display_name = text(given.display_name, "tenant.display_name", violations, required=True)
@@ -560,6 +584,7 @@ class Registry:
         if not uow.repo.save_tenant(tenant, previous):
             raise _conflict(f"tenant {tenant.id}")
         uow.publish(ChangeKind.UPDATED, [tenant])
+        uow.audit(UPDATED, tenant, before=before)
         return tenant
 
     # --- API keys ---------------------------------------------------------------------------------------
@@ -577,6 +602,7 @@ class Registry:
         key = ApiKey(new_id("key"), tenant, name, checked_role, secret[:12], hash_key(secret), self._clock.now())
         uow.repo.add_api_key(key)
         uow.publish(ChangeKind.CREATED, [key])
+        uow.audit(CREATED, key)
         return key, secret
 
     def list_api_keys(self, principal: Principal, include_revoked: bool, page: Page) -> tuple[list[ApiKey], str]:
@@ -596,9 +622,11 @@ class Registry:
         if key is None:
             raise NotFound(f"API key {key_id!r} not found")
         if key.revoke_time is None:
+            before = dataclasses.replace(key)
             key.revoke_time = self._clock.now()
             uow.repo.revoke_api_key(key)
             uow.publish(ChangeKind.UPDATED, [key])
+            uow.audit(REVOKED, key, before=before)
         return key
 
     def principal_for_key(self, secret_sha256: str) -> Principal | None:
