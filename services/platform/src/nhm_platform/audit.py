@@ -140,9 +140,11 @@ def diff(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) -> l
 
 
 def fields_of(message: Message, omit: Collection[str] = ()) -> dict[str, Any]:
-    """A message's set fields as the JSON view that :func:`diff` compares (names as in the proto; enums by name,
-    times in RFC 3339), without the omitted top-level fields."""
-    view = json_format.MessageToDict(message, preserving_proto_field_name=True)
+    """A message's fields as the JSON view that :func:`diff` compares (names as in the proto; enums by name,
+    times in RFC 3339; scalars at their default too, so a change to false or "" shows), without the omitted
+    top-level fields."""
+    view = json_format.MessageToDict(message, preserving_proto_field_name=True,
+                                     always_print_fields_with_no_presence=True)
     return {name: value for name, value in view.items() if name not in omit}
 
 

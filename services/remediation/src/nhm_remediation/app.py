@@ -13,6 +13,7 @@ from nhm_platform.server import ServiceRegistration
 from nhm_platform.service import BuiltService, ServiceContext, ServiceSpec
 from nhm_remediation.case_store import CaseStore
 from nhm_remediation.feeds import registry_follower, scoring_follower
+from nhm_remediation.models import audit
 from nhm_remediation.operations import Operations
 from nhm_remediation.scheduler import Scheduler
 from nhm_remediation.senders import EmailSender, Notifier, WebhookSender
@@ -62,7 +63,7 @@ def build(context: ServiceContext[RemediationSettings]) -> BuiltService:
         add_to_server=lambda server: remediation_pb2_grpc.add_RemediationServiceServicer_to_server(servicer, server),
         on_stop=[stop],
     )
-    return BuiltService(registration, key_resolvers=[keys], on_start=[start])
+    return BuiltService(registration, key_resolvers=[keys], on_start=[start], audit=audit)
 
 
 SPEC = ServiceSpec(

@@ -1,4 +1,4 @@
-"""Cases, their tasks, pool alerts and audit events in the database.
+"""Cases, their tasks and pool alerts in the database (their events are in the audit trail: case_store.py).
 
 A case is saved with a conditional update on its version (a concurrent change makes the save fail with
 ABORTED instead of overwriting it); each task's version moves only when the task itself changed.
@@ -21,7 +21,6 @@ from nhm_platform.protoconv import as_utc
 from nhm_remediation.domain import (
     OPEN_TASK_STATUSES,
     Case,
-    CaseEvent,
     CaseKind,
     CaseStage,
     CaseState,
@@ -31,7 +30,7 @@ from nhm_remediation.domain import (
     TaskOutcome,
     TaskStatus,
 )
-from nhm_remediation.models import assignments, case_events, cases, pool_alerts, tasks
+from nhm_remediation.models import assignments, cases, pool_alerts, tasks
 
 
 def _t(value: datetime | None) -> datetime | None:
@@ -189,12 +188,6 @@ class CaseRepository:
         case.loaded = {t.id: _fingerprint(t) for t in case.tasks}
         case.loaded_pool_alerts = len(case.pool_alerts)
 
-    def add_events(self, session: Session, case: Case, events: Sequence[CaseEvent], now: datetime) -> None:
-        if events:
-            session.execute(insert(case_events), [
-                {"case_id": case.id, "tenant_id": case.tenant_id, "event_type": e.event_type, "actor": e.actor,
-                 "detail": e.detail, "task_id": e.task_id, "event_time": now} for e in events])
-
     # --- Queries ---
 
     def list_cases(self, session: Session, tenant_id: str, where: CaseFilter, now: datetime, after_id: str | None,
@@ -233,12 +226,6 @@ class CaseRepository:
             query = query.where(or_(due_key > due, and_(due_key == due, tasks.c.id > last_id)))
         rows = session.execute(query.order_by(due_key, tasks.c.id).limit(limit)).all()
         return [_task(r) for r in rows]
-
-    def list_events(self, session: Session, case_id: str, after_seq: int, limit: int) -> list[tuple[int, Any]]:
-        rows = session.execute(select(case_events).where(case_events.c.case_id == case_id,
-                                                         case_events.c.seq > after_seq)
-                               .order_by(case_events.c.seq).limit(limit)).all()
-        return [(r.seq, r) for r in rows]
 
     def due_case_ids(self, session: Session, now: datetime, limit: int) -> list[str]:
         query = (select(cases.c.id).where(cases.c.state == CaseState.OPEN.value, cases.c.due_time <= now)

@@ -11,7 +11,8 @@ from nhm.registry.v1 import registry_pb2
 from nhm.remediation.v1 import remediation_pb2 as pb
 from nhm.scoring.v1 import scoring_pb2
 from nhm.type.v1 import types_pb2
-from nhm_platform.protoconv import as_utc, from_duration, to_duration, to_timestamp
+from nhm_platform.audit import AuditEvent
+from nhm_platform.protoconv import from_duration, to_duration, to_timestamp
 from nhm_remediation.alert_repository import Delivery
 from nhm_remediation.alerting import Subscription
 from nhm_remediation.domain import (
@@ -92,10 +93,12 @@ def case_to_proto(case: Case, now: datetime) -> pb.Case:
     return message
 
 
-def event_to_proto(row: Any) -> pb.CaseEvent:
-    message = pb.CaseEvent(case_id=row.case_id, event_type=row.event_type, actor=row.actor, detail=row.detail,
-                           task_id=row.task_id)
-    _set_time(message, "event_time", as_utc(row.event_time))
+def event_to_proto(event: AuditEvent) -> pb.CaseEvent:
+    """A case's audit event as ListCaseEvents shows it (resource "cases/<case>" or "cases/<case>/tasks/<task>")."""
+    parts = event.entry.resource_name.split("/")
+    message = pb.CaseEvent(case_id=parts[1], event_type=event.entry.action, actor=event.actor.name,
+                           detail=event.entry.reason, task_id=parts[3] if len(parts) > 3 else "")
+    _set_time(message, "event_time", event.event_time)
     return message
 
 

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from nhm_platform.audit import FieldChange
+
 SYSTEM_OWNER = "system"
 SYSTEM_ACTOR = "system:remediation"
 
@@ -302,10 +304,13 @@ class RegistryAction:
 
 @dataclass(frozen=True)
 class CaseEvent:
+    """What happened to a case (or one of its tasks), for its audit trail."""
+
     event_type: str
     actor: str
     detail: str
     task_id: str = ""
+    changes: tuple[FieldChange, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -332,8 +337,9 @@ class Effects:
         self.drop_pending_actions = self.drop_pending_actions or other.drop_pending_actions
         return self
 
-    def event(self, event_type: str, actor: str, detail: str, task_id: str = "") -> None:
-        self.events.append(CaseEvent(event_type, actor, detail, task_id))
+    def event(self, event_type: str, actor: str, detail: str, task_id: str = "",
+              changes: tuple[FieldChange, ...] = ()) -> None:
+        self.events.append(CaseEvent(event_type, actor, detail, task_id, changes))
 
     def alert(self, kind: AlertKind, summary: str, **details: object) -> None:
         self.alerts.append(AlertRequest(kind, summary, dict(details)))

@@ -1,6 +1,7 @@
 """The remediation service's tables (SQLAlchemy Core), on SQLite and PostgreSQL.
 
-Owned: cases, their tasks, pool alerts and audit events; the registry actions and alert deliveries the scheduler
+Owned: cases, their tasks and pool alerts; the audit trail (what happened to cases and tasks, policy and
+subscription changes); the registry actions and alert deliveries the scheduler
 carries out (outboxes: rows first, side effects after, so a restart loses nothing); alert subscriptions; each
 tenant's policy; the case feed. Replicated from upstream feeds: numbers, campaigns, assignments, tenants and API
 keys (registry), and each number's health (scoring). JSON columns are Text, encoded by the repositories.
@@ -24,6 +25,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+from nhm_platform.audit import AuditLog
 from nhm_platform.feed import ChangeLog
 from nhm_platform.idempotency import IdempotencyStore
 from nhm_platform.replica import ApiKeyReplica, CursorStore
@@ -33,6 +35,7 @@ idempotency = IdempotencyStore(metadata)
 cursors = CursorStore(metadata)
 api_keys = ApiKeyReplica(metadata)
 case_feed = ChangeLog(metadata, "case_feed")
+audit = AuditLog(metadata, "remediation")
 
 ID = 40
 TENANT = 64
@@ -111,20 +114,6 @@ pool_alerts = Table(
     Column("message", Text, nullable=False),
     _time("create_time"),
     Index("ix_pool_alerts_case", "case_id"),
-)
-
-case_events = Table(
-    "case_events",
-    metadata,
-    Column("seq", Integer, primary_key=True, autoincrement=True),
-    Column("case_id", String(ID), ForeignKey("cases.id"), nullable=False),
-    Column("tenant_id", String(TENANT), nullable=False),
-    Column("event_type", String(64), nullable=False),
-    Column("actor", String(200), nullable=False),
-    Column("detail", Text, nullable=False),
-    Column("task_id", String(ID), nullable=False),
-    _time("event_time"),
-    Index("ix_case_events_case", "case_id", "seq"),
 )
 
 # Lifecycle changes asked of the registry, carried out in order per case by the scheduler.

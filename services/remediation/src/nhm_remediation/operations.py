@@ -13,7 +13,7 @@ from google.protobuf.message import Message
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from nhm_platform.auth import Principal
+from nhm_platform.audit import CREATED, DELETED, UPDATED, Actor, AuditEvent, AuditQuery, AuditSubject, fields_of
 from nhm_platform.clock import Clock
 from nhm_platform.db import Database
 from nhm_platform.errors import Aborted, FailedPrecondition, FieldViolation, InvalidArgument, NotFound, Unavailable
@@ -25,7 +25,8 @@ from nhm_remediation import alerting, evidence, policy, workflow
 from nhm_remediation.alert_repository import Delivery
 from nhm_remediation.alerting import Subscription
 from nhm_remediation.case_repository import CaseFilter, TaskFilter
-from nhm_remediation.case_store import CaseStore
+from nhm_remediation.case_store import CaseStore, case_resource
+from nhm_remediation.convert import policy_to_proto, subscription_to_proto
 from nhm_remediation.domain import (
     AlertChannel,
     AlertKind,
@@ -37,7 +38,7 @@ from nhm_remediation.domain import (
     TaskKind,
 )
 from nhm_remediation.evidence import EvidencePacket
-from nhm_remediation.models import idempotency
+from nhm_remediation.models import audit, idempotency
 from nhm_remediation.ports import ActivityPort, UpstreamError
 from nhm_remediation.settings import RemediationSettings
 
@@ -106,7 +107,7 @@ class Operations:
 
     # --- Cases ---
 
-    def open_case(self, session: Session, now: datetime, principal: Principal, tenant_id: str, raw_phone: str,
+    def open_case(self, session: Session, now: datetime, actor: Actor, tenant_id: str, raw_phone: str,
                   kind: CaseKind | None, reason: str) -> tuple[Case, bool]:
         violations: list[FieldViolation] = []
         try:
@@ -125,16 +126,16 @@ class Operations:
                            reason="NUMBER_NOT_FOUND")
         if situation.number.state is LifecycleState.RETIRED:
             raise FailedPrecondition(f"number {phone} is retired", reason="NUMBER_RETIRED")
-        trigger = f"opened by {principal.actor}" + (f": {reason}" if reason else "")
+        trigger = f"opened by {actor.name}" + (f": {reason}" if reason else "")
         policy_ = store.policy(session, tenant_id)
         case = store.cases.open_case_for(session, tenant_id, phone, for_update=True)
         if case is not None:
-            effects = workflow.join(case, trigger, principal.actor, remediate=kind is CaseKind.REMEDIATION,
+            effects = workflow.join(case, trigger, actor.name, remediate=kind is CaseKind.REMEDIATION,
                                     escalate_if_recovering=False, policy=policy_, situation=situation, now=now)
-            store.commit(session, case, effects, now)
+            store.commit(session, case, effects, now, actor=actor)
             return case, False
-        case, effects = workflow.open_case(tenant_id, phone, kind, trigger, principal.actor, policy_, situation, now)
-        store.commit(session, case, effects, now, created=True)
+        case, effects = workflow.open_case(tenant_id, phone, kind, trigger, actor.name, policy_, situation, now)
+        store.commit(session, case, effects, now, created=True, actor=actor)
         return case, True
 
     def get_case(self, tenant_id: str, case_id: str) -> Case:
@@ -189,7 +190,7 @@ class Operations:
             token = encode_page_token([due.isoformat(), found[-1].id], token_filter)
         return found, token
 
-    def update_task(self, session: Session, now: datetime, principal: Principal, tenant_id: str, case_id: str,
+    def update_task(self, session: Session, now: datetime, actor: Actor, tenant_id: str, case_id: str,
                     task_id: str, changes: dict[str, Any], etag: str) -> tuple[Task, Case]:
         violations: list[FieldViolation] = []
         if not task_id:
@@ -210,13 +211,12 @@ class Operations:
         if etag and etag != task.etag:
             raise Aborted("the task changed since it was read; read it again and retry", reason="ETAG_MISMATCH",
                           metadata={"etag": task.etag})
-        effects = workflow.update_task(case, task, changes, principal.actor, self._store.policy(session, tenant_id),
-                                       now)
+        effects = workflow.update_task(case, task, changes, actor.name, self._store.policy(session, tenant_id), now)
         if effects.events:
-            self._store.commit(session, case, effects, now)
+            self._store.commit(session, case, effects, now, actor=actor)
         return task, case
 
-    def add_note(self, session: Session, now: datetime, principal: Principal, tenant_id: str, case_id: str,
+    def add_note(self, session: Session, now: datetime, actor: Actor, tenant_id: str, case_id: str,
                  note: str) -> Case:
         violations: list[FieldViolation] = []
         note = _text(note, "note", MAX_NOTE, violations)
@@ -225,10 +225,10 @@ class Operations:
         if violations:
             raise InvalidArgument.for_fields(violations)
         case = self._case(session, tenant_id, case_id, for_update=True)
-        self._store.commit(session, case, workflow.add_note(case, note, principal.actor, now), now)
+        self._store.commit(session, case, workflow.add_note(case, note, actor.name, now), now, actor=actor)
         return case
 
-    def cancel(self, session: Session, now: datetime, principal: Principal, tenant_id: str, case_id: str,
+    def cancel(self, session: Session, now: datetime, actor: Actor, tenant_id: str, case_id: str,
                reason: str, restore: bool) -> Case:
         violations: list[FieldViolation] = []
         reason = _text(reason, "reason", MAX_REASON, violations)
@@ -237,21 +237,18 @@ class Operations:
         case = self._case(session, tenant_id, case_id, for_update=True)
         if not case.is_open:
             raise FailedPrecondition(f"case {case_id} is {case.state.value.lower()}, not open", reason="CASE_CLOSED")
-        effects = workflow.cancel(case, reason or f"by {principal.actor}", restore, principal.actor,
+        effects = workflow.cancel(case, reason or f"by {actor.name}", restore, actor.name,
                                   self._store.policy(session, tenant_id), now)
-        self._store.commit(session, case, effects, now)
+        self._store.commit(session, case, effects, now, actor=actor)
         return case
 
-    def list_events(self, tenant_id: str, case_id: str, page: Page) -> tuple[list[Any], str]:
-        size = page_size(page.size)
-        token_filter = filter_fingerprint("events", case_id)
-        last = decode_page_token(page.token, token_filter)
+    def list_events(self, tenant_id: str, case_id: str, page: Page) -> tuple[list[AuditEvent], str]:
+        """A case's audit trail (its own events and its tasks'), oldest first."""
+        query = AuditQuery(tenant_id, resource_types=("case", "task"), resource_name=case_resource(case_id),
+                           oldest_first=True, page_size=page.size, page_token=page.token)
         with self._db.read() as session:
             self._case(session, tenant_id, case_id)
-            rows = self._store.cases.list_events(session, case_id, int(last[0]) if last else 0, size + 1)
-        more = len(rows) > size
-        rows = rows[:size]
-        return [r for _, r in rows], encode_page_token([rows[-1][0]], token_filter) if more else ""
+            return audit.list(session, query)
 
     def evidence(self, tenant_id: str, case_id: str, task_id: str, as_csv: bool) -> EvidenceExport:
         with self._db.read() as session:
@@ -285,7 +282,8 @@ class Operations:
 
     # --- Alerts ---
 
-    def create_subscription(self, session: Session, now: datetime, tenant_id: str, channel: AlertChannel | None,
+    def create_subscription(self, session: Session, now: datetime, actor: Actor, tenant_id: str,
+                            channel: AlertChannel | None,
                             target: str, kinds: Sequence[AlertKind | None], campaign_ids: Sequence[str],
                             secret: str) -> tuple[Subscription, str]:
         violations: list[FieldViolation] = []
@@ -320,6 +318,7 @@ class Operations:
                            kinds=chosen, campaign_ids=tuple(dict.fromkeys(campaign_ids)), signing_secret=secret,
                            create_time=now)
         self._store.alerts.add_subscription(session, sub)
+        audit.record(session, actor, [_subscription_subject(sub).entry(CREATED)], now)
         if not chosen or AlertKind.WEEKLY_DIGEST in chosen:
             first = now + timedelta(seconds=self._settings.digest_interval)
             self._store.alerts.schedule_digest(session, tenant_id, first)
@@ -335,12 +334,15 @@ class Operations:
         found = found[:size]
         return found, encode_page_token([found[-1].id], token_filter) if more else ""
 
-    def delete_subscription(self, tenant_id: str, subscription_id: str) -> None:
+    def delete_subscription(self, actor: Actor, tenant_id: str, subscription_id: str) -> None:
         if not subscription_id:
             raise InvalidArgument.for_field("subscription_id", "required")
         with self._db.transaction() as session:
-            if not self._store.alerts.delete_subscription(session, tenant_id, subscription_id, self._clock.now()):
+            now = self._clock.now()
+            if not self._store.alerts.delete_subscription(session, tenant_id, subscription_id, now):
                 raise NotFound(f"subscription {subscription_id!r} not found", reason="SUBSCRIPTION_NOT_FOUND")
+            deleted = AuditSubject(tenant_id, SUBSCRIPTION, f"alert_subscriptions/{subscription_id}", {})
+            audit.record(session, actor, [deleted.entry(DELETED)], now)
 
     def list_deliveries(self, tenant_id: str, subscription_id: str, states: Sequence[DeliveryState],
                         page: Page) -> tuple[list[Delivery], str]:
@@ -360,9 +362,21 @@ class Operations:
         with self._db.read() as session:
             return self._store.policy(session, tenant_id)
 
-    def update_policy(self, session: Session, now: datetime, tenant_id: str, given: dict[str, Any],
+    def update_policy(self, session: Session, now: datetime, actor: Actor, tenant_id: str, given: dict[str, Any],
                       paths: list[str]) -> policy.RemediationPolicy:
         stored = self._store.policies.stored(session, tenant_id)
         merged = policy.merge(stored, given, paths)
         self._store.policies.save(session, tenant_id, merged, now)
+        before, after = (AuditSubject(tenant_id, "remediation_policy", "remediation_policy",
+                                      fields_of(policy_to_proto(policy.effective(p)))) for p in (stored, merged))
+        audit.record(session, actor, [after.entry(UPDATED, before=before)], now)
         return policy.effective(merged)
+
+
+SUBSCRIPTION = "alert_subscription"
+
+
+def _subscription_subject(sub: Subscription) -> AuditSubject:
+    """A subscription as the audit trail shows it: channel, target, kinds, campaigns; never its signing secret."""
+    return AuditSubject(sub.tenant_id, SUBSCRIPTION, f"alert_subscriptions/{sub.id}",
+                        fields_of(subscription_to_proto(sub), omit=("id", "tenant_id", "create_time")))

@@ -171,7 +171,7 @@ class Scheduler:
             if case is None:
                 return
             if action is None:  # nothing to restore: the number is active (or retired) already
-                self._store.cases.add_events(session, case, [CaseEvent(
+                self._store.record_events(session, case, [CaseEvent(
                     "number.restore_skipped", SYSTEM_ACTOR, "the number needed no restoring")], now)
                 return
             policy = self._store.policy(session, case.tenant_id)
@@ -200,8 +200,8 @@ class Scheduler:
                     continue
                 summary = (f"{task.describe()} for {case.phone_number} is overdue (due "
                            f"{task.due_time.isoformat()})")
-                self._store.cases.add_events(session, case, [CaseEvent("task.overdue", SYSTEM_ACTOR, summary,
-                                                                       task.id)], now)
+                self._store.record_events(session, case, [CaseEvent("task.overdue", SYSTEM_ACTOR, summary,
+                                                                    task.id)], now)
                 self._store.raise_alerts(session, case.tenant_id, [AlertRequest(
                     AlertKind.TASK_OVERDUE, summary, {"task_id": task.id, "task_kind": task.kind.value,
                                                       "due_time": task.due_time.isoformat()})], now, case=case)

@@ -10,6 +10,7 @@ import grpc
 from nhm.remediation.v1 import remediation_pb2 as pb
 from nhm.remediation.v1 import remediation_pb2_grpc
 from nhm.type.v1 import types_pb2
+from nhm_platform.audit import Actor
 from nhm_platform.auth import current_principal
 from nhm_platform.errors import FieldViolation, InvalidArgument
 from nhm_platform.feed import Heartbeat, SnapshotItem
@@ -66,23 +67,24 @@ class RemediationServiceServicer(remediation_pb2_grpc.RemediationServiceServicer
         self._poll_interval, self._heartbeat_interval = poll_interval, heartbeat_interval
 
     @staticmethod
-    def _writer() -> tuple[Any, str]:
+    def _writer(request_id: str = "") -> tuple[Actor, str]:
+        """Who writes (for the audit trail) and for which tenant; read-only keys are refused."""
         principal = current_principal()
         tenant_id = principal.tenant_for()
         principal.require_write()
-        return principal, tenant_id
+        return Actor.of(principal, request_id), tenant_id
 
     # --- Cases ---
 
     def OpenCase(self, request: pb.OpenCaseRequest, context: grpc.ServicerContext) -> pb.OpenCaseResponse:
-        principal, tenant_id = self._writer()
+        actor, tenant_id = self._writer(request.request_id)
         kind_name = enum_name(pb.CaseKind, "CASE_KIND", request.kind)
         if request.kind and not kind_name:
             raise InvalidArgument.for_field("kind", "REMEDIATION or WATCH")
         kind = CaseKind(kind_name) if kind_name else None
 
         def work(session: Any, now: Any) -> pb.OpenCaseResponse:
-            case, created = self._ops.open_case(session, now, principal, tenant_id, request.phone_number, kind,
+            case, created = self._ops.open_case(session, now, actor, tenant_id, request.phone_number, kind,
                                                 request.reason)
             return pb.OpenCaseResponse(case=case_to_proto(case, now), created=created)
 
@@ -113,7 +115,7 @@ class RemediationServiceServicer(remediation_pb2_grpc.RemediationServiceServicer
         return pb.ListTasksResponse(tasks=[task_to_proto(t, now) for t in tasks], next_page_token=token)
 
     def UpdateTask(self, request: pb.UpdateTaskRequest, context: grpc.ServicerContext) -> pb.UpdateTaskResponse:
-        principal, tenant_id = self._writer()
+        actor, tenant_id = self._writer(request.request_id)
         paths = checked_paths(request.update_mask, TASK_MUTABLE)
         given = request.task
         changes: dict[str, Any] = {}
@@ -134,26 +136,26 @@ class RemediationServiceServicer(remediation_pb2_grpc.RemediationServiceServicer
                 changes[path] = getattr(given, path)
 
         def work(session: Any, now: Any) -> pb.UpdateTaskResponse:
-            task, case = self._ops.update_task(session, now, principal, tenant_id, given.case_id, given.id, changes,
+            task, case = self._ops.update_task(session, now, actor, tenant_id, given.case_id, given.id, changes,
                                                request.etag)
             return pb.UpdateTaskResponse(task=task_to_proto(task, now), case=case_to_proto(case, now))
 
         return self._ops.write(tenant_id, request.request_id, "UpdateTask", request, pb.UpdateTaskResponse, work)
 
     def AddCaseNote(self, request: pb.AddCaseNoteRequest, context: grpc.ServicerContext) -> pb.AddCaseNoteResponse:
-        principal, tenant_id = self._writer()
+        actor, tenant_id = self._writer(request.request_id)
 
         def work(session: Any, now: Any) -> pb.AddCaseNoteResponse:
-            case = self._ops.add_note(session, now, principal, tenant_id, request.case_id, request.note)
+            case = self._ops.add_note(session, now, actor, tenant_id, request.case_id, request.note)
             return pb.AddCaseNoteResponse(case=case_to_proto(case, now))
 
         return self._ops.write(tenant_id, request.request_id, "AddCaseNote", request, pb.AddCaseNoteResponse, work)
 
     def CancelCase(self, request: pb.CancelCaseRequest, context: grpc.ServicerContext) -> pb.CancelCaseResponse:
-        principal, tenant_id = self._writer()
+        actor, tenant_id = self._writer(request.request_id)
 
         def work(session: Any, now: Any) -> pb.CancelCaseResponse:
-            case = self._ops.cancel(session, now, principal, tenant_id, request.case_id, request.reason,
+            case = self._ops.cancel(session, now, actor, tenant_id, request.case_id, request.reason,
                                     request.restore_number)
             return pb.CancelCaseResponse(case=case_to_proto(case, now))
 
@@ -180,14 +182,14 @@ class RemediationServiceServicer(remediation_pb2_grpc.RemediationServiceServicer
 
     def CreateAlertSubscription(self, request: pb.CreateAlertSubscriptionRequest,
                                 context: grpc.ServicerContext) -> pb.CreateAlertSubscriptionResponse:
-        _, tenant_id = self._writer()
+        actor, tenant_id = self._writer(request.request_id)
         sub = request.subscription
         channel_name = enum_name(pb.AlertChannel, "ALERT_CHANNEL", sub.channel)
         kinds = [AlertKind(n) if (n := enum_name(pb.AlertKind, "ALERT_KIND", k)) else None for k in sub.kinds]
 
         def work(session: Any, now: Any) -> pb.CreateAlertSubscriptionResponse:
             created, secret = self._ops.create_subscription(
-                session, now, tenant_id, AlertChannel(channel_name) if channel_name else None, sub.target, kinds,
+                session, now, actor, tenant_id, AlertChannel(channel_name) if channel_name else None, sub.target, kinds,
                 list(sub.campaign_ids), request.signing_secret)
             return pb.CreateAlertSubscriptionResponse(subscription=subscription_to_proto(created),
                                                       signing_secret=secret)
@@ -204,8 +206,8 @@ class RemediationServiceServicer(remediation_pb2_grpc.RemediationServiceServicer
 
     def DeleteAlertSubscription(self, request: pb.DeleteAlertSubscriptionRequest,
                                 context: grpc.ServicerContext) -> pb.DeleteAlertSubscriptionResponse:
-        _, tenant_id = self._writer()
-        self._ops.delete_subscription(tenant_id, request.subscription_id)
+        actor, tenant_id = self._writer()
+        self._ops.delete_subscription(actor, tenant_id, request.subscription_id)
         return pb.DeleteAlertSubscriptionResponse()
 
     def ListAlertDeliveries(self, request: pb.ListAlertDeliveriesRequest,
@@ -225,12 +227,12 @@ class RemediationServiceServicer(remediation_pb2_grpc.RemediationServiceServicer
 
     def UpdateRemediationPolicy(self, request: pb.UpdateRemediationPolicyRequest,
                                 context: grpc.ServicerContext) -> pb.UpdateRemediationPolicyResponse:
-        _, tenant_id = self._writer()
+        actor, tenant_id = self._writer(request.request_id)
         paths = checked_paths(request.update_mask, policies.FIELDS)
         given = policy_values(request.policy)
 
         def work(session: Any, now: Any) -> pb.UpdateRemediationPolicyResponse:
-            effective = self._ops.update_policy(session, now, tenant_id, given, paths)
+            effective = self._ops.update_policy(session, now, actor, tenant_id, given, paths)
             return pb.UpdateRemediationPolicyResponse(policy=policy_to_proto(effective))
 
         return self._ops.write(tenant_id, request.request_id, "UpdateRemediationPolicy", request,

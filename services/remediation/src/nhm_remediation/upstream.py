@@ -70,7 +70,8 @@ class GrpcRegistry:
     def state(self, tenant_id: str, phone_number: str) -> LifecycleState:
         try:
             response = self._stub.GetNumber(registry_pb2.GetNumberRequest(phone_number=phone_number),
-                                            metadata=service_metadata(self._key, tenant_id, CALLER), timeout=self._timeout)
+                                            metadata=service_metadata(self._key, tenant_id, CALLER),
+                                            timeout=self._timeout)
         except grpc.RpcError as exc:
             raise _error("registry", exc) from None
         return _state(response.number)

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from nhm_platform.audit import FieldChange
 from nhm_platform.errors import FailedPrecondition
 from nhm_platform.ids import new_id
 from nhm_remediation import planning, pool_guard
@@ -485,7 +486,7 @@ def _set_task(task: Task, status: TaskStatus, now: datetime, effects: Effects, n
               actor: str = SYSTEM_ACTOR) -> None:
     if task.status is not status:
         effects.event("task.status", actor, f"{task.describe()}: {task.status.value} -> {status.value}"
-                      f" ({note})", task.id)
+                      f" ({note})", task.id, (FieldChange("status", task.status.value, status.value),))
     task.status = status
     if task.kind in SYSTEM_TASKS:  # an operator's notes are theirs; the event keeps the reason
         task.notes = note
@@ -534,6 +535,7 @@ def update_task(case: Case, task: Task, changes: dict[str, Any], actor: str, pol
             changes.setdefault("due_time", add_business_days(now, review_days))
     effects = Effects()
     diffs = []
+    fields = []
     for name in TASK_MUTABLE:
         if name not in changes:
             continue
@@ -542,19 +544,31 @@ def update_task(case: Case, task: Task, changes: dict[str, Any], actor: str, pol
             continue
         setattr(task, name, new)
         diffs.append(f"{name}: {_show(old)} -> {_show(new)}")
+        fields.append(FieldChange(name, _json(old), _json(new)))
         if name == "due_time":
             task.overdue_alert_time = None  # a new deadline gets its own overdue alert
             task.overdue_reset = True
     if not diffs:
         return effects
     task.update_time = now
-    effects.event("task.updated", actor, f"{task.describe()}: " + "; ".join(diffs), task.id)
+    effects.event("task.updated", actor, f"{task.describe()}: " + "; ".join(diffs), task.id, tuple(fields))
     if "reference" in changes and task.reference:
         effects.event(f"{task.kind.value.lower()}.submitted", actor, f"reference {task.reference}", task.id)
     if outcome is not None:
         effects.event(f"{task.kind.value.lower()}.{outcome.value.lower()}", actor, task.describe(), task.id)
     _touch(case, now)
     return effects
+
+
+def _json(value: object) -> object:
+    """A task field's value as the audit trail keeps it (None: no value)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, StrEnum):
+        return value.value
+    return value
 
 
 def _show(value: object) -> str:

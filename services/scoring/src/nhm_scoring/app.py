@@ -14,7 +14,7 @@ from nhm_platform.service import BuiltService, ServiceContext, ServiceSpec
 from nhm_scoring.health_feed import HealthFeed
 from nhm_scoring.housekeeping import Housekeeper
 from nhm_scoring.ingestion import Ingestion, IngestLimits
-from nhm_scoring.models import cursors
+from nhm_scoring.models import audit, cursors
 from nhm_scoring.policies import Policies
 from nhm_scoring.reading import Reading
 from nhm_scoring.registry_feed import RegistryReplica, registry_follower
@@ -55,7 +55,7 @@ def build(context: ServiceContext[ScoringSettings]) -> BuiltService:
         on_start.append(follower.start)
         registration.on_stop.append(follower.stop)
         registration.on_stop.append(channel.close)
-    return BuiltService(registration, key_resolvers=[api_keys], on_start=on_start)
+    return BuiltService(registration, key_resolvers=[api_keys], on_start=on_start, audit=audit)
 
 
 SPEC = ServiceSpec(

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
 )
 
+from nhm_platform.audit import AuditLog
 from nhm_platform.feed import ChangeLog
 from nhm_platform.idempotency import IdempotencyStore
 from nhm_platform.replica import ApiKeyReplica, CursorStore
@@ -34,6 +35,7 @@ idempotency = IdempotencyStore(metadata)
 feed = ChangeLog(metadata, "feed")
 cursors = CursorStore(metadata)
 api_keys = ApiKeyReplica(metadata)
+audit = AuditLog(metadata, "scoring")
 
 Index("ix_feed_changes_tenant_revision", feed.changes.c.tenant_id, feed.changes.c.revision)
 Index("ix_idempotency_keys_create_time", idempotency.table.c.create_time)

@@ -197,7 +197,7 @@ class ScoringServiceServicer(scoring_pb2_grpc.ScoringServiceServicer):
         tenant = _write_tenant()
         paths = checked_paths(request.update_mask, FIELDS, prefixes=("factor_weights.",))
         changes = policy_changes(request.policy, paths)
-        return self._policies.update(tenant, changes, request.request_id, fingerprint(request))
+        return self._policies.update(current_principal(), tenant, changes, request.request_id, fingerprint(request))
 
     # --- Feed ---
 
