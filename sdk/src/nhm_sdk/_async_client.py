@@ -15,6 +15,8 @@ from google.protobuf.message import Message
 
 from nhm.allocation.v1 import allocation_pb2 as alloc
 from nhm.allocation.v1 import allocation_pb2_grpc as alloc_grpc
+from nhm.audit.v1 import audit_pb2 as audit
+from nhm.audit.v1 import audit_pb2_grpc as audit_grpc
 from nhm.registry.v1 import registry_pb2 as reg
 from nhm.registry.v1 import registry_pb2_grpc as reg_grpc
 from nhm.remediation.v1 import remediation_pb2 as rem
@@ -23,12 +25,12 @@ from nhm.scoring.v1 import scoring_pb2 as sco
 from nhm.scoring.v1 import scoring_pb2_grpc as sco_grpc
 from nhm_sdk import _requests as rq
 from nhm_sdk._channels import base_metadata, merge_metadata, open_aio_channel
-from nhm_sdk._client import _csv_bytes, _with_token
-from nhm_sdk._config import ClientConfig
+from nhm_sdk._client import _csv_bytes, _event_time, _with_token
+from nhm_sdk._config import AUDITED_SERVICES, ClientConfig
 from nhm_sdk._convert import TimestampLike
 from nhm_sdk._dialer import AsyncCall, AsyncOutcomeReporter, allocate_with_fallback_async
 from nhm_sdk._errors import CancelledError, from_rpc_error
-from nhm_sdk._pagination import AsyncPageIterator, Page, merge_pages
+from nhm_sdk._pagination import AsyncPageIterator, Page, merge_pages, merge_sorted_async
 from nhm_sdk._requests import (
     BusinessProfileLike,
     CallingPolicyLike,
@@ -101,6 +103,7 @@ class AsyncClient:
         self.config = config
         self._metadata = base_metadata(config)
         self._channels: dict[str, grpc.aio.Channel] = {}
+        self._audit_stubs: dict[str, audit_grpc.AuditServiceAsyncStub] = {}
         self._reporter: AsyncOutcomeReporter | None = None
         self._closed = False
 
@@ -122,6 +125,13 @@ class AsyncClient:
     @functools.cached_property
     def _remediation(self) -> rem_grpc.RemediationServiceAsyncStub:
         return rem_grpc.RemediationServiceStub(self._channel("remediation"))
+
+    def _audit(self, service: str) -> audit_grpc.AuditServiceAsyncStub:
+        """The audit stub on a service's channel (every audited service serves nhm.audit.v1 on its own port)."""
+        stub = self._audit_stubs.get(service)
+        if stub is None:
+            stub = self._audit_stubs.setdefault(service, audit_grpc.AuditServiceStub(self._channel(service)))
+        return stub
 
 
     def _channel(self, service: str) -> grpc.aio.Channel:
@@ -664,4 +674,34 @@ class AsyncClient:
                     timeout: Timeout = None, metadata: Metadata | None = None) -> AsyncStream[rem.WatchCasesResponse]:
         request = rem.WatchCasesRequest(after_revision=after_revision, tenant_id=tenant_id, snapshot=snapshot)
         return self._stream(self._remediation.WatchCases, request, timeout, metadata)
+    # --- audit (registry, scoring, remediation) -------------------------------------------------------------
 
+    def list_audit_events(self, service: str, *, resource_types: Iterable[str] | str | None = None,
+                          resource_name: str = "", actor: str = "", actions: Iterable[str] | str | None = None,
+                          start_time: TimestampLike | None = None, end_time: TimestampLike | None = None,
+                          oldest_first: bool = False, page_size: int = 0, page_token: str = "",
+                          limit: int | None = None, timeout: Timeout = None, metadata: Metadata | None = None
+                          ) -> AsyncPageIterator[audit.AuditEvent, audit.ListAuditEventsResponse]:
+        """Who changed what and when, as one service recorded it (``"registry"``: numbers, campaigns, tenants,
+        API keys; ``"scoring"``: the scoring policy; ``"remediation"``: cases and tasks, the remediation policy,
+        alert subscriptions), newest first unless ``oldest_first``. ``resource_name`` (e.g. ``"cases/cas_…"``)
+        includes the resources under it; ``actor`` is an actor's name or API key id."""
+        request = rq.list_audit_events(page_size=page_size, resource_types=resource_types,
+                                       resource_name=resource_name, actor=actor, actions=actions,
+                                       start_time=start_time, end_time=end_time, oldest_first=oldest_first)
+        service = rq.audited_service(service)
+        return self._pages(service, self._audit(service).ListAuditEvents, _with_token(request), "events", timeout,
+                           metadata, page_token, limit)
+
+    def audit_trail(self, *, resource_types: Iterable[str] | str | None = None, resource_name: str = "",
+                    actor: str = "", actions: Iterable[str] | str | None = None,
+                    start_time: TimestampLike | None = None, end_time: TimestampLike | None = None,
+                    oldest_first: bool = False, page_size: int = 0, timeout: Timeout = None,
+                    metadata: Metadata | None = None) -> AsyncIterator[audit.AuditEvent]:
+        """Every audited service's events (filters as :meth:`list_audit_events`) merged into one listing by
+        time, newest first unless ``oldest_first``; each service is read page by page as the merge needs it."""
+        filters = {"resource_types": resource_types, "resource_name": resource_name, "actor": actor,
+                   "actions": actions, "start_time": start_time, "end_time": end_time,
+                   "oldest_first": oldest_first, "page_size": page_size, "timeout": timeout, "metadata": metadata}
+        sources = [aiter(self.list_audit_events(service, **filters)) for service in AUDITED_SERVICES]
+        return merge_sorted_async(sources, _event_time, descending=not oldest_first)

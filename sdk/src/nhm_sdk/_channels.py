@@ -10,7 +10,7 @@ from typing import Any
 import grpc
 import grpc.aio
 
-from nhm_sdk._config import SERVICE_NAMES, ClientConfig, TlsConfig
+from nhm_sdk._config import AUDIT_SERVICE_NAME, SERVICE_NAMES, ClientConfig, TlsConfig
 from nhm_sdk._version import __version__
 
 # Calls that must not be repeated by gRPC: every other method is idempotent (reads, or writes carrying a request
@@ -29,7 +29,7 @@ def service_config(config: ClientConfig) -> dict[str, Any]:
     method_configs: list[dict[str, Any]] = []
     if retry.max_attempts > 1:
         method_configs.append({
-            "name": [{"service": name} for name in SERVICE_NAMES.values()],
+            "name": [{"service": name} for name in (*SERVICE_NAMES.values(), AUDIT_SERVICE_NAME)],
             "retryPolicy": {
                 "maxAttempts": retry.max_attempts,
                 "initialBackoff": f"{retry.initial_backoff:.3f}s",

@@ -22,6 +22,11 @@ SERVICE_NAMES = {
     "remediation": "nhm.remediation.v1.RemediationService",
 }
 
+# The services that keep an audit trail (nhm.audit.v1.AuditService on their own port): allocation owns no
+# configuration and keeps none.
+AUDITED_SERVICES = ("registry", "scoring", "remediation")
+AUDIT_SERVICE_NAME = "nhm.audit.v1.AuditService"
+
 # Where `make run` puts each service (python -m nhm_platform.devstack, base port 50051).
 DEV_TARGETS = {name: f"localhost:{50051 + offset}" for offset, name in enumerate(SERVICES)}
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+import heapq
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from typing import Any, Generic, TypeVar
 
 from google.protobuf.message import Message
@@ -131,3 +132,24 @@ def merge_pages(pages: Sequence[Page[Any, M]], items: str) -> M:
     field.extend(item for page in pages for item in page.items)
     merged.ClearField("next_page_token")
     return merged
+
+
+def merge_sorted(sources: Sequence[Iterable[T]], key: Callable[[T], Any], *, descending: bool) -> Iterator[T]:
+    """One iteration over several sorted listings (each read page by page as the merge needs it)."""
+    return heapq.merge(*sources, key=key, reverse=descending)
+
+
+async def merge_sorted_async(sources: Sequence[AsyncIterator[T]], key: Callable[[T], Any], *,
+                             descending: bool) -> AsyncIterator[T]:
+    """The asyncio twin of :func:`merge_sorted`."""
+    heads: dict[int, T] = {}
+    for index, source in enumerate(sources):
+        async for item in source:
+            heads[index] = item
+            break
+    while heads:
+        pick = (max if descending else min)(heads, key=lambda i: (key(heads[i]), -i if descending else i))
+        yield heads.pop(pick)
+        async for item in sources[pick]:
+            heads[pick] = item
+            break

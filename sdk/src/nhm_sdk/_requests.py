@@ -12,10 +12,12 @@ from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, cast
 from google.protobuf.message import Message
 
 from nhm.allocation.v1 import allocation_pb2 as alloc
+from nhm.audit.v1 import audit_pb2 as audit
 from nhm.registry.v1 import registry_pb2 as reg
 from nhm.remediation.v1 import remediation_pb2 as rem
 from nhm.scoring.v1 import scoring_pb2 as sco
 from nhm.type.v1 import types_pb2 as types
+from nhm_sdk._config import AUDITED_SERVICES
 from nhm_sdk._convert import (
     DurationLike,
     TimestampLike,
@@ -344,3 +346,30 @@ def update_remediation_policy(policy: RemediationPolicyLike, update_mask: Iterab
                               request_id: str | None) -> rem.UpdateRemediationPolicyRequest:
     message, mask = _policy_update(rem.RemediationPolicy, policy, update_mask)
     return rem.UpdateRemediationPolicyRequest(policy=message, update_mask=mask, request_id=request_id or new_id())
+
+
+# --- audit ----------------------------------------------------------------------------------------------------
+
+def audited_service(service: str) -> str:
+    if service not in AUDITED_SERVICES:
+        raise ValueError(f"{service!r} keeps no audit trail; choose one of {', '.join(AUDITED_SERVICES)}")
+    return service
+
+
+def list_audit_events(*, page_size: int, resource_types: Iterable[str] | str | None, resource_name: str,
+                      actor: str, actions: Iterable[str] | str | None, start_time: TimestampLike | None,
+                      end_time: TimestampLike | None, oldest_first: bool) -> audit.ListAuditEventsRequest:
+    request = audit.ListAuditEventsRequest(
+        page_size=page_size, resource_types=_strings(resource_types), resource_name=resource_name, actor=actor,
+        actions=_strings(actions), oldest_first=oldest_first)
+    if start_time is not None:
+        request.start_time.CopyFrom(to_timestamp(start_time))
+    if end_time is not None:
+        request.end_time.CopyFrom(to_timestamp(end_time))
+    return request
+
+
+def _strings(values: Iterable[str] | str | None) -> list[str]:
+    if values is None:
+        return []
+    return [values] if isinstance(values, str) else list(values)

@@ -3,6 +3,7 @@
     nhm numbers import numbers.csv --campaign <id>     nhm health list --status FLAGGED
     nhm numbers show +14158675309                      nhm cases list --state OPEN
     nhm simulate                                       nhm report weekly
+    nhm audit --resource numbers/+14158675309          nhm audit --service registry --actor tenant:ops
 
 Where to connect: --target (one address for every service) or --registry-target …, else NHM_TARGET /
 NHM_<SERVICE>_TARGET, else the `make run` ports on localhost. The key: --api-key, else NHM_API_KEY, else the
@@ -21,7 +22,7 @@ from nhm_sdk._client import Client
 from nhm_sdk._config import SERVICES, ClientConfig, TlsConfig
 from nhm_sdk._errors import NhmError
 from nhm_sdk._version import __version__
-from nhm_sdk.cli import _cases, _catalog, _health, _numbers, _simulate
+from nhm_sdk.cli import _audit, _cases, _catalog, _health, _numbers, _simulate
 from nhm_sdk.cli._context import Context
 
 
@@ -50,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     _health.register(commands)
     _catalog.register(commands)
     _cases.register(commands)
+    _audit.register(commands)
     _simulate.register(commands)
     return parser
 
