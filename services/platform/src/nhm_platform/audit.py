@@ -133,10 +133,20 @@ class AuditEvent:
 
 def diff(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) -> list[FieldChange]:
     """The fields that differ between two JSON-like views of a resource, by dotted path (nested mappings are
-    compared field by field, lists whole). ``before=None`` lists every field of ``after`` (a creation)."""
+    compared field by field, lists whole). ``before=None`` lists every field of ``after`` that is set (a
+    creation), ``after=None`` every field of ``before`` that was (a deletion)."""
     old, new = _flatten(before or {}), _flatten(after or {})
+    if before is None:
+        new = {path: value for path, value in new.items() if not _is_default(value)}
+    if after is None:
+        old = {path: value for path, value in old.items() if not _is_default(value)}
     return [FieldChange(path, old.get(path), new.get(path)) for path in sorted(old.keys() | new.keys())
             if old.get(path) != new.get(path)]
+
+
+def _is_default(value: Any) -> bool:
+    """A protobuf default: "", 0, false or an empty list."""
+    return value in ("", 0, [])
 
 
 def fields_of(message: Message, omit: Collection[str] = ()) -> dict[str, Any]:

@@ -279,8 +279,8 @@ def audit_subject(r: Resource) -> AuditSubject:
     if isinstance(r, Tenant):
         return AuditSubject(r.id, "tenant", f"tenants/{r.id}", fields_of(tenant(r), _AUDIT_OMITS))
     if isinstance(r, ApiKey):
-        key = pb.ApiKey(name=r.name, role=_value(pb.ApiKeyRole, r.role), revoke_time=to_timestamp(r.revoke_time))
-        return AuditSubject(r.tenant_id, "api_key", f"api_keys/{r.id}", fields_of(key))
+        return AuditSubject(r.tenant_id, "api_key", f"api_keys/{r.id}",
+                            fields_of(api_key(r), (*_AUDIT_OMITS, "prefix")))
     raise TypeError(f"assignments are audited as changes of their campaign, not {r!r}")
 
 
