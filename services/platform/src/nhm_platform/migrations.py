@@ -14,12 +14,12 @@ from alembic.config import Config
 from sqlalchemy import MetaData, create_engine, pool, text
 
 
-def upgrade(database_url: str, migrations_dir: Path, version_table: str) -> None:
+def upgrade(database_url: str, migrations_dir: Path, version_table: str, revision: str = "head") -> None:
     config = Config()
     config.set_main_option("script_location", str(migrations_dir))
     config.attributes["database_url"] = database_url
     config.attributes["version_table"] = version_table
-    command.upgrade(config, "head")
+    command.upgrade(config, revision)
 
 
 def run_env(metadata: MetaData) -> None:
