@@ -32,6 +32,7 @@ from reliability.hostile import request_strategy
 from sqlalchemy import Engine, create_engine, inspect, text
 
 from nhm.allocation.v1 import allocation_pb2, allocation_pb2_grpc
+from nhm.audit.v1 import audit_pb2
 from nhm.registry.v1 import registry_pb2, registry_pb2_grpc
 from nhm.remediation.v1 import remediation_pb2, remediation_pb2_grpc
 from nhm.scoring.v1 import scoring_pb2, scoring_pb2_grpc
@@ -52,15 +53,26 @@ SERVICES = {
     "allocation": (allocation_pb2, allocation_pb2_grpc, "AllocationService"),
     "remediation": (remediation_pb2, remediation_pb2_grpc, "RemediationService"),
 }
+# Services that also serve nhm.audit.v1.AuditService on their port (its RPCs are named "<service>.audit.<method>").
+AUDITED = ("registry", "scoring", "remediation")
 PHONES = ["+14152220123", "+14152220124", "+12122220188"]
 # Tables a refused call may write: none of the services' own data. Rate and concurrency bookkeeping lives in
 # memory, so nothing is excluded today; a table named here needs a reason.
 EXCLUDED_TABLES: set[str] = {"alembic_version"}
 
 
+def served(name: str) -> list[tuple[str, Any]]:
+    """(id prefix, service descriptor) of every gRPC service a service's port serves."""
+    module, _, service_name = SERVICES[name]
+    found = [(name, module.DESCRIPTOR.services_by_name[service_name])]
+    if name in AUDITED:
+        found.append((f"{name}.audit", audit_pb2.DESCRIPTOR.services_by_name["AuditService"]))
+    return found
+
+
 @dataclass
 class Target:
-    service: str
+    service: Any  # its descriptor
     method: str
     handle: ServiceHandle
     channel: grpc.Channel
@@ -70,7 +82,7 @@ class Target:
     url: str
 
     def callable(self) -> Any:
-        service = SERVICES[self.service][0].DESCRIPTOR.services_by_name[SERVICES[self.service][2]]
+        service = self.service
         path = f"/{service.full_name}/{self.method}"
         response = service.methods_by_name[self.method].output_type
         deserialize = message_factory.GetMessageClass(response).FromString
@@ -113,11 +125,11 @@ def platform(request: pytest.FixtureRequest, sqlite_provisioner: Any, postgres_p
             url = provisioner.fresh(spec)
             handle = stack.enter_context(running_service(spec, url, clock, **quiet, **overrides))
             channel = stack.enter_context(handle.channel())
-            module, _, service_name = SERVICES[name]
-            for method in module.DESCRIPTOR.services_by_name[service_name].methods:
-                targets[f"{name}.{method.name}"] = Target(
-                    name, method.name, handle, channel, message_factory.GetMessageClass(method.input_type),
-                    method.client_streaming, method.server_streaming, url)
+            for prefix, service in served(name):
+                for method in service.methods:
+                    targets[f"{prefix}.{method.name}"] = Target(
+                        service, method.name, handle, channel, message_factory.GetMessageClass(method.input_type),
+                        method.client_streaming, method.server_streaming, url)
         known = seed(targets)
         platform = Platform(targets, known)
         try:
@@ -138,7 +150,8 @@ def seed(targets: dict[str, Target]) -> list[str]:
     for phone in PHONES:
         registry.CreateNumber(registry_pb2.CreateNumberRequest(
             number=registry_pb2.NumberSpec(phone_number=phone, campaign_ids=[campaign.id])), metadata=a)
-    return [*PHONES, campaign.id, TENANT_A, "globex"]
+    return [*PHONES, campaign.id, TENANT_A, "globex", f"numbers/{PHONES[0]}", f"campaigns/{campaign.id}", "campaigns",
+            "number", "created", "tenant:static"]
 
 
 _ENGINES: dict[str, tuple[Engine, tuple[str, ...]]] = {}
@@ -211,10 +224,7 @@ def field_violations(error: grpc.RpcError) -> list[str]:
 
 
 def rpc_ids() -> list[str]:
-    ids = []
-    for name, (module, _, service_name) in SERVICES.items():
-        ids += [f"{name}.{m.name}" for m in module.DESCRIPTOR.services_by_name[service_name].methods]
-    return ids
+    return [f"{prefix}.{m.name}" for name in SERVICES for prefix, service in served(name) for m in service.methods]
 
 
 CALLERS = [auth(TENANT_A_KEY), (*auth(ADMIN_KEY), ("x-nhm-tenant-id", TENANT_A))]

@@ -28,6 +28,8 @@ from sqlalchemy.pool import NullPool
 
 from nhm.allocation.v1 import allocation_pb2 as apb
 from nhm.allocation.v1 import allocation_pb2_grpc
+from nhm.audit.v1 import audit_pb2 as upb
+from nhm.audit.v1 import audit_pb2_grpc
 from nhm.registry.v1 import registry_pb2 as rpb
 from nhm.registry.v1 import registry_pb2_grpc
 from nhm.remediation.v1 import remediation_pb2 as mpb
@@ -51,6 +53,8 @@ class Stubs:
     scoring: scoring_pb2_grpc.ScoringServiceStub
     allocation: allocation_pb2_grpc.AllocationServiceStub
     remediation: remediation_pb2_grpc.RemediationServiceStub
+    # nhm.audit.v1 on the services that keep an audit trail, by service.
+    audit: dict[str, audit_pb2_grpc.AuditServiceStub]
 
 
 @dataclass
@@ -145,7 +149,9 @@ def platform(request: pytest.FixtureRequest, sqlite_provisioner: Any, postgres_p
                     for h in (registry, scoring, allocation, remediation)]
         stubs = Stubs(registry_pb2_grpc.RegistryServiceStub(channels[0]), scoring_pb2_grpc.ScoringServiceStub(
             channels[1]), allocation_pb2_grpc.AllocationServiceStub(channels[2]),
-            remediation_pb2_grpc.RemediationServiceStub(channels[3]))
+            remediation_pb2_grpc.RemediationServiceStub(channels[3]),
+            {name: audit_pb2_grpc.AuditServiceStub(channels[i])
+             for i, name in ((0, "registry"), (1, "scoring"), (3, "remediation"))})
         seeded = seed(stubs)
         handles = {"registry": registry, "scoring": scoring, "allocation": allocation, "remediation": remediation}
         yield Platform(stubs, urls, seeded, handles, recorder)
@@ -270,6 +276,10 @@ def calls(s: Stubs, a: Seeded) -> dict[str, tuple[Callable[[], Any], set[grpc.St
             tenant_id=TENANT_A), metadata=B, timeout=5)), nf),
         "registry.WatchChanges(snapshot)": (lambda: first_messages(s.registry.WatchChanges(
             rpb.WatchChangesRequest(snapshot=True), metadata=B, timeout=5)), own),
+        "registry.audit.ListAuditEvents": (lambda: s.audit["registry"].ListAuditEvents(upb.ListAuditEventsRequest(
+            resource_name=f"campaigns/{a.campaign_id}"), metadata=B), own),
+        "registry.audit.ListAuditEvents(all)": (lambda: s.audit["registry"].ListAuditEvents(
+            upb.ListAuditEventsRequest(), metadata=B), own),
         # scoring
         "scoring.ReportCallOutcomes": (lambda: s.scoring.ReportCallOutcomes(spb.ReportCallOutcomesRequest(
             outcomes=[spb.CallOutcome(event_id="b-1", phone_number=phone, remote_number=PROSPECT, start_time=start,
@@ -301,6 +311,8 @@ def calls(s: Stubs, a: Seeded) -> dict[str, tuple[Callable[[], Any], set[grpc.St
             tenant_id=TENANT_A), metadata=B, timeout=5)), nf),
         "scoring.WatchHealth(snapshot)": (lambda: first_messages(s.scoring.WatchHealth(spb.WatchHealthRequest(
             snapshot=True), metadata=B, timeout=5)), own),
+        "scoring.audit.ListAuditEvents": (lambda: s.audit["scoring"].ListAuditEvents(upb.ListAuditEventsRequest(
+            actor=a.key_id), metadata=B), own),
         # allocation
         "allocation.AllocateNumber": (lambda: s.allocation.AllocateNumber(apb.AllocateNumberRequest(
             campaign_id=a.campaign_id, destination=PROSPECT, call_id="b-call-1"), metadata=B), nf),
@@ -352,6 +364,8 @@ def calls(s: Stubs, a: Seeded) -> dict[str, tuple[Callable[[], Any], set[grpc.St
             tenant_id=TENANT_A), metadata=B, timeout=5)), nf),
         "remediation.WatchCases(snapshot)": (lambda: first_messages(s.remediation.WatchCases(mpb.WatchCasesRequest(
             snapshot=True), metadata=B, timeout=5)), own),
+        "remediation.audit.ListAuditEvents": (lambda: s.audit["remediation"].ListAuditEvents(
+            upb.ListAuditEventsRequest(resource_name=f"cases/{a.case_id}", oldest_first=True), metadata=B), own),
     }
 
 
@@ -372,6 +386,8 @@ def every_rpc() -> set[str]:
                             (mpb, "RemediationService")):
         prefix = service.removesuffix("Service").lower()
         names |= {f"{prefix}.{m.name}" for m in module.DESCRIPTOR.services_by_name[service].methods}
+    for prefix in ("registry", "scoring", "remediation"):  # they serve nhm.audit.v1 too
+        names |= {f"{prefix}.audit.{m.name}" for m in upb.DESCRIPTOR.services_by_name["AuditService"].methods}
     return names
 
 
