@@ -135,7 +135,7 @@ def test_the_async_client_has_every_method_of_the_sync_one_with_the_same_paramet
     public = {name for name in dir(Client) if not name.startswith("_")}
     assert public == {name for name in dir(AsyncClient) if not name.startswith("_")}
     streams_and_lists = {n for n in public if n.startswith(("list_", "watch_")) or n in ("health_history",
-                                                                                         "case_events")}
+                                                                                         "case_events", "audit_trail")}
     for name in sorted(public - {"config", "outcomes"}):
         sync, twin = getattr(Client, name), getattr(AsyncClient, name)
         assert list(inspect.signature(sync).parameters) == list(inspect.signature(twin).parameters), name

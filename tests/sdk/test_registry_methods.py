@@ -119,7 +119,7 @@ def test_every_list_method_can_start_at_a_page_token() -> None:
                if not name.startswith("_") and inspect.isfunction(member)}
     listings = [name for name, method in methods.items()
                 if "PageIterator" in str(inspect.signature(method).return_annotation)]
-    assert len(listings) == 11
+    assert len(listings) == 12
     for name in listings:
         parameter = inspect.signature(methods[name]).parameters.get("page_token")
         assert parameter is not None and parameter.default == "", name

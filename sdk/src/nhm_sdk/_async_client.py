@@ -700,8 +700,10 @@ class AsyncClient:
                     metadata: Metadata | None = None) -> AsyncIterator[audit.AuditEvent]:
         """Every audited service's events (filters as :meth:`list_audit_events`) merged into one listing by
         time, newest first unless ``oldest_first``; each service is read page by page as the merge needs it."""
-        filters = {"resource_types": resource_types, "resource_name": resource_name, "actor": actor,
-                   "actions": actions, "start_time": start_time, "end_time": end_time,
-                   "oldest_first": oldest_first, "page_size": page_size, "timeout": timeout, "metadata": metadata}
-        sources = [aiter(self.list_audit_events(service, **filters)) for service in AUDITED_SERVICES]
-        return merge_sorted_async(sources, _event_time, descending=not oldest_first)
+        def listing(service: str) -> AsyncPageIterator[audit.AuditEvent, audit.ListAuditEventsResponse]:
+            return self.list_audit_events(service, resource_types=resource_types, resource_name=resource_name,
+                                          actor=actor, actions=actions, start_time=start_time, end_time=end_time,
+                                          oldest_first=oldest_first, page_size=page_size, timeout=timeout,
+                                          metadata=metadata)
+        return merge_sorted_async([aiter(listing(service)) for service in AUDITED_SERVICES], _event_time,
+                                  descending=not oldest_first)

@@ -713,11 +713,13 @@ class Client:
                     metadata: Metadata | None = None) -> Iterator[audit.AuditEvent]:
         """Every audited service's events (filters as :meth:`list_audit_events`) merged into one listing by
         time, newest first unless ``oldest_first``; each service is read page by page as the merge needs it."""
-        filters = {"resource_types": resource_types, "resource_name": resource_name, "actor": actor,
-                   "actions": actions, "start_time": start_time, "end_time": end_time,
-                   "oldest_first": oldest_first, "page_size": page_size, "timeout": timeout, "metadata": metadata}
-        return merge_sorted([self.list_audit_events(service, **filters) for service in AUDITED_SERVICES],
-                            _event_time, descending=not oldest_first)
+        def listing(service: str) -> PageIterator[audit.AuditEvent, audit.ListAuditEventsResponse]:
+            return self.list_audit_events(service, resource_types=resource_types, resource_name=resource_name,
+                                          actor=actor, actions=actions, start_time=start_time, end_time=end_time,
+                                          oldest_first=oldest_first, page_size=page_size, timeout=timeout,
+                                          metadata=metadata)
+        return merge_sorted([listing(service) for service in AUDITED_SERVICES], _event_time,
+                            descending=not oldest_first)
 
 def _event_time(event: audit.AuditEvent) -> tuple[int, int]:
     return event.event_time.seconds, event.event_time.nanos
