@@ -74,8 +74,9 @@ class Actor:
 
     @classmethod
     def system(cls, name: str) -> Actor:
-        """The service acting on its own (scheduler, feeds, settings), e.g. ``system("system:remediation")``."""
-        return cls(name, ActorRole.SYSTEM)
+        """The platform acting without a caller: ``system("system:remediation")`` (the service on its own: its
+        scheduler, its settings) or ``system("service:scoring")`` (what another service's feed set off)."""
+        return cls(name, ActorRole.SERVICE if name.startswith("service:") else ActorRole.SYSTEM)
 
 
 @dataclass(frozen=True)

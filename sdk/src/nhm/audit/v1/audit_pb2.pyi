@@ -32,7 +32,9 @@ class _ActorRoleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ActorRole.V
     ACTOR_ROLE_ADMIN: _ActorRole.ValueType  # 2
     """A platform administrator's key."""
     ACTOR_ROLE_SERVICE: _ActorRole.ValueType  # 3
-    """Another nhm service acting for the tenant (e.g. remediation quarantining a number through the registry)."""
+    """Another nhm service acting for the tenant (e.g. remediation quarantining a number through the registry), or
+    what another service's feed set off (e.g. remediation opening a case when scoring flags a number).
+    """
     ACTOR_ROLE_SYSTEM: _ActorRole.ValueType  # 4
     """The service itself, on its own (its scheduler, a change it learned from a feed, its settings)."""
 
@@ -45,7 +47,9 @@ ACTOR_ROLE_TENANT: ActorRole.ValueType  # 1
 ACTOR_ROLE_ADMIN: ActorRole.ValueType  # 2
 """A platform administrator's key."""
 ACTOR_ROLE_SERVICE: ActorRole.ValueType  # 3
-"""Another nhm service acting for the tenant (e.g. remediation quarantining a number through the registry)."""
+"""Another nhm service acting for the tenant (e.g. remediation quarantining a number through the registry), or
+what another service's feed set off (e.g. remediation opening a case when scoring flags a number).
+"""
 ACTOR_ROLE_SYSTEM: ActorRole.ValueType  # 4
 """The service itself, on its own (its scheduler, a change it learned from a feed, its settings)."""
 Global___ActorRole: _TypeAlias = ActorRole  # noqa: Y015
