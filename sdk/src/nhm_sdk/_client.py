@@ -237,6 +237,13 @@ class Client:
         request = alloc.GetNumberUsageRequest(phone_number=phone_number, campaign_id=campaign_id)
         return self._unary("allocation", self._allocation.GetNumberUsage, request, timeout, metadata).usage
 
+    def batch_get_number_usage(self, phone_numbers: Iterable[str], *, campaign_id: str = "", timeout: Timeout = None,
+                               metadata: Metadata | None = None) -> alloc.BatchGetNumberUsageResponse:
+        """Today's usage of up to 1,000 numbers in one call: ``.usage`` in the order asked, and
+        ``.not_found_phone_numbers`` for the numbers allocation knows nothing of."""
+        request = alloc.BatchGetNumberUsageRequest(phone_numbers=list(phone_numbers), campaign_id=campaign_id)
+        return self._unary("allocation", self._allocation.BatchGetNumberUsage, request, timeout, metadata)
+
     def get_campaign_usage(self, campaign_id: str, *, page_size: int = 0, timeout: Timeout = None,
                            metadata: Metadata | None = None) -> alloc.GetCampaignUsageResponse:
         """Today's usage of a campaign: totals and every number (all pages, merged into one response)."""
@@ -309,6 +316,13 @@ class Client:
                    metadata: Metadata | None = None) -> reg.Number:
         return self._unary("registry", self._registry.GetNumber, reg.GetNumberRequest(phone_number=phone_number),
                            timeout, metadata).number
+
+    def batch_get_numbers(self, phone_numbers: Iterable[str], *, timeout: Timeout = None,
+                          metadata: Metadata | None = None) -> reg.BatchGetNumbersResponse:
+        """Up to 1,000 numbers in one call: ``.numbers`` in the order asked, and ``.not_found_phone_numbers``
+        for the numbers that are not the tenant's."""
+        request = reg.BatchGetNumbersRequest(phone_numbers=list(phone_numbers))
+        return self._unary("registry", self._registry.BatchGetNumbers, request, timeout, metadata)
 
     def list_numbers(self, *, states: Iterable[EnumLike] | EnumLike | None = None, campaign_id: str = "",
                      area_code: str = "", region: str = "",
@@ -516,6 +530,13 @@ class Client:
         """A number's health: status, score, each source's label, risk factors with advice, per-carrier view."""
         return self._unary("scoring", self._scoring.GetHealth, sco.GetHealthRequest(phone_number=phone_number),
                            timeout, metadata).health
+
+    def batch_get_health(self, phone_numbers: Iterable[str], *, timeout: Timeout = None,
+                         metadata: Metadata | None = None) -> sco.BatchGetHealthResponse:
+        """The health of up to 1,000 numbers in one call: ``.health`` in the order asked, and
+        ``.not_found_phone_numbers`` for the numbers scoring has no health for."""
+        request = sco.BatchGetHealthRequest(phone_numbers=list(phone_numbers))
+        return self._unary("scoring", self._scoring.BatchGetHealth, request, timeout, metadata)
 
     def list_health(self, *, statuses: Iterable[EnumLike] | EnumLike | None = None, source: EnumLike | None = None,
                     campaign_id: str = "", area_code: str = "", phone_number_prefix: str = "", page_size: int = 0,

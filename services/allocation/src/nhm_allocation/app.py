@@ -34,7 +34,8 @@ def build(context: ServiceContext[AllocationSettings]) -> BuiltService:
                           coalesce_transactions=settings.coalesce_transactions,
                           coalesce_lock_wait=settings.coalesce_lock_wait,
                           conflict_retries=settings.conflict_retries)
-    servicer = AllocationServiceServicer(allocator, Reports(context.db, context.clock), replication)
+    reports = Reports(context.db, context.clock, max_batch_get=settings.max_batch_get)
+    servicer = AllocationServiceServicer(allocator, reports, replication)
     registration = ServiceRegistration(
         service_names=[allocation_pb2.DESCRIPTOR.services_by_name["AllocationService"].full_name],
         add_to_server=lambda server: allocation_pb2_grpc.add_AllocationServiceServicer_to_server(servicer, server),

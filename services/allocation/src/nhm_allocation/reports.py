@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -14,6 +15,7 @@ from nhm_allocation.feed_conversion import policy_from_bytes
 from nhm_allocation.periods import day_start
 from nhm_allocation.policy import CallingPolicy
 from nhm_allocation.usage_report import UsageReport, usage_report
+from nhm_platform.batch_get import BatchResult, checked_phone_numbers, in_request_order
 from nhm_platform.clock import Clock
 from nhm_platform.db import Database
 from nhm_platform.errors import InvalidArgument, NotFound
@@ -30,8 +32,8 @@ class CampaignUsage:
 
 
 class Reports:
-    def __init__(self, db: Database, clock: Clock) -> None:
-        self._db, self._clock = db, clock
+    def __init__(self, db: Database, clock: Clock, *, max_batch_get: int) -> None:
+        self._db, self._clock, self._max_batch_get = db, clock, max_batch_get
 
     def _policy(self, session: object, tenant_id: str, campaign_id: str) -> CallingPolicy:
         record = repo.campaign(session, tenant_id, campaign_id)  # type: ignore[arg-type]
@@ -44,14 +46,31 @@ class Reports:
             phone = parse_phone_number(phone_number).e164
         except InvalidPhoneNumber as exc:
             raise InvalidArgument.for_fields([exc.violation("phone_number")]) from None
+        found = self._usage_of(tenant_id, [phone], campaign_id)
+        if phone not in found:
+            raise NotFound(f"number {phone} not found", reason="NUMBER_NOT_FOUND")
+        return found[phone]
+
+    def batch_number_usage(self, tenant_id: str, phone_numbers: Sequence[str],
+                           campaign_id: str) -> BatchResult[UsageReport]:
+        wanted = checked_phone_numbers(phone_numbers, self._max_batch_get)
+        return in_request_order(wanted, self._usage_of(tenant_id, wanted, campaign_id))
+
+    def _usage_of(self, tenant_id: str, phones: Sequence[str], campaign_id: str) -> dict[str, UsageReport]:
+        """Usage today of the numbers found, against campaign_id's caps or else each one's first campaign's."""
         now = self._clock.now()
         with self._db.read() as session:
-            candidate = repo.number_candidate(session, tenant_id, phone)
-            if candidate is None:
-                raise NotFound(f"number {phone} not found", reason="NUMBER_NOT_FOUND")
-            campaign_id = campaign_id or repo.first_campaign_of(session, tenant_id, phone)
-            policy = self._policy(session, tenant_id, campaign_id) if campaign_id else CallingPolicy()
-        return usage_report(candidate, policy, now)
+            candidates = repo.number_candidates(session, tenant_id, phones)
+            if campaign_id:
+                chosen = dict.fromkeys(candidates, campaign_id)
+                policies = {campaign_id: self._policy(session, tenant_id, campaign_id)}
+            else:
+                chosen = repo.first_campaigns_of(session, tenant_id, list(candidates))
+                policies = {c: policy_from_bytes(record.policy)
+                            for c, record in repo.campaigns_by_id(session, tenant_id, set(chosen.values())).items()}
+        # A number in no campaign is reported against the default policy.
+        return {phone: usage_report(candidate, policies.get(chosen.get(phone, ""), CallingPolicy()), now)
+                for phone, candidate in candidates.items()}
 
     def campaign_usage(self, tenant_id: str, campaign_id: str, after: str | None, limit: int,
                        totals: tuple[int, int] | None = None) -> CampaignUsage:

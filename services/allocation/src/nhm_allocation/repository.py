@@ -8,7 +8,7 @@ through one conditional UPDATE ... WHERE used < cap ... RETURNING.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -400,25 +400,9 @@ def release(session: Session, tenant_id: str, call_id: str, now: datetime) -> tu
     return (LedgerEntry(*row), False) if row else (None, False)
 
 
-def first_campaign_of(session: Session, tenant_id: str, phone_number: str) -> str:
-    value = session.execute(select(func.min(pool_members.c.campaign_id)).where(
-        pool_members.c.tenant_id == tenant_id, pool_members.c.phone_number == phone_number)).scalar()
-    return value or ""
-
-
 def number_candidate(session: Session, tenant_id: str, phone_number: str) -> Candidate | None:
     """A number with its usage and health, whatever campaign it serves."""
-    query = (
-        select(numbers.c.phone_number, *_NUMBER_COLUMNS, *_HEALTH_COLUMNS,
-               *[func.coalesce(column, 0).label(column.name) for column in _USAGE_COLUMNS])
-        .select_from(numbers
-                     .outerjoin(number_usage, and_(number_usage.c.tenant_id == numbers.c.tenant_id,
-                                                   number_usage.c.phone_number == numbers.c.phone_number))
-                     .outerjoin(number_health, and_(number_health.c.tenant_id == numbers.c.tenant_id,
-                                                    number_health.c.phone_number == numbers.c.phone_number)))
-        .where(numbers.c.tenant_id == tenant_id, numbers.c.phone_number == phone_number))
-    row = session.execute(query).first()
-    return _candidate(row) if row else None
+    return number_candidates(session, tenant_id, [phone_number]).get(phone_number)
 
 
 def member_page(session: Session, tenant_id: str, campaign_id: str, after: str | None,
@@ -443,3 +427,33 @@ def calls_by_destination_area(session: Session, tenant_id: str, campaign_id: str
         allocations.c.allocate_time >= since, allocations.c.released.is_(False),
     ).group_by(allocations.c.destination_area_key))
     return {key: int(count) for key, count in rows}
+
+
+# --- Usage of many numbers at once (BatchGetNumberUsage): a few statements per batch, none per number ---
+
+def number_candidates(session: Session, tenant_id: str, phone_numbers: Sequence[str]) -> dict[str, Candidate]:
+    """The numbers found, with their usage and health, whatever campaigns they serve."""
+    query = (
+        select(numbers.c.phone_number, *_NUMBER_COLUMNS, *_HEALTH_COLUMNS,
+               *[func.coalesce(column, 0).label(column.name) for column in _USAGE_COLUMNS])
+        .select_from(numbers
+                     .outerjoin(number_usage, and_(number_usage.c.tenant_id == numbers.c.tenant_id,
+                                                   number_usage.c.phone_number == numbers.c.phone_number))
+                     .outerjoin(number_health, and_(number_health.c.tenant_id == numbers.c.tenant_id,
+                                                    number_health.c.phone_number == numbers.c.phone_number)))
+        .where(numbers.c.tenant_id == tenant_id, numbers.c.phone_number.in_(list(phone_numbers))))
+    return {row.phone_number: _candidate(row) for row in session.execute(query)}
+
+
+def first_campaigns_of(session: Session, tenant_id: str, phone_numbers: Sequence[str]) -> dict[str, str]:
+    """Each number's first campaign (by id) among those it serves; numbers in none are left out."""
+    rows = session.execute(select(pool_members.c.phone_number, func.min(pool_members.c.campaign_id)).where(
+        pool_members.c.tenant_id == tenant_id, pool_members.c.phone_number.in_(list(phone_numbers)),
+    ).group_by(pool_members.c.phone_number))
+    return {phone: campaign_id for phone, campaign_id in rows}
+
+
+def campaigns_by_id(session: Session, tenant_id: str, campaign_ids: Collection[str]) -> dict[str, CampaignRecord]:
+    rows = session.execute(select(campaigns.c.campaign_id, campaigns.c.name, campaigns.c.policy).where(
+        campaigns.c.tenant_id == tenant_id, campaigns.c.campaign_id.in_(sorted(campaign_ids))))
+    return {row.campaign_id: CampaignRecord(row.campaign_id, row.name, bytes(row.policy)) for row in rows}

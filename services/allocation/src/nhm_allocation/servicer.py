@@ -137,6 +137,13 @@ class AllocationServiceServicer(allocation_pb2_grpc.AllocationServiceServicer):
         usage = self._reports.number_usage(tenant_id, request.phone_number, request.campaign_id)
         return pb.GetNumberUsageResponse(usage=usage_to_proto(usage))
 
+    def BatchGetNumberUsage(self, request: pb.BatchGetNumberUsageRequest,
+                            context: grpc.ServicerContext) -> pb.BatchGetNumberUsageResponse:
+        tenant_id = current_principal().tenant_for()
+        result = self._reports.batch_number_usage(tenant_id, request.phone_numbers, request.campaign_id)
+        return pb.BatchGetNumberUsageResponse(usage=[usage_to_proto(u) for u in result.found],
+                                              not_found_phone_numbers=result.not_found)
+
     def GetCampaignUsage(self, request: pb.GetCampaignUsageRequest,
                          context: grpc.ServicerContext) -> pb.GetCampaignUsageResponse:
         tenant_id = current_principal().tenant_for()

@@ -33,6 +33,8 @@ class AllocationSettings(ServerSettings):
     coalesce_lock_wait: float = 0.05
     # Times a call is retried when a conflict with another process (a deadlock) aborted its transaction.
     conflict_retries: int = 3
+    # Most numbers one BatchGetNumberUsage request may name; more are refused with INVALID_ARGUMENT.
+    max_batch_get: int = 1000
     # Seconds between upkeep passes (forgetting old call ids, ledger rows and prospects); 0 turns upkeep off.
     housekeeping_interval: float = 3600.0
     # How long a call id's answer is kept for retries.

@@ -39,6 +39,11 @@ class PhoneNumber:
     time_zone: str
 
 
+def is_e164(raw: str) -> bool:
+    """Whether raw is written as E.164 ("+" and 8-15 digits): the syntax alone, no number plan."""
+    return _E164.fullmatch(raw) is not None
+
+
 class InvalidPhoneNumber(ValueError):
     def violation(self, field: str) -> FieldViolation:
         return FieldViolation(field, str(self))
@@ -55,7 +60,7 @@ def parse_phone_number(raw: str, purpose: Purpose = Purpose.CALLER_ID) -> PhoneN
     """Validate and describe an E.164 number; raises InvalidPhoneNumber saying what is wrong."""
     if not raw:
         raise InvalidPhoneNumber("required: an E.164 number such as +14155550123")
-    if not _E164.fullmatch(raw):
+    if not is_e164(raw):
         raise InvalidPhoneNumber("must be E.164: '+' then 8 to 15 digits, no spaces or other characters")
     try:
         parsed = phonenumbers.parse(raw, None)

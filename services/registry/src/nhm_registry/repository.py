@@ -7,11 +7,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, delete, exists, func, insert, literal, select, text, tuple_, update
+from sqlalchemy import delete, exists, func, insert, literal, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
+from nhm_platform.prefix_search import starts_with
 from nhm_platform.protoconv import as_utc
 from nhm_registry import models as m
 from nhm_registry.commands import NumberFilter
@@ -339,7 +340,7 @@ class Repository:
         if flt.attestations:
             query = query.where(n.c.attestation.in_(flt.attestations))
         if flt.phone_number_prefix:
-            query = query.where(*_prefix_range(n.c.phone_number, flt.phone_number_prefix))
+            query = query.where(*starts_with(n.c.phone_number, flt.phone_number_prefix))
         if flt.campaign_id:
             cn = m.campaign_numbers
             query = query.where(exists().where(cn.c.tenant_id == n.c.tenant_id, cn.c.campaign_id == flt.campaign_id,
@@ -539,8 +540,3 @@ def _decode_key(order: NumberOrder, key: list[Any]) -> list[Any]:
         return [_from_iso(key[0]), key[1]]
     return list(key)
 
-
-def _prefix_range(column: Any, prefix: str) -> list[ColumnElement[bool]]:
-    """column starts with prefix, as a range an index can serve ("+1415" <= x < "+1416")."""
-    upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
-    return [column >= prefix, column < upper]

@@ -17,6 +17,7 @@ from google.protobuf.field_mask_pb2 import FieldMask
 
 from nhm_platform.audit import CREATED, DELETED, UPDATED, Actor, FieldChange
 from nhm_platform.auth import Principal, Role, generate_key, hash_key
+from nhm_platform.batch_get import BatchResult, checked_phone_numbers, in_request_order
 from nhm_platform.clock import Clock
 from nhm_platform.errors import (
     Aborted,
@@ -220,6 +221,12 @@ class Registry:
         key = _phone_key(phone_number, "phone_number")
         with self._tx.read() as repo:
             return self._number(repo, self._acting_tenant(repo, principal), key)
+
+    def batch_get_numbers(self, principal: Principal, phone_numbers: Sequence[str]) -> BatchResult[Number]:
+        wanted = checked_phone_numbers(phone_numbers, self._settings.max_batch_get)
+        with self._tx.read() as repo:
+            found = repo.get_numbers(self._acting_tenant(repo, principal), wanted)
+        return in_request_order(wanted, found)
 
     @staticmethod
     def _number(repo: Repository, tenant_id: str, phone_number: str, lock: Lock = None) -> Number:

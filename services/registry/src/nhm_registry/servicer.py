@@ -63,6 +63,12 @@ class RegistryServiceServicer(registry_pb2_grpc.RegistryServiceServicer):
         found = self._registry.get_number(current_principal(), request.phone_number)
         return pb.GetNumberResponse(number=messages.number(found))
 
+    def BatchGetNumbers(self, request: pb.BatchGetNumbersRequest,
+                        context: grpc.ServicerContext) -> pb.BatchGetNumbersResponse:
+        result = self._registry.batch_get_numbers(current_principal(), request.phone_numbers)
+        return pb.BatchGetNumbersResponse(numbers=[messages.number(n) for n in result.found],
+                                          not_found_phone_numbers=result.not_found)
+
     def ListNumbers(self, request: pb.ListNumbersRequest, context: grpc.ServicerContext) -> pb.ListNumbersResponse:
         numbers, token = self._registry.list_numbers(current_principal(), messages.number_query(request))
         return pb.ListNumbersResponse(numbers=[messages.number(n) for n in numbers], next_page_token=token)

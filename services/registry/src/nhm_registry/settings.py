@@ -32,6 +32,8 @@ class RegistrySettings(ServerSettings):
     # --- Numbers ---
     # Most numbers one BatchCreateNumbers, AssignNumbers or UnassignNumbers request may carry.
     max_batch_size: int = 10_000
+    # Most numbers one BatchGetNumbers request may name; more are refused with INVALID_ARGUMENT.
+    max_batch_get: int = 1000
     # An import of at least this many numbers refreshes the query planner's statistics once it commits
     # (ANALYZE; without it PostgreSQL with autovacuum off planned list pages as whole-tenant sorts).
     analyze_after_import: int = 1000

@@ -33,7 +33,7 @@ def build(context: ServiceContext[ScoringSettings]) -> BuiltService:
                           csv_chunk=settings.csv_chunk_rows)
     servicer = ScoringServiceServicer(
         ingestion=Ingestion(db, clock, limits),
-        reading=Reading(db, clock),
+        reading=Reading(db, clock, max_batch_get=settings.max_batch_get),
         reports=WeeklyReports(db, clock),
         policies=Policies(db, clock, housekeeper),
         health_feed=HealthFeed(db, clock, poll_interval=settings.watch_poll_interval,

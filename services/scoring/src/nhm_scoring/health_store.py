@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from nhm.scoring.v1 import scoring_pb2
 from nhm.type.v1 import types_pb2
+from nhm_platform.prefix_search import starts_with
 from nhm_platform.protoconv import as_utc
 from nhm_scoring.buckets import chunked
 from nhm_scoring.folding import Standing
@@ -230,8 +231,7 @@ def _filtered(query: Any, tenant_id: str, f: ListFilter, *, with_status: bool) -
     if f.area_code:
         conditions.append(t.area_code == f.area_code)
     if f.prefix:
-        # A prefix of "+" and digits only (checked by the caller), so no LIKE wildcard can sneak in.
-        conditions.append(t.phone_number.startswith(f.prefix))
+        conditions += starts_with(t.phone_number, f.prefix)
     if f.campaign_id:
         a = assignments.c
         conditions.append(t.phone_number.in_(select(a.phone_number).where(

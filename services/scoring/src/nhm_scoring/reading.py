@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from nhm.scoring.v1 import scoring_pb2
+from nhm_platform.batch_get import BatchResult, checked_phone_numbers, in_request_order
 from nhm_platform.clock import Clock
 from nhm_platform.db import Database
 from nhm_platform.errors import FieldViolation, InvalidArgument, NotFound
@@ -73,8 +74,8 @@ class CallActivity:
 
 
 class Reading:
-    def __init__(self, db: Database, clock: Clock) -> None:
-        self._db, self._clock = db, clock
+    def __init__(self, db: Database, clock: Clock, *, max_batch_get: int) -> None:
+        self._db, self._clock, self._max_batch_get = db, clock, max_batch_get
 
     def get(self, tenant_id: str, phone: str) -> scoring_pb2.NumberHealth:
         check_phone(phone)
@@ -83,6 +84,14 @@ class Reading:
         if row is None:
             raise NotFound(f"no health for {phone}: not one of this tenant's numbers (or not replicated yet)")
         return as_read(row.payload, row.update_time, self._clock.now())
+
+    def batch_get(self, tenant_id: str, phones: Sequence[str]) -> BatchResult[scoring_pb2.NumberHealth]:
+        wanted = checked_phone_numbers(phones, self._max_batch_get)
+        with self._db.read() as session:
+            rows = health_store.load(session, tenant_id, wanted)
+        now = self._clock.now()
+        return in_request_order(wanted, {phone: as_read(row.payload, row.update_time, now)
+                                         for phone, row in rows.items()})
 
     def list(self, tenant_id: str, query: ListQuery, requested_size: int, token: str) -> HealthPage:
         size = page_size(requested_size)

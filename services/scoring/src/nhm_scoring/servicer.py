@@ -155,6 +155,11 @@ class ScoringServiceServicer(scoring_pb2_grpc.ScoringServiceServicer):
                   context: grpc.ServicerContext) -> scoring_pb2.GetHealthResponse:
         return scoring_pb2.GetHealthResponse(health=self._reading.get(_read_tenant(), request.phone_number))
 
+    def BatchGetHealth(self, request: scoring_pb2.BatchGetHealthRequest,
+                       context: grpc.ServicerContext) -> scoring_pb2.BatchGetHealthResponse:
+        result = self._reading.batch_get(_read_tenant(), request.phone_numbers)
+        return scoring_pb2.BatchGetHealthResponse(health=result.found, not_found_phone_numbers=result.not_found)
+
     def ListHealth(self, request: scoring_pb2.ListHealthRequest,
                    context: grpc.ServicerContext) -> scoring_pb2.ListHealthResponse:
         query = ListQuery(tuple(int(s) for s in request.statuses), int(request.source), request.campaign_id,

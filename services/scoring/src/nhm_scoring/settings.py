@@ -22,6 +22,8 @@ class ScoringSettings(ServerSettings):
     rescore_interval: float = 60.0
     # Most events in one request, or in one message of a stream.
     max_batch_events: int = 10000
+    # Most numbers one BatchGetHealth request may name; more are refused with INVALID_ARGUMENT.
+    max_batch_get: int = 1000
     # Most events one transaction of a stream applies (messages that arrive together are applied together).
     max_stream_batch_events: int = 5000
     # Seconds an event's time may lie in the future (clocks differ); later ones are rejected.

@@ -406,6 +406,60 @@ class GetNumberUsageResponse(_message.Message):
 Global___GetNumberUsageResponse: _TypeAlias = GetNumberUsageResponse  # noqa: Y015
 
 @_typing.final
+class BatchGetNumberUsageRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PHONE_NUMBERS_FIELD_NUMBER: _builtins.int
+    CAMPAIGN_ID_FIELD_NUMBER: _builtins.int
+    campaign_id: _builtins.str
+    """Which campaign's caps to report against; empty: each number's first campaign (as GetNumberUsage)."""
+    @_builtins.property
+    def phone_numbers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """E.164 numbers, each once; 1 to 1,000 by default."""
+
+    def __init__(
+        self,
+        *,
+        phone_numbers: _abc.Iterable[_builtins.str] | None = ...,
+        campaign_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaign_id", b"campaign_id", "phone_numbers", b"phone_numbers"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchGetNumberUsageRequest: _TypeAlias = BatchGetNumberUsageRequest  # noqa: Y015
+
+@_typing.final
+class BatchGetNumberUsageResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USAGE_FIELD_NUMBER: _builtins.int
+    NOT_FOUND_PHONE_NUMBERS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def usage(self) -> _containers.RepeatedCompositeFieldContainer[Global___NumberUsage]:
+        """The usage found, in the order of the request's phone_numbers."""
+
+    @_builtins.property
+    def not_found_phone_numbers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The requested phone numbers this service knows no number of this tenant for, in request order."""
+
+    def __init__(
+        self,
+        *,
+        usage: _abc.Iterable[Global___NumberUsage] | None = ...,
+        not_found_phone_numbers: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["not_found_phone_numbers", b"not_found_phone_numbers", "usage", b"usage"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchGetNumberUsageResponse: _TypeAlias = BatchGetNumberUsageResponse  # noqa: Y015
+
+@_typing.final
 class GetCampaignUsageRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -50,6 +50,11 @@ class AllocationServiceStub:
                 request_serializer=nhm_dot_allocation_dot_v1_dot_allocation__pb2.GetNumberUsageRequest.SerializeToString,
                 response_deserializer=nhm_dot_allocation_dot_v1_dot_allocation__pb2.GetNumberUsageResponse.FromString,
                 _registered_method=True)
+        self.BatchGetNumberUsage = channel.unary_unary(
+                '/nhm.allocation.v1.AllocationService/BatchGetNumberUsage',
+                request_serializer=nhm_dot_allocation_dot_v1_dot_allocation__pb2.BatchGetNumberUsageRequest.SerializeToString,
+                response_deserializer=nhm_dot_allocation_dot_v1_dot_allocation__pb2.BatchGetNumberUsageResponse.FromString,
+                _registered_method=True)
         self.GetCampaignUsage = channel.unary_unary(
                 '/nhm.allocation.v1.AllocationService/GetCampaignUsage',
                 request_serializer=nhm_dot_allocation_dot_v1_dot_allocation__pb2.GetCampaignUsageRequest.SerializeToString,
@@ -94,6 +99,17 @@ class AllocationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BatchGetNumberUsage(self, request, context):
+        """Usage of up to 1,000 numbers (setting max_batch_get) today, in one read (AIP-231). The usage found comes in
+        the order asked; the phone numbers this service knows no number of this tenant for (another tenant's,
+        unknown, or not replicated yet) come in not_found_phone_numbers. INVALID_ARGUMENT (BadRequest field
+        "phone_numbers" or "phone_numbers[i]") for an empty or too long list, a number not written as E.164, or a
+        number named twice; NOT_FOUND when campaign_id names no campaign of this tenant.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetCampaignUsage(self, request, context):
         """Usage of a campaign's numbers today.
         """
@@ -132,6 +148,11 @@ def add_AllocationServiceServicer_to_server(servicer, server):
                     servicer.GetNumberUsage,
                     request_deserializer=nhm_dot_allocation_dot_v1_dot_allocation__pb2.GetNumberUsageRequest.FromString,
                     response_serializer=nhm_dot_allocation_dot_v1_dot_allocation__pb2.GetNumberUsageResponse.SerializeToString,
+            ),
+            'BatchGetNumberUsage': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchGetNumberUsage,
+                    request_deserializer=nhm_dot_allocation_dot_v1_dot_allocation__pb2.BatchGetNumberUsageRequest.FromString,
+                    response_serializer=nhm_dot_allocation_dot_v1_dot_allocation__pb2.BatchGetNumberUsageResponse.SerializeToString,
             ),
             'GetCampaignUsage': grpc.unary_unary_rpc_method_handler(
                     servicer.GetCampaignUsage,
@@ -231,6 +252,33 @@ class AllocationService:
             '/nhm.allocation.v1.AllocationService/GetNumberUsage',
             nhm_dot_allocation_dot_v1_dot_allocation__pb2.GetNumberUsageRequest.SerializeToString,
             nhm_dot_allocation_dot_v1_dot_allocation__pb2.GetNumberUsageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchGetNumberUsage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nhm.allocation.v1.AllocationService/BatchGetNumberUsage',
+            nhm_dot_allocation_dot_v1_dot_allocation__pb2.BatchGetNumberUsageRequest.SerializeToString,
+            nhm_dot_allocation_dot_v1_dot_allocation__pb2.BatchGetNumberUsageResponse.FromString,
             options,
             channel_credentials,
             insecure,

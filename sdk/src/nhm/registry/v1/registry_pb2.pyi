@@ -486,6 +486,56 @@ class GetNumberResponse(_message.Message):
 Global___GetNumberResponse: _TypeAlias = GetNumberResponse  # noqa: Y015
 
 @_typing.final
+class BatchGetNumbersRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PHONE_NUMBERS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def phone_numbers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """E.164 numbers, each once; 1 to 1,000 by default."""
+
+    def __init__(
+        self,
+        *,
+        phone_numbers: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["phone_numbers", b"phone_numbers"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchGetNumbersRequest: _TypeAlias = BatchGetNumbersRequest  # noqa: Y015
+
+@_typing.final
+class BatchGetNumbersResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NUMBERS_FIELD_NUMBER: _builtins.int
+    NOT_FOUND_PHONE_NUMBERS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def numbers(self) -> _containers.RepeatedCompositeFieldContainer[Global___Number]:
+        """The numbers found, in the order of the request's phone_numbers."""
+
+    @_builtins.property
+    def not_found_phone_numbers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The requested phone numbers that are not this tenant's numbers, in request order."""
+
+    def __init__(
+        self,
+        *,
+        numbers: _abc.Iterable[Global___Number] | None = ...,
+        not_found_phone_numbers: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["not_found_phone_numbers", b"not_found_phone_numbers", "numbers", b"numbers"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchGetNumbersResponse: _TypeAlias = BatchGetNumbersResponse  # noqa: Y015
+
+@_typing.final
 class ListNumbersRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -51,6 +51,11 @@ class RegistryServiceStub:
                 request_serializer=nhm_dot_registry_dot_v1_dot_registry__pb2.GetNumberRequest.SerializeToString,
                 response_deserializer=nhm_dot_registry_dot_v1_dot_registry__pb2.GetNumberResponse.FromString,
                 _registered_method=True)
+        self.BatchGetNumbers = channel.unary_unary(
+                '/nhm.registry.v1.RegistryService/BatchGetNumbers',
+                request_serializer=nhm_dot_registry_dot_v1_dot_registry__pb2.BatchGetNumbersRequest.SerializeToString,
+                response_deserializer=nhm_dot_registry_dot_v1_dot_registry__pb2.BatchGetNumbersResponse.FromString,
+                _registered_method=True)
         self.ListNumbers = channel.unary_unary(
                 '/nhm.registry.v1.RegistryService/ListNumbers',
                 request_serializer=nhm_dot_registry_dot_v1_dot_registry__pb2.ListNumbersRequest.SerializeToString,
@@ -170,6 +175,16 @@ class RegistryServiceServicer:
 
     def GetNumber(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BatchGetNumbers(self, request, context):
+        """Gets up to 1,000 numbers (setting max_batch_get) in one read (AIP-231). The numbers found come in the order
+        asked; the phone numbers this tenant has no number for (another tenant's among them, as with GetNumber)
+        come in not_found_phone_numbers. INVALID_ARGUMENT (BadRequest field "phone_numbers" or "phone_numbers[i]")
+        for an empty or too long list, a number not written as E.164, or a number named twice.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -318,6 +333,11 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     servicer.GetNumber,
                     request_deserializer=nhm_dot_registry_dot_v1_dot_registry__pb2.GetNumberRequest.FromString,
                     response_serializer=nhm_dot_registry_dot_v1_dot_registry__pb2.GetNumberResponse.SerializeToString,
+            ),
+            'BatchGetNumbers': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchGetNumbers,
+                    request_deserializer=nhm_dot_registry_dot_v1_dot_registry__pb2.BatchGetNumbersRequest.FromString,
+                    response_serializer=nhm_dot_registry_dot_v1_dot_registry__pb2.BatchGetNumbersResponse.SerializeToString,
             ),
             'ListNumbers': grpc.unary_unary_rpc_method_handler(
                     servicer.ListNumbers,
@@ -498,6 +518,33 @@ class RegistryService:
             '/nhm.registry.v1.RegistryService/GetNumber',
             nhm_dot_registry_dot_v1_dot_registry__pb2.GetNumberRequest.SerializeToString,
             nhm_dot_registry_dot_v1_dot_registry__pb2.GetNumberResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchGetNumbers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nhm.registry.v1.RegistryService/BatchGetNumbers',
+            nhm_dot_registry_dot_v1_dot_registry__pb2.BatchGetNumbersRequest.SerializeToString,
+            nhm_dot_registry_dot_v1_dot_registry__pb2.BatchGetNumbersResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -42,6 +42,12 @@ class RegistryServiceStub:
     error's BadRequest details name each bad row (field "numbers[i].phone_number").
     """
     GetNumber: _grpc.UnaryUnaryMultiCallable[_registry_pb2.GetNumberRequest, _registry_pb2.GetNumberResponse]
+    BatchGetNumbers: _grpc.UnaryUnaryMultiCallable[_registry_pb2.BatchGetNumbersRequest, _registry_pb2.BatchGetNumbersResponse]
+    """Gets up to 1,000 numbers (setting max_batch_get) in one read (AIP-231). The numbers found come in the order
+    asked; the phone numbers this tenant has no number for (another tenant's among them, as with GetNumber)
+    come in not_found_phone_numbers. INVALID_ARGUMENT (BadRequest field "phone_numbers" or "phone_numbers[i]")
+    for an empty or too long list, a number not written as E.164, or a number named twice.
+    """
     ListNumbers: _grpc.UnaryUnaryMultiCallable[_registry_pb2.ListNumbersRequest, _registry_pb2.ListNumbersResponse]
     """Lists numbers with filters, ordered by a field, in pages (keyset pagination)."""
     UpdateNumber: _grpc.UnaryUnaryMultiCallable[_registry_pb2.UpdateNumberRequest, _registry_pb2.UpdateNumberResponse]
@@ -90,6 +96,12 @@ class RegistryServiceAsyncStub(RegistryServiceStub):
     error's BadRequest details name each bad row (field "numbers[i].phone_number").
     """
     GetNumber: _aio.UnaryUnaryMultiCallable[_registry_pb2.GetNumberRequest, _registry_pb2.GetNumberResponse]  # type: ignore[assignment]
+    BatchGetNumbers: _aio.UnaryUnaryMultiCallable[_registry_pb2.BatchGetNumbersRequest, _registry_pb2.BatchGetNumbersResponse]  # type: ignore[assignment]
+    """Gets up to 1,000 numbers (setting max_batch_get) in one read (AIP-231). The numbers found come in the order
+    asked; the phone numbers this tenant has no number for (another tenant's among them, as with GetNumber)
+    come in not_found_phone_numbers. INVALID_ARGUMENT (BadRequest field "phone_numbers" or "phone_numbers[i]")
+    for an empty or too long list, a number not written as E.164, or a number named twice.
+    """
     ListNumbers: _aio.UnaryUnaryMultiCallable[_registry_pb2.ListNumbersRequest, _registry_pb2.ListNumbersResponse]  # type: ignore[assignment]
     """Lists numbers with filters, ordered by a field, in pages (keyset pagination)."""
     UpdateNumber: _aio.UnaryUnaryMultiCallable[_registry_pb2.UpdateNumberRequest, _registry_pb2.UpdateNumberResponse]  # type: ignore[assignment]
@@ -153,6 +165,18 @@ class RegistryServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _registry_pb2.GetNumberRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_registry_pb2.GetNumberResponse, _abc.Awaitable[_registry_pb2.GetNumberResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def BatchGetNumbers(
+        self,
+        request: _registry_pb2.BatchGetNumbersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.BatchGetNumbersResponse, _abc.Awaitable[_registry_pb2.BatchGetNumbersResponse]]:
+        """Gets up to 1,000 numbers (setting max_batch_get) in one read (AIP-231). The numbers found come in the order
+        asked; the phone numbers this tenant has no number for (another tenant's among them, as with GetNumber)
+        come in not_found_phone_numbers. INVALID_ARGUMENT (BadRequest field "phone_numbers" or "phone_numbers[i]")
+        for an empty or too long list, a number not written as E.164, or a number named twice.
+        """
 
     @_abc_1.abstractmethod
     def ListNumbers(

@@ -758,6 +758,56 @@ class GetHealthResponse(_message.Message):
 Global___GetHealthResponse: _TypeAlias = GetHealthResponse  # noqa: Y015
 
 @_typing.final
+class BatchGetHealthRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PHONE_NUMBERS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def phone_numbers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """E.164 numbers, each once; 1 to 1,000 by default."""
+
+    def __init__(
+        self,
+        *,
+        phone_numbers: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["phone_numbers", b"phone_numbers"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchGetHealthRequest: _TypeAlias = BatchGetHealthRequest  # noqa: Y015
+
+@_typing.final
+class BatchGetHealthResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HEALTH_FIELD_NUMBER: _builtins.int
+    NOT_FOUND_PHONE_NUMBERS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def health(self) -> _containers.RepeatedCompositeFieldContainer[Global___NumberHealth]:
+        """The health found, in the order of the request's phone_numbers."""
+
+    @_builtins.property
+    def not_found_phone_numbers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The requested phone numbers with no health for this tenant, in request order."""
+
+    def __init__(
+        self,
+        *,
+        health: _abc.Iterable[Global___NumberHealth] | None = ...,
+        not_found_phone_numbers: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["health", b"health", "not_found_phone_numbers", b"not_found_phone_numbers"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchGetHealthResponse: _TypeAlias = BatchGetHealthResponse  # noqa: Y015
+
+@_typing.final
 class StatusCounts(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

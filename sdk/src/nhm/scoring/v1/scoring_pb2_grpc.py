@@ -66,6 +66,11 @@ class ScoringServiceStub:
                 request_serializer=nhm_dot_scoring_dot_v1_dot_scoring__pb2.GetHealthRequest.SerializeToString,
                 response_deserializer=nhm_dot_scoring_dot_v1_dot_scoring__pb2.GetHealthResponse.FromString,
                 _registered_method=True)
+        self.BatchGetHealth = channel.unary_unary(
+                '/nhm.scoring.v1.ScoringService/BatchGetHealth',
+                request_serializer=nhm_dot_scoring_dot_v1_dot_scoring__pb2.BatchGetHealthRequest.SerializeToString,
+                response_deserializer=nhm_dot_scoring_dot_v1_dot_scoring__pb2.BatchGetHealthResponse.FromString,
+                _registered_method=True)
         self.ListHealth = channel.unary_unary(
                 '/nhm.scoring.v1.ScoringService/ListHealth',
                 request_serializer=nhm_dot_scoring_dot_v1_dot_scoring__pb2.ListHealthRequest.SerializeToString,
@@ -145,6 +150,16 @@ class ScoringServiceServicer:
 
     def GetHealth(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BatchGetHealth(self, request, context):
+        """Gets the health of up to 1,000 numbers (setting max_batch_get) in one read (AIP-231). The health found comes
+        in the order asked; the phone numbers with no health for this tenant (another tenant's, unknown, or not
+        replicated yet) come in not_found_phone_numbers. INVALID_ARGUMENT (BadRequest field "phone_numbers" or
+        "phone_numbers[i]") for an empty or too long list, a number not written as E.164, or a number named twice.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -229,6 +244,11 @@ def add_ScoringServiceServicer_to_server(servicer, server):
                     servicer.GetHealth,
                     request_deserializer=nhm_dot_scoring_dot_v1_dot_scoring__pb2.GetHealthRequest.FromString,
                     response_serializer=nhm_dot_scoring_dot_v1_dot_scoring__pb2.GetHealthResponse.SerializeToString,
+            ),
+            'BatchGetHealth': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchGetHealth,
+                    request_deserializer=nhm_dot_scoring_dot_v1_dot_scoring__pb2.BatchGetHealthRequest.FromString,
+                    response_serializer=nhm_dot_scoring_dot_v1_dot_scoring__pb2.BatchGetHealthResponse.SerializeToString,
             ),
             'ListHealth': grpc.unary_unary_rpc_method_handler(
                     servicer.ListHealth,
@@ -430,6 +450,33 @@ class ScoringService:
             '/nhm.scoring.v1.ScoringService/GetHealth',
             nhm_dot_scoring_dot_v1_dot_scoring__pb2.GetHealthRequest.SerializeToString,
             nhm_dot_scoring_dot_v1_dot_scoring__pb2.GetHealthResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchGetHealth(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nhm.scoring.v1.ScoringService/BatchGetHealth',
+            nhm_dot_scoring_dot_v1_dot_scoring__pb2.BatchGetHealthRequest.SerializeToString,
+            nhm_dot_scoring_dot_v1_dot_scoring__pb2.BatchGetHealthResponse.FromString,
             options,
             channel_credentials,
             insecure,

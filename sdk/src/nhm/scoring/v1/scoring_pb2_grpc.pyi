@@ -46,6 +46,12 @@ class ScoringServiceStub:
     ImportReputationCsv: _grpc.UnaryUnaryMultiCallable[_scoring_pb2.ImportReputationCsvRequest, _scoring_pb2.ImportReputationCsvResponse]
     """Loads observations from a reputation vendor's CSV export."""
     GetHealth: _grpc.UnaryUnaryMultiCallable[_scoring_pb2.GetHealthRequest, _scoring_pb2.GetHealthResponse]
+    BatchGetHealth: _grpc.UnaryUnaryMultiCallable[_scoring_pb2.BatchGetHealthRequest, _scoring_pb2.BatchGetHealthResponse]
+    """Gets the health of up to 1,000 numbers (setting max_batch_get) in one read (AIP-231). The health found comes
+    in the order asked; the phone numbers with no health for this tenant (another tenant's, unknown, or not
+    replicated yet) come in not_found_phone_numbers. INVALID_ARGUMENT (BadRequest field "phone_numbers" or
+    "phone_numbers[i]") for an empty or too long list, a number not written as E.164, or a number named twice.
+    """
     ListHealth: _grpc.UnaryUnaryMultiCallable[_scoring_pb2.ListHealthRequest, _scoring_pb2.ListHealthResponse]
     """Lists numbers' health with filters, in pages, with counts per status for the whole filter."""
     ListHealthHistory: _grpc.UnaryUnaryMultiCallable[_scoring_pb2.ListHealthHistoryRequest, _scoring_pb2.ListHealthHistoryResponse]
@@ -79,6 +85,12 @@ class ScoringServiceAsyncStub(ScoringServiceStub):
     ImportReputationCsv: _aio.UnaryUnaryMultiCallable[_scoring_pb2.ImportReputationCsvRequest, _scoring_pb2.ImportReputationCsvResponse]  # type: ignore[assignment]
     """Loads observations from a reputation vendor's CSV export."""
     GetHealth: _aio.UnaryUnaryMultiCallable[_scoring_pb2.GetHealthRequest, _scoring_pb2.GetHealthResponse]  # type: ignore[assignment]
+    BatchGetHealth: _aio.UnaryUnaryMultiCallable[_scoring_pb2.BatchGetHealthRequest, _scoring_pb2.BatchGetHealthResponse]  # type: ignore[assignment]
+    """Gets the health of up to 1,000 numbers (setting max_batch_get) in one read (AIP-231). The health found comes
+    in the order asked; the phone numbers with no health for this tenant (another tenant's, unknown, or not
+    replicated yet) come in not_found_phone_numbers. INVALID_ARGUMENT (BadRequest field "phone_numbers" or
+    "phone_numbers[i]") for an empty or too long list, a number not written as E.164, or a number named twice.
+    """
     ListHealth: _aio.UnaryUnaryMultiCallable[_scoring_pb2.ListHealthRequest, _scoring_pb2.ListHealthResponse]  # type: ignore[assignment]
     """Lists numbers' health with filters, in pages, with counts per status for the whole filter."""
     ListHealthHistory: _aio.UnaryUnaryMultiCallable[_scoring_pb2.ListHealthHistoryRequest, _scoring_pb2.ListHealthHistoryResponse]  # type: ignore[assignment]
@@ -145,6 +157,18 @@ class ScoringServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _scoring_pb2.GetHealthRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_scoring_pb2.GetHealthResponse, _abc.Awaitable[_scoring_pb2.GetHealthResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def BatchGetHealth(
+        self,
+        request: _scoring_pb2.BatchGetHealthRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_scoring_pb2.BatchGetHealthResponse, _abc.Awaitable[_scoring_pb2.BatchGetHealthResponse]]:
+        """Gets the health of up to 1,000 numbers (setting max_batch_get) in one read (AIP-231). The health found comes
+        in the order asked; the phone numbers with no health for this tenant (another tenant's, unknown, or not
+        replicated yet) come in not_found_phone_numbers. INVALID_ARGUMENT (BadRequest field "phone_numbers" or
+        "phone_numbers[i]") for an empty or too long list, a number not written as E.164, or a number named twice.
+        """
 
     @_abc_1.abstractmethod
     def ListHealth(
