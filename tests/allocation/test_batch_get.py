@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 import grpc
 import pytest
 from allocation.support import Allocation, FakeUpstream
-from registry.conftest import violations
 
 from nhm.allocation.v1 import allocation_pb2 as pb
 from nhm.type.v1 import types_pb2 as t
 from nhm_allocation.app import SPEC
+from nhm_testing.errors import violations
 from nhm_testing.keys import TENANT_A_KEY, TENANT_B, TENANT_B_KEY, auth
 from nhm_testing.statements import statements_of_rpcs
 

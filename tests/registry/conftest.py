@@ -14,6 +14,7 @@ from grpc_status import rpc_status
 from nhm.registry.v1 import registry_pb2 as pb
 from nhm.registry.v1 import registry_pb2_grpc
 from nhm_registry.app import SPEC
+from nhm_testing.errors import violations
 from nhm_testing.keys import ADMIN_KEY, SERVICE_KEY, TENANT_A_KEY, TENANT_B_KEY, auth
 
 # Valid, dialable, geographic US numbers (not 555-01xx).
@@ -64,18 +65,6 @@ def error_of(call: Any) -> grpc.RpcError:
     with pytest.raises(grpc.RpcError) as err:
         call()
     return err.value
-
-
-def violations(error: grpc.RpcError) -> dict[str, str]:
-    """The BadRequest field violations of an error, {field: description}."""
-    status = rpc_status.from_call(error)
-    found: dict[str, str] = {}
-    for detail in status.details if status else ():
-        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad = error_details_pb2.BadRequest()
-            detail.Unpack(bad)
-            found.update({v.field: v.description for v in bad.field_violations})
-    return found
 
 
 def reason(error: grpc.RpcError) -> str:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from registry.conftest import error_of, violations
+from registry.conftest import error_of
 
 from nhm.registry.v1 import registry_pb2 as pb
 from nhm.registry.v1 import registry_pb2_grpc
 from nhm_registry.app import SPEC
+from nhm_testing.errors import violations
 from nhm_testing.keys import TENANT_A, TENANT_A_KEY, auth
 from nhm_testing.statements import statements_of_rpcs
 

@@ -3,7 +3,8 @@
 Strings are tricky phone numbers, ids that exist and ids that do not, empty, oversized, control and odd
 Unicode text; numbers are extremes and negatives; enums take values outside their range; durations and
 timestamps are negative, absurd or malformed (nanos of the wrong sign); field masks name server-owned fields
-(tenant, state, usage, times) next to real and made-up ones; repeated fields are empty, small, or a huge batch.
+(tenant, state, usage, times) next to real and made-up ones; repeated fields are empty, small, or a huge batch; lists of phone numbers are also all well formed (some
+known, some repeated) so that the calls get past the syntax checks to the lookups and the duplicate check.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ TRICKY_PHONES = [
     "+14152220123\x00", "+", "++14152220123", "+0", "+999999999999999", "+10000000000", "+447911123456",
     "+4930123456", "+861012345678", " +14152220123 ", "+1415222O123", "+\uff114152220123",
 ]
+WELL_FORMED_PHONES = ["+14152220123", "+14155550100", "+19005550123", "+447911123456", "+10000000000",
+                      "+999999999999999"]
 ODD_TEXT = ["", " ", "\x00", "\u202e", "\ufeff", "é", "e\u0301", "🙂" * 3, "\U0010ffff", "a" * 256, "x" * 70_000,
             "../../etc/passwd", "' OR 1=1 --", "%s%n", "<script>", "tenant/acme/numbers/1", "*", "\n\r\t"]
 TEXT = st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=40)
@@ -85,6 +88,10 @@ def _set(draw: st.DrawFn, message: Any, field: d.FieldDescriptor, parent: d.Desc
             setattr(message, field.name, draw(_scalar(field, known)))
         return
     target = getattr(message, field.name)
+    if field.name == "phone_numbers" and draw(st.booleans()):
+        target.extend(draw(st.lists(st.sampled_from(WELL_FORMED_PHONES + [k for k in known if k.startswith("+")]),
+                                    min_size=1, max_size=8)))
+        return
     size = draw(st.sampled_from([0, 1, 2, 3, 8, HUGE_BATCH]))
     one = _message(field, parent, known, depth) if field.message_type is not None else _scalar(field, known)
     if size == HUGE_BATCH:  # the same element many times: a huge batch without drawing each one (~2 MB at most)

@@ -222,6 +222,7 @@ def calls(s: Stubs, a: Seeded) -> dict[str, tuple[Callable[[], Any], set[grpc.St
     nf = {grpc.StatusCode.NOT_FOUND}
     own = {grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND,
            grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.RESOURCE_EXHAUSTED}  # B acting on its own data
+    batch = {grpc.StatusCode.OK}  # a batch get answers, with all of A's numbers not found (see found_of_a)
     phone, other = NUMBERS[0], NUMBERS[1]
     start = Timestamp(seconds=int(NOON_PT.timestamp()) - 30)
     return {
@@ -233,6 +234,8 @@ def calls(s: Stubs, a: Seeded) -> dict[str, tuple[Callable[[], Any], set[grpc.St
             numbers=[rpb.NumberSpec(phone_number="+14152220778", campaign_ids=[a.campaign_id])]), metadata=B),
             nf | {grpc.StatusCode.INVALID_ARGUMENT}),
         "registry.GetNumber": (lambda: s.registry.GetNumber(rpb.GetNumberRequest(phone_number=phone), metadata=B), nf),
+        "registry.BatchGetNumbers": (lambda: s.registry.BatchGetNumbers(rpb.BatchGetNumbersRequest(
+            phone_numbers=NUMBERS), metadata=B), batch),
         "registry.ListNumbers": (lambda: s.registry.ListNumbers(rpb.ListNumbersRequest(campaign_id=a.campaign_id),
                                                                 metadata=B), nf | {grpc.StatusCode.OK}),
         "registry.UpdateNumber": (lambda: s.registry.UpdateNumber(rpb.UpdateNumberRequest(
@@ -296,6 +299,8 @@ def calls(s: Stubs, a: Seeded) -> dict[str, tuple[Callable[[], Any], set[grpc.St
             csv=f"phone_number,source,label,observe_time\n{phone},NOMOROBO,SPAM,2026-01-06T19:00:00Z\n".encode()),
             metadata=B), own),
         "scoring.GetHealth": (lambda: s.scoring.GetHealth(spb.GetHealthRequest(phone_number=phone), metadata=B), nf),
+        "scoring.BatchGetHealth": (lambda: s.scoring.BatchGetHealth(spb.BatchGetHealthRequest(phone_numbers=NUMBERS),
+                                                                    metadata=B), batch),
         "scoring.ListHealth": (lambda: s.scoring.ListHealth(spb.ListHealthRequest(campaign_id=a.campaign_id),
                                                             metadata=B), nf | {grpc.StatusCode.OK}),
         "scoring.ListHealthHistory": (lambda: s.scoring.ListHealthHistory(spb.ListHealthHistoryRequest(
@@ -320,6 +325,10 @@ def calls(s: Stubs, a: Seeded) -> dict[str, tuple[Callable[[], Any], set[grpc.St
             call_id=a.call_id), metadata=B), nf),
         "allocation.GetNumberUsage": (lambda: s.allocation.GetNumberUsage(apb.GetNumberUsageRequest(
             phone_number=phone, campaign_id=a.campaign_id), metadata=B), nf),
+        "allocation.BatchGetNumberUsage": (lambda: s.allocation.BatchGetNumberUsage(apb.BatchGetNumberUsageRequest(
+            phone_numbers=NUMBERS), metadata=B), batch),
+        "allocation.BatchGetNumberUsage(campaign)": (lambda: s.allocation.BatchGetNumberUsage(
+            apb.BatchGetNumberUsageRequest(phone_numbers=NUMBERS, campaign_id=a.campaign_id), metadata=B), nf),
         "allocation.GetCampaignUsage": (lambda: s.allocation.GetCampaignUsage(apb.GetCampaignUsageRequest(
             campaign_id=a.campaign_id), metadata=B), nf),
         "allocation.GetCapacityPlan": (lambda: s.allocation.GetCapacityPlan(apb.GetCapacityPlanRequest(
@@ -391,11 +400,23 @@ def every_rpc() -> set[str]:
     return names
 
 
-def isolation_problems(platform: Platform) -> list[str]:
+def found_of_a(reply: Any) -> list[Any]:
+    """What a batch get's reply found (every repeated field but not_found_phone_numbers): for B, nothing. A's
+    numbers are not found, as unknown ones are, even where the items carry nothing else that names A."""
+    descriptor = getattr(reply, "DESCRIPTOR", None)
+    if descriptor is None or "not_found_phone_numbers" not in descriptor.fields_by_name:
+        return []
+    return [item for f in descriptor.fields if f.is_repeated and f.name != "not_found_phone_numbers"
+            for item in getattr(reply, f.name)]
+
+
+def isolation_problems(platform: Platform, only: Callable[[str], bool] = lambda name: True) -> list[str]:
     """Every RPC with B's key on A's objects: the replies that are not the expected refusal or that name A."""
     s, a = platform.stubs, platform.seeded
     problems = []
     for name, (call, allowed) in calls(s, a).items():
+        if not only(name):
+            continue
         platform.recorder.take()
         try:
             reply = call()
@@ -404,6 +425,8 @@ def isolation_problems(platform: Platform) -> list[str]:
             code, shown = error.code(), f"{error.details()} {error.trailing_metadata()}"
         if code not in allowed:
             problems.append(f"{name}: {code.name} ({shown[:200]}), expected {sorted(c.name for c in allowed)}")
+        elif code is grpc.StatusCode.OK and found_of_a(reply):
+            problems.append(f"{name}: found A's numbers, which B must not tell from unknown ones: {shown[:300]}")
         named = platform.recorder.take()
         leaked = [secret for secret in a.secrets() if secret in shown and secret not in named]
         if leaked:
@@ -488,3 +511,14 @@ def test_the_isolation_check_catches_a_service_that_lets_a_tenant_name_another(p
     problems = isolation_problems(platform)
     caught = {problem.split(":")[0] for problem in problems}
     assert {"registry.GetTenant", "registry.CreateApiKey", "registry.WatchChanges"} <= caught, problems
+
+
+def test_the_isolation_check_catches_a_batch_get_that_reads_another_tenants_numbers(
+        platform: Platform, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A deliberately broken variant: every key reads as tenant A. Only the reads run (the writes would harm A)."""
+    from nhm_platform.auth import Principal
+
+    monkeypatch.setattr(Principal, "tenant_for", lambda self, requested="", field="tenant_id": TENANT_A)
+    problems = isolation_problems(platform, only=lambda name: ".BatchGet" in name and "(" not in name)
+    caught = {problem.split(":")[0] for problem in problems}
+    assert caught == {"registry.BatchGetNumbers", "scoring.BatchGetHealth", "allocation.BatchGetNumberUsage"}, problems

@@ -15,8 +15,6 @@ from typing import Any
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
 from nhm.registry.v1 import registry_pb2 as rpb
 from nhm.registry.v1 import registry_pb2_grpc
@@ -183,17 +181,6 @@ def error_of(call: Callable[[], Any]) -> grpc.RpcError:
     with pytest.raises(grpc.RpcError) as err:
         call()
     return err.value
-
-
-def violations(error: grpc.RpcError) -> dict[str, str]:
-    found: dict[str, str] = {}
-    status_ = rpc_status.from_call(error)
-    for detail in status_.details if status_ else ():
-        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad = error_details_pb2.BadRequest()
-            detail.Unpack(bad)
-            found.update({v.field: v.description for v in bad.field_violations})
-    return found
 
 
 def start_stack(start_service: Callable[..., Any], clock: FakeClock, **scoring_settings: Any) -> Stack:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from scoring.stack import A, B, error_of, phone, status, violations
+from scoring.stack import A, B, error_of, phone, status
 
 from nhm.scoring.v1 import scoring_pb2 as spb
 from nhm.scoring.v1 import scoring_pb2_grpc
 from nhm.type.v1 import types_pb2 as types
 from nhm_scoring.app import SPEC as SCORING
+from nhm_testing.errors import violations
 from nhm_testing.statements import statements_of_rpcs
 
 

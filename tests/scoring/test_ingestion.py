@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import grpc
-from scoring.stack import A, B, error_of, factor, phone, status, triggered, violations
+from scoring.stack import A, B, error_of, factor, phone, status, triggered
 
 from nhm.scoring.v1 import scoring_pb2 as spb
 from nhm.type.v1 import types_pb2 as types
 from nhm_platform.protoconv import to_timestamp
+from nhm_testing.errors import violations
 
 NOW = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)  # the FakeClock's start
 

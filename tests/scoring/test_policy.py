@@ -6,10 +6,11 @@ from datetime import UTC, datetime, timedelta
 
 import grpc
 from google.protobuf.field_mask_pb2 import FieldMask
-from scoring.stack import A, B, error_of, phone, status, triggered, violations
+from scoring.stack import A, B, error_of, phone, status, triggered
 
 from nhm.scoring.v1 import scoring_pb2 as spb
 from nhm_platform.protoconv import to_duration
+from nhm_testing.errors import violations
 
 NOW = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import grpc
-from scoring.stack import SERVICE, A, B, error_of, phone, status, violations
+from scoring.stack import SERVICE, A, B, error_of, phone, status
 
 from nhm.registry.v1 import registry_pb2 as rpb
 from nhm.scoring.v1 import scoring_pb2 as spb
 from nhm.type.v1 import types_pb2 as types
 from nhm_platform.auth import TENANT_METADATA_KEY
+from nhm_testing.errors import violations
 
 NOW = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)
 SF = [phone(i) for i in range(12)]
