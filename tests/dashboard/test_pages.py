@@ -11,10 +11,12 @@ from typing import Any
 
 from dashboard.support import AT_RISK, BLOCKED, FLAGGED, GLOBEX_NUMBER, HEALTHY, Seed, Stack
 from dashboard.web import csrf_token, rows, sign_in, text, tile_count
+from structlog.testing import capture_logs
 
 from nhm.remediation.v1 import remediation_pb2 as rem
 from nhm.type.v1 import types_pb2 as types
-from nhm_testing.keys import TENANT_A_KEY, TENANT_B_KEY
+from nhm_dashboard import vocabulary as words
+from nhm_testing.keys import TENANT_A, TENANT_A_KEY, TENANT_B_KEY
 
 ACME = sorted([*HEALTHY, AT_RISK, FLAGGED, BLOCKED])
 
@@ -250,3 +252,45 @@ def test_campaign_names_are_reused_for_their_ttl_only(stack: Stack, make_app: Ca
     # Listing campaigns counts their numbers, so the Numbers page reuses the names it read for a while.
     assert ">South</option>" not in text(cached.get("/numbers"))
     assert ">South</option>" in text(fresh.get("/numbers"))
+
+
+def rpcs_of_tenant_a(events: list[dict[str, Any]]) -> list[str]:
+    """The RPCs the services answered for tenant A's key (not the services' own feeds), e.g. "ListHealth"."""
+    return sorted(e["method"].rsplit("/", 1)[1] for e in events if e.get("event") == "rpc"
+                  and e.get("tenant") == TENANT_A and e.get("caller", "").startswith("tenant"))
+
+
+def test_a_numbers_page_costs_three_calls_whatever_its_size(seeded: Seed, stack: Stack,
+                                                            make_app: Callable[..., Any]) -> None:
+    """One list call and two batch gets, side by side: no call per row, so 1,000 rows cost what 4 do."""
+    pages: dict[str, str] = {}
+    for page_size in (2, 50):
+        client = make_app(page_size=page_size).test_client()
+        sign_in(client, TENANT_A_KEY)
+        client.get("/numbers")  # campaign names are listed once, then reused
+        for path, shown, listing, batch_gets in [
+                ("/numbers", min(page_size, len(ACME)), "ListHealth", ["BatchGetNumbers", "BatchGetNumberUsage"]),
+                ("/numbers?status=at-risk&q=415", 1, "ListHealth", ["BatchGetNumbers", "BatchGetNumberUsage"]),
+                ("/numbers?sort=state", min(page_size, len(ACME)), "ListNumbers", ["BatchGetHealth", "BatchGetNumberUsage"])]:
+            with capture_logs() as events:
+                pages[path] = text(client.get(path))
+            assert len(rows(pages[path])) == shown, path
+            assert rpcs_of_tenant_a(events) == sorted([listing, *batch_gets]), (path, page_size)
+    # The rows carry what the batch gets brought: the registry's lifecycle state, scoring's status, the usage.
+    state = words.name_of(words.STATE_NAMES, stack.client().get_number(FLAGGED).state)
+    for path in ("/numbers", "/numbers?sort=state"):
+        flagged = pages[path].split(f'data-phone="{FLAGGED}"')[1].split("</tr>")[0]
+        assert "Flagged" in flagged and f">{state}<" in flagged and f"{seeded.calls[FLAGGED]} / 100" in flagged
+
+
+def test_the_overview_reads_no_number_one_by_one(seeded: Seed, make_app: Callable[..., Any]) -> None:
+    client = make_app().test_client()
+    sign_in(client, TENANT_A_KEY)
+    with capture_logs() as events:
+        assert text(client.get("/")).count("data-count=") == 4
+    called = rpcs_of_tenant_a(events)
+    # Tenant-wide reads, then per campaign (East, West) and per overdue task's case; the unhealthy numbers'
+    # usage in one batch get.
+    assert called.count("BatchGetNumberUsage") == 1 and called.count("GetCapacityPlan") == 2
+    assert not {"GetNumberUsage", "GetHealth", "GetNumber"} & set(called), called
+    assert called.count("GetCampaignUsage") == 2 and called.count("GetCase") == 1, called

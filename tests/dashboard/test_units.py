@@ -138,18 +138,16 @@ class TestNumberQuery:
 
 
 class TestFigures:
-    def test_todays_calls_count_each_number_once_and_split_by_status(self) -> None:
-        east = [alloc.NumberUsage(phone_number="+12127363101", calls_today=6),
-                alloc.NumberUsage(phone_number="+14158670104", calls_today=3)]
-        west = [alloc.NumberUsage(phone_number="+14158670104", calls_today=3),  # the same number in two campaigns
-                alloc.NumberUsage(phone_number="+14158670105", calls_today=1),
-                alloc.NumberUsage(phone_number="+13127860106", calls_today=2)]
-        share = overview.todays_call_share([east, west], {
+    def test_todays_calls_are_the_campaigns_and_the_unhealthy_numbers_share_is_split_by_status(self) -> None:
+        unhealthy = [alloc.NumberUsage(phone_number="+14158670104", calls_today=3),
+                     alloc.NumberUsage(phone_number="+14158670105", calls_today=1),
+                     alloc.NumberUsage(phone_number="+13127860106", calls_today=2)]
+        share = overview.todays_call_share([9, 3], unhealthy, {
             "+14158670104": types.HEALTH_STATUS_AT_RISK, "+14158670105": types.HEALTH_STATUS_FLAGGED,
             "+13127860106": types.HEALTH_STATUS_BLOCKED})
         assert (share.total, share.risky, share.blocked) == (12, 4, 2)
         assert share.share == pytest.approx(4 / 12)
-        assert overview.todays_call_share([], {}).share is None
+        assert overview.todays_call_share([], [], {}).share is None
 
     def test_tiles_show_the_change_since_last_week(self) -> None:
         tiles = overview.status_tiles(sco.StatusCounts(healthy=5, at_risk=2, flagged=1, total=8),

@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from nhm.allocation.v1 import allocation_pb2 as alloc
 from nhm.registry.v1 import registry_pb2 as reg
@@ -21,6 +21,10 @@ from nhm_sdk import Client, ClientConfig, Page, TlsConfig
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+class _Keyed(Protocol):
+    phone_number: str
 
 
 def client_config(settings: DashboardSettings) -> ClientConfig:
@@ -35,7 +39,7 @@ def client_config(settings: DashboardSettings) -> ClientConfig:
 
 
 class Gateway:
-    """Owns the SDK client and a small pool for calls made side by side (one per row of a page)."""
+    """Owns the SDK client and a small pool for calls made side by side (a page's batch gets, one per campaign)."""
 
     def __init__(self, settings: DashboardSettings, client: Client | None = None) -> None:
         self.settings = settings
@@ -84,8 +88,18 @@ class TenantApi:
     def _kw(self) -> dict[str, Any]:
         return {"metadata": self._metadata, "timeout": self._timeout}
 
-    def map(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
-        return self._gateway.map(fn, items)
+    def at_once(self, *calls: Callable[[], Any]) -> list[Any]:
+        """The calls' results, the calls made side by side in the pool (they must not use the pool themselves)."""
+        return self._gateway.map(lambda call: call(), calls)
+
+    def batches(self, phones: Sequence[str]) -> list[Sequence[str]]:
+        """phones in slices a batch get accepts (DashboardSettings.batch_get_size each)."""
+        size = self._gateway.settings.batch_get_size
+        return [phones[i:i + size] for i in range(0, len(phones), size)]
+
+    def _found(self, phones: Sequence[str], fetch: Callable[[Sequence[str]], Iterable[_Keyed]]) -> dict[str, Any]:
+        """phone -> item of each number a batch get finds (slice after slice); the others are left out."""
+        return {item.phone_number: item for batch in self.batches(phones) for item in fetch(batch)}
 
     # --- registry ---------------------------------------------------------------------------------------------
 
@@ -94,6 +108,10 @@ class TenantApi:
 
     def number(self, phone: str) -> reg.Number:
         return self._client.get_number(phone, **self._kw())
+
+    def numbers_of(self, phones: Sequence[str]) -> dict[str, reg.Number]:
+        """The tenant's numbers among phones (one batch get per batch_get_size numbers)."""
+        return self._found(phones, lambda batch: self._client.batch_get_numbers(batch, **self._kw()).numbers)
 
     def number_transitions(self, phone: str, limit: int) -> list[reg.NumberTransition]:
         return self._client.list_number_transitions(phone, page_size=limit, limit=limit, **self._kw()).to_list()
@@ -118,6 +136,10 @@ class TenantApi:
 
     def health(self, phone: str) -> sco.NumberHealth:
         return self._client.get_health(phone, **self._kw())
+
+    def health_of(self, phones: Sequence[str]) -> dict[str, sco.NumberHealth]:
+        """The health scoring has for phones (one batch get per batch_get_size numbers)."""
+        return self._found(phones, lambda batch: self._client.batch_get_health(batch, **self._kw()).health)
 
     def status_counts(self) -> sco.StatusCounts:
         return self._client.list_health(page_size=1, **self._kw()).first_response.counts
@@ -145,9 +167,13 @@ class TenantApi:
     def usage(self, phone: str) -> alloc.NumberUsage:
         return self._client.get_number_usage(phone, **self._kw())
 
-    def campaign_numbers_usage(self, campaign_id: str) -> list[alloc.NumberUsage]:
-        """Today's usage of every number of a campaign (every page)."""
-        return list(self._client.get_campaign_usage(campaign_id, page_size=1000, **self._kw()).numbers)
+    def usage_of(self, phones: Sequence[str]) -> dict[str, alloc.NumberUsage]:
+        """Today's usage of the numbers allocation knows among phones (one batch get per batch_get_size numbers)."""
+        return self._found(phones, lambda batch: self._client.batch_get_number_usage(batch, **self._kw()).usage)
+
+    def campaign_calls_today(self, campaign_id: str) -> int:
+        """Calls allocated today for a campaign (the totals of its usage listing's first page only)."""
+        return int(self._client.get_campaign_usage(campaign_id, page_size=1, limit=1, **self._kw()).calls_today)
 
     def capacity_plan(self, campaign_id: str) -> alloc.CapacityPlan:
         return self._client.get_capacity_plan(campaign_id, **self._kw())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from markupsafe import Markup
 
@@ -199,7 +199,7 @@ def case_view(case: rem.Case) -> CaseView:
 
 def load(api: TenantApi, phone: str, now: datetime, *, history_limit: int, activity_days: int) -> NumberView:
     number = api.number(phone)  # NotFoundError: no such number for this tenant
-    calls: list[Callable[[], Any]] = [
+    health, history, activity, usage, transitions, cases, campaign_names = api.at_once(
         lambda: _or_none(lambda: api.health(phone)),
         lambda: _or_empty(lambda: api.health_history(phone, history_limit)),
         lambda: _or_none(lambda: api.call_activity(phone, activity_days)),
@@ -207,8 +207,7 @@ def load(api: TenantApi, phone: str, now: datetime, *, history_limit: int, activ
         lambda: api.number_transitions(phone, 20),
         lambda: api.cases(phone=phone, limit=20),
         api.campaign_names,
-    ]
-    health, history, activity, usage, transitions, cases, campaign_names = api.map(lambda f: f(), calls)
+    )
     start = now - timedelta(days=activity_days)
     days = [charts.DayBar(d.date, d.outbound_calls, d.answered_calls) for d in activity.days] if activity else []
     ordered_cases = sorted(cases, key=lambda c: (c.state != rem.CASE_STATE_OPEN,

@@ -1,8 +1,9 @@
 """The Numbers page: filters, sort and keyset paging over every outbound number, one page at a time.
 
-A page costs one list call plus, per row, the two facts the list does not carry (usage today from the
-allocation service, and lifecycle state or health from the other list's owner), made side by side. Nothing
-reads more than the page shown, so a page costs the same with 100 numbers or 100,000.
+A page costs one list call plus two batch gets for the facts the list does not carry (usage today from the
+allocation service, and lifecycle state or health from the other list's owner), made side by side: three calls
+whatever the page size, none per row. Nothing reads more than the page shown, so a page costs the same with 100
+numbers or 100,000.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from nhm.scoring.v1 import scoring_pb2 as sco
 from nhm.type.v1 import types_pb2 as types
 from nhm_dashboard import vocabulary as words
 from nhm_dashboard.gateway import TenantApi
-from nhm_sdk import FailedPreconditionError, NotFoundError
 
 _AREA_CODE = re.compile(r"^[0-9]{1,5}$")
 _SEARCH_NOISE = re.compile(r"[\s().\-]")
@@ -157,26 +157,23 @@ class NumbersPage:
 
 def load_page(api: TenantApi, query: NumberQuery, page_size: int) -> NumbersPage:
     names = api.campaign_names()
+    campaigns = sorted(names.items(), key=lambda kv: kv[1])
     if query.by_registry:
         listed = api.numbers_page(query.numbers_filters(), page_size, query.page)
-
-        def registry_row(number: reg.Number) -> NumberRow:
-            return build_row(number.phone_number, _health_or_none(api, number.phone_number), number,
-                             _usage_or_none(api, number.phone_number), names)
-
-        rows = api.map(registry_row, listed.items)
-        return NumbersPage(query, rows, listed.next_page_token, None, sorted(names.items(), key=lambda kv: kv[1]))
-    health = api.health_page(query.health_filters(), page_size, query.page)
-
-    def health_row(item: sco.NumberHealth) -> NumberRow:
-        return build_row(item.phone_number, item, _number_or_none(api, item.phone_number),
-                         _usage_or_none(api, item.phone_number), names)
-
-    rows = api.map(health_row, health.items)
-    listed_counts = health.response.counts
+        phones = [n.phone_number for n in listed.items]
+        health, usage = api.at_once(lambda: api.health_of(phones), lambda: api.usage_of(phones))
+        rows = [build_row(n.phone_number, health.get(n.phone_number), n, usage.get(n.phone_number), names)
+                for n in listed.items]
+        return NumbersPage(query, rows, listed.next_page_token, None, campaigns)
+    page = api.health_page(query.health_filters(), page_size, query.page)
+    phones = [h.phone_number for h in page.items]
+    numbers, usage = api.at_once(lambda: api.numbers_of(phones), lambda: api.usage_of(phones))
+    rows = [build_row(h.phone_number, h, numbers.get(h.phone_number), usage.get(h.phone_number), names)
+            for h in page.items]
+    listed_counts = page.response.counts
     counts = {"healthy": listed_counts.healthy, "at-risk": listed_counts.at_risk, "flagged": listed_counts.flagged,
               "blocked": listed_counts.blocked, "total": listed_counts.total}
-    return NumbersPage(query, rows, health.next_page_token, counts, sorted(names.items(), key=lambda kv: kv[1]))
+    return NumbersPage(query, rows, page.next_page_token, counts, campaigns)
 
 
 def build_row(phone: str, health: sco.NumberHealth | None, number: reg.Number | None,
@@ -214,24 +211,3 @@ def build_row(phone: str, health: sco.NumberHealth | None, number: reg.Number | 
         state=words.name_of(words.STATE_NAMES, number.state) if number is not None else "—",
         campaigns=tuple(campaign_names.get(c, c) for c in campaign_ids),
     )
-
-
-def _health_or_none(api: TenantApi, phone: str) -> sco.NumberHealth | None:
-    try:
-        return api.health(phone)
-    except NotFoundError:
-        return None
-
-
-def _number_or_none(api: TenantApi, phone: str) -> reg.Number | None:
-    try:
-        return api.number(phone)
-    except NotFoundError:
-        return None
-
-
-def _usage_or_none(api: TenantApi, phone: str) -> alloc.NumberUsage | None:
-    try:
-        return api.usage(phone)
-    except (NotFoundError, FailedPreconditionError):  # unknown to allocation yet, or in no campaign
-        return None

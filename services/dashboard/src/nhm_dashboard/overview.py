@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import islice
 
 from nhm.allocation.v1 import allocation_pb2 as alloc
 from nhm.registry.v1 import registry_pb2 as reg
@@ -83,16 +84,14 @@ def status_tiles(counts: sco.StatusCounts, week_ago: sco.StatusCounts) -> list[S
             for status in words.STATUSES]
 
 
-def todays_call_share(usage_per_campaign: Iterable[Iterable[alloc.NumberUsage]],
+def todays_call_share(calls_per_campaign: Iterable[int], usage: Iterable[alloc.NumberUsage],
                       status_of: Mapping[str, int]) -> CallShare:
-    """Calls today per number (a number in several campaigns counted once), split by the number's status."""
-    calls: dict[str, int] = {}
-    for numbers in usage_per_campaign:
-        for usage in numbers:
-            calls[usage.phone_number] = max(calls.get(usage.phone_number, 0), usage.calls_today)
+    """Today's calls (each belongs to one campaign), and those of the At Risk, Flagged and Blocked numbers
+    (usage per number: a number in several campaigns counted once)."""
+    calls = {u.phone_number: u.calls_today for u in usage}
     risky = sum(n for phone, n in calls.items() if status_of.get(phone) in RISKY)
     blocked = sum(n for phone, n in calls.items() if status_of.get(phone) == types.HEALTH_STATUS_BLOCKED)
-    return CallShare(total=sum(calls.values()), risky=risky, blocked=blocked)
+    return CallShare(total=sum(calls_per_campaign), risky=risky, blocked=blocked)
 
 
 def short_campaigns(plans: Iterable[tuple[reg.Campaign, alloc.CapacityPlan | None]]) -> list[ShortCampaign]:
@@ -110,26 +109,33 @@ def task_rows(tasks: Iterable[rem.Task], phone_of_case: Mapping[str, str]) -> li
 
 
 def load(api: TenantApi, list_limit: int) -> Overview:
-    counts = api.status_counts()
-    report = api.weekly_report()
-    campaigns = api.campaigns()
-    risky_numbers = api.all_health([*RISKY, types.HEALTH_STATUS_BLOCKED])
-    usage = api.map(lambda c: api.campaign_numbers_usage(c.id), campaigns)
-    share = todays_call_share(usage, {h.phone_number: h.status for h in risky_numbers})
-    plans = api.map(lambda c: (c, api.capacity_plan(c.id)), campaigns)
-    overdue = api.overdue_tasks()
+    """Two rounds of calls made side by side, none per number: the tenant-wide reads, then what they name
+    (usage of the unhealthy numbers in batch gets, each campaign's calls and plan, the overdue tasks' cases)."""
+    counts, report, campaigns, overdue, unhealthy = api.at_once(
+        api.status_counts, api.weekly_report, api.campaigns, api.overdue_tasks,
+        lambda: api.all_health([*RISKY, types.HEALTH_STATUS_BLOCKED]))
+    status_of = {h.phone_number: h.status for h in unhealthy}
     shown = overdue[:list_limit]
     case_ids = sorted({t.case_id for t in shown})
-    phones = dict(api.map(lambda case_id: (case_id, api.case(case_id).phone_number), case_ids))
+    batches = api.batches(list(status_of))
+    done = iter(api.at_once(
+        *[lambda batch=batch: api.usage_of(batch) for batch in batches],
+        *[lambda c=c: api.campaign_calls_today(c.id) for c in campaigns],
+        *[lambda c=c: api.capacity_plan(c.id) for c in campaigns],
+        *[lambda case_id=case_id: api.case(case_id).phone_number for case_id in case_ids]))
+    usage = [u for found in islice(done, len(batches)) for u in found.values()]
+    calls = list(islice(done, len(campaigns)))
+    plans = list(zip(campaigns, islice(done, len(campaigns)), strict=True))
+    phone_of_case = dict(zip(case_ids, done, strict=True))
     return Overview(
         tiles=status_tiles(counts, report.counts_week_ago),
         total=counts.total,
-        calls_today=share,
+        calls_today=todays_call_share(calls, usage, status_of),
         answer_rate_flagged=report.answer_rate_flagged,
         answer_rate_clean=report.answer_rate_clean,
         report_outbound_calls=report.outbound_calls,
         short_campaigns=short_campaigns(plans),
         campaigns_checked=len(campaigns),
-        overdue_tasks=task_rows(shown, phones),
+        overdue_tasks=task_rows(shown, phone_of_case),
         overdue_total=len(overdue),
     )

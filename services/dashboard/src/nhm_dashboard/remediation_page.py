@@ -42,5 +42,5 @@ def load(api: TenantApi, case_limit: int) -> RemediationView:
     overdue = api.overdue_tasks()
     phones = {c.id: c.phone_number for c in cases}
     missing = sorted({t.case_id for t in overdue} - set(phones))
-    phones.update(dict(api.map(lambda case_id: (case_id, api.case(case_id).phone_number), missing)))
+    phones.update(zip(missing, api.at_once(*[lambda c=c: api.case(c).phone_number for c in missing]), strict=True))
     return RemediationView(group_by_stage(cases), len(cases), overview.task_rows(overdue, phones), truncated)

@@ -36,8 +36,11 @@ class DashboardSettings:
     # numbers: about 0.2 s at 100,000 numbers). A new or renamed campaign shows after at most this long; 0: always
     # list them afresh.
     campaign_names_ttl: float = 30.0
-    # Calls made at once to fill one page (usage and lifecycle per row).
+    # Calls made at once to fill one page (its batch gets; the overview's calls per campaign).
     fanout_workers: int = 8
+    # Numbers named in one batch get (BatchGetNumbers, BatchGetHealth, BatchGetNumberUsage); at most the services'
+    # max_batch_get (1,000 by default). Longer lists are read in slices of this size.
+    batch_get_size: int = 1000
     # Deadline of each call to a service, in seconds.
     rpc_timeout: float = 10.0
     # Status changes drawn on a number's health chart.
