@@ -98,6 +98,8 @@ def test_usage_capacity_and_replication_status(platform: Any) -> None:
     usage = client.get_campaign_usage(campaign, page_size=1)  # every page, merged
     assert usage.calls_today == 4 and len(usage.numbers) == 3 and not usage.next_page_token
     assert sum(u.calls_today for u in usage.numbers) == 4
+    totals = client.get_campaign_usage(campaign, page_size=1, limit=1)  # one call: the first page and totals
+    assert (totals.calls_today, totals.capacity_today, len(totals.numbers)) == (4, usage.capacity_today, 1)
 
     plan = client.get_capacity_plan(campaign, expected_daily_calls=1000)
     assert plan.total.numbers_eligible == 3 and plan.short_of_numbers

@@ -89,6 +89,8 @@ def test_list_numbers_pages_transparently_and_filters(client: Client) -> None:
     assert {n.area_code for n in client.list_numbers(area_code="212")} == {"212"}
     assert len(client.list_numbers(region="NY").to_list()) == 3
     assert len(list(client.list_numbers(page_size=2, limit=5))) == 5
+    # Pages stop at the one that reaches the limit: no call for a page nobody reads.
+    assert [len(p.items) for p in client.list_numbers(page_size=3, limit=4).pages()] == [3, 3]
     newest_first = [n.phone_number for n in client.list_numbers(order_by="phone_number", descending=True)]
     assert newest_first == sorted(newest_first, reverse=True)
 

@@ -237,13 +237,15 @@ class AsyncClient:
         request = alloc.BatchGetNumberUsageRequest(phone_numbers=list(phone_numbers), campaign_id=campaign_id)
         return await self._unary("allocation", self._allocation.BatchGetNumberUsage, request, timeout, metadata)
 
-    async def get_campaign_usage(self, campaign_id: str, *, page_size: int = 0, timeout: Timeout = None,
-                           metadata: Metadata | None = None) -> alloc.GetCampaignUsageResponse:
-        """Today's usage of a campaign: totals and every number (all pages, merged into one response)."""
+    async def get_campaign_usage(self, campaign_id: str, *, page_size: int = 0, limit: int | None = None,
+                                 timeout: Timeout = None,
+                                 metadata: Metadata | None = None) -> alloc.GetCampaignUsageResponse:
+        """Today's usage of a campaign: its totals and its numbers, every page merged into one response (or the
+        first ``limit`` numbers: ``page_size=1, limit=1`` reads just the totals, in one call)."""
         request = alloc.GetCampaignUsageRequest(campaign_id=campaign_id, page_size=page_size)
         pages = self._pages("allocation", self._allocation.GetCampaignUsage, _with_token(request), "numbers",
-                            timeout, metadata, "", None)
-        return merge_pages([page async for page in pages.pages()], "numbers")
+                            timeout, metadata, "", limit)
+        return merge_pages([page async for page in pages.pages()], "numbers", limit)
 
     async def get_capacity_plan(self, campaign_id: str, *, expected_daily_calls: int = 0,
                           resting_buffer: float | None = None, timeout: Timeout = None,

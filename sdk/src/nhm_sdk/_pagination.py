@@ -28,7 +28,8 @@ class PageIterator(Generic[T, R]):
     """Iterates every item of a list call, fetching the next page only when the current one is used up.
 
     ``for number in client.list_numbers(states=["ACTIVE"]): ...`` reads every page; ``.pages()`` yields
-    :class:`Page` objects instead; ``limit`` stops after that many items. A listing starts at the list method's
+    :class:`Page` objects instead; ``limit`` stops after that many items (``.pages()``: after the page that
+    reaches it). A listing starts at the list method's
     ``page_token`` (a page's ``next_page_token`` from an earlier listing with the same filters), so one page at a
     time is ``client.list_numbers(page_size=50, page_token=token).first_page``; ``first_response`` is that
     page's response (e.g. the status counts of ``list_health``).
@@ -56,10 +57,11 @@ class PageIterator(Generic[T, R]):
         if self._started:
             raise RuntimeError("a page iterator can be read once; call the list method again")
         self._started = True
-        page = self.first_page
+        page, seen = self.first_page, 0
         while True:
             yield page
-            if not page.next_page_token:
+            seen += len(page.items)
+            if not page.next_page_token or _limit_reached(seen, self._limit):
                 return
             page = self._fetch(page.next_page_token)
 
@@ -100,10 +102,11 @@ class AsyncPageIterator(Generic[T, R]):
         if self._started:
             raise RuntimeError("a page iterator can be read once; call the list method again")
         self._started = True
-        page = await self.first_page()
+        page, seen = await self.first_page(), 0
         while True:
             yield page
-            if not page.next_page_token:
+            seen += len(page.items)
+            if not page.next_page_token or _limit_reached(seen, self._limit):
                 return
             page = await self._fetch(page.next_page_token)
 
@@ -123,13 +126,15 @@ class AsyncPageIterator(Generic[T, R]):
         return [item async for item in self]
 
 
-def merge_pages(pages: Sequence[Page[Any, M]], items: str) -> M:
-    """One response holding every page's items: the last page's other fields, without a next page token."""
+def merge_pages(pages: Sequence[Page[Any, M]], items: str, limit: int | None = None) -> M:
+    """One response holding the pages' items (the first ``limit`` of them): the last page's other fields,
+    without a next page token."""
     merged = type(pages[-1].response)()
     merged.CopyFrom(pages[-1].response)
     field: Any = getattr(merged, items)
     del field[:]
-    field.extend(item for page in pages for item in page.items)
+    every = [item for page in pages for item in page.items]
+    field.extend(every if limit is None else every[:limit])
     merged.ClearField("next_page_token")
     return merged
 
@@ -153,3 +158,7 @@ async def merge_sorted_async(sources: Sequence[AsyncIterator[T]], key: Callable[
         async for item in sources[pick]:
             heads[pick] = item
             break
+
+
+def _limit_reached(seen: int, limit: int | None) -> bool:
+    return limit is not None and seen >= limit
