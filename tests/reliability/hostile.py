@@ -3,8 +3,9 @@
 Strings are tricky phone numbers, ids that exist and ids that do not, empty, oversized, control and odd
 Unicode text; numbers are extremes and negatives; enums take values outside their range; durations and
 timestamps are negative, absurd or malformed (nanos of the wrong sign); field masks name server-owned fields
-(tenant, state, usage, times) next to real and made-up ones; repeated fields are empty, small, or a huge batch; lists of phone numbers are also all well formed (some
-known, some repeated) so that the calls get past the syntax checks to the lookups and the duplicate check.
+(tenant, state, usage, times) next to real and made-up ones; repeated fields are empty, small, or a huge batch.
+Lists of phone numbers are also all well formed (some known, some repeated), so that batch gets get past the
+syntax checks to their lookups and their duplicate check.
 """
 
 from __future__ import annotations
