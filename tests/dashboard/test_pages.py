@@ -271,7 +271,8 @@ def test_a_numbers_page_costs_three_calls_whatever_its_size(seeded: Seed, stack:
         for path, shown, listing, batch_gets in [
                 ("/numbers", min(page_size, len(ACME)), "ListHealth", ["BatchGetNumbers", "BatchGetNumberUsage"]),
                 ("/numbers?status=at-risk&q=415", 1, "ListHealth", ["BatchGetNumbers", "BatchGetNumberUsage"]),
-                ("/numbers?sort=state", min(page_size, len(ACME)), "ListNumbers", ["BatchGetHealth", "BatchGetNumberUsage"])]:
+                ("/numbers?sort=state", min(page_size, len(ACME)), "ListNumbers",
+                 ["BatchGetHealth", "BatchGetNumberUsage"])]:
             with capture_logs() as events:
                 pages[path] = text(client.get(path))
             assert len(rows(pages[path])) == shown, path
