@@ -264,6 +264,8 @@ def test_a_numbers_page_costs_three_calls_whatever_its_size(seeded: Seed, stack:
                                                             make_app: Callable[..., Any]) -> None:
     """One list call and two batch gets, side by side: no call per row, so 1,000 rows cost what 4 do."""
     pages: dict[str, str] = {}
+    # Remediation may move the flagged number on (Quarantined, then Resting) while the pages load.
+    states = {words.name_of(words.STATE_NAMES, stack.client().get_number(FLAGGED).state)}
     for page_size in (2, 50):
         client = make_app(page_size=page_size).test_client()
         sign_in(client, TENANT_A_KEY)
@@ -278,10 +280,11 @@ def test_a_numbers_page_costs_three_calls_whatever_its_size(seeded: Seed, stack:
             assert len(rows(pages[path])) == shown, path
             assert rpcs_of_tenant_a(events) == sorted([listing, *batch_gets]), (path, page_size)
     # The rows carry what the batch gets brought: the registry's lifecycle state, scoring's status, the usage.
-    state = words.name_of(words.STATE_NAMES, stack.client().get_number(FLAGGED).state)
+    states.add(words.name_of(words.STATE_NAMES, stack.client().get_number(FLAGGED).state))
     for path in ("/numbers", "/numbers?sort=state"):
         flagged = pages[path].split(f'data-phone="{FLAGGED}"')[1].split("</tr>")[0]
-        assert "Flagged" in flagged and f">{state}<" in flagged and f"{seeded.calls[FLAGGED]} / 100" in flagged
+        assert "Flagged" in flagged and f"{seeded.calls[FLAGGED]} / 100" in flagged
+        assert any(f"<td>{state}</td>" in flagged for state in states), (states, flagged)
 
 
 def test_the_overview_reads_no_number_one_by_one(seeded: Seed, make_app: Callable[..., Any]) -> None:
