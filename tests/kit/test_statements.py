@@ -23,7 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from nhm_platform.db import Database
-from nhm_platform.statements import Compiled
+from nhm_platform.statements import Compiled, savepoint
 
 metadata = MetaData()
 things = Table(
@@ -40,6 +40,7 @@ _INSERT = Compiled(insert(things).values(name=bindparam("n"), count=bindparam("c
 _BY_NAME = Compiled(select(things).where(things.c.name == bindparam("n")))
 _BUMP = Compiled(update(things).where(things.c.name == bindparam("n"), things.c.count < bindparam("cap"))
                  .values(count=things.c.count + 1).returning(things.c.count))
+_ALL = Compiled(select(things.c.name, things.c.count).order_by(things.c.name))
 _FIRST_TWO = Compiled(select(things.c.name).order_by(things.c.name).limit(2))
 
 
@@ -97,3 +98,17 @@ def test_statements_with_post_compile_parameters_are_refused(db):
     expanding = Compiled(select(things).where(things.c.name.in_(bindparam("names", expanding=True))))
     with db.transaction() as session, pytest.raises(ValueError, match="not a plain statement"):
         expanding.rows(session, {"names": ["a"]})
+
+
+def test_a_driver_savepoint_undoes_its_block_alone_and_keeps_the_rest(db):
+    with db.transaction() as session:
+        _INSERT.execute(session, {"n": "a", "c": 0, "s": None, "f": False, "b": None})
+        with pytest.raises(IntegrityError), savepoint(session):
+            _INSERT.execute(session, {"n": "b", "c": 0, "s": None, "f": False, "b": None})
+            _INSERT.execute(session, {"n": "a", "c": 9, "s": None, "f": False, "b": None})  # fails: b goes too
+        with savepoint(session):
+            _BUMP.first(session, {"n": "a", "cap": 5})
+        _INSERT.execute(session, {"n": "c", "c": 0, "s": None, "f": False, "b": None})
+    with db.read() as session:
+        rows = [(row.name, row.count) for row in _ALL.rows(session, {})]
+    assert rows == [("a", 1), ("c", 0)]

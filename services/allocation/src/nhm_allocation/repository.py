@@ -25,7 +25,7 @@ from nhm_allocation.health_view import HealthView, from_columns
 from nhm_allocation.models import allocations, campaigns, number_health, number_usage, numbers, pool_members, prospects
 from nhm_allocation.policy import WarmupPlan
 from nhm_platform.protoconv import as_utc
-from nhm_platform.statements import Compiled, dialect_of
+from nhm_platform.statements import Compiled, dialect_of, savepoint
 
 RotationKey = tuple[int, int, int, str]
 
@@ -252,6 +252,10 @@ _PG_TAKE, _PG_TAKE_UNLESS_LOCKED, _PG_REFUND = (Compiled(_with_rotation_copy(s),
 _SQLITE_TAKE, _SQLITE_REFUND, _SQLITE_COPY_ROTATION = Compiled(_TAKE), Compiled(_REFUND), Compiled(_COPY_ROTATION)
 
 
+class _Full(Exception):
+    """The waited-for number turned out to be at a cap: its savepoint is rolled back."""
+
+
 def take(session: Session, tenant_id: str, phone_number: str, *, day_start: int, hour_start: int,
          daily_cap: int, hourly_cap: int, now_ms: int, wait: bool = True) -> Usage | None:
     """Count one call against a number's caps, atomically: None if either cap is reached, or (wait=False)
@@ -271,12 +275,13 @@ def take(session: Session, tenant_id: str, phone_number: str, *, day_start: int,
         # An UPDATE that waited for a row and then found it full keeps the row locked to the end of the
         # transaction (PostgreSQL re-checks under the lock); other calls would queue behind a number nobody can
         # use. A savepoint rolled back releases that lock at once.
-        savepoint = session.begin_nested()
-        row = _PG_TAKE.first(session, params)
-        if row is None:
-            savepoint.rollback()
-        else:
-            savepoint.commit()
+        try:
+            with savepoint(session):
+                row = _PG_TAKE.first(session, params)
+                if row is None:
+                    raise _Full
+        except _Full:
+            row = None
     return Usage(*row) if row is not None else None
 
 

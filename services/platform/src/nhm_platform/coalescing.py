@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from nhm_platform.db import Database, translate_errors
 from nhm_platform.errors import Aborted
+from nhm_platform.statements import savepoint
 
 T = TypeVar("T")
 _LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL: lock_timeout expired
@@ -41,6 +42,8 @@ class _Busy(Exception):
 @dataclass(eq=False)
 class _Call(Generic[T]):
     work: Callable[[Session], T]
+    # Notified (under the coalescer's lock) when the call is served, or when it may lead the next batch.
+    wakeup: threading.Condition
     done: bool = False
     result: Any = None
     error: BaseException | None = None
@@ -58,11 +61,11 @@ class TransactionCoalescer:
         self._retries = max(0, retries)
         self._pending: list[_Call[Any]] = []
         self._running = 0
-        self._changed = threading.Condition()
+        self._lock = threading.Lock()
 
     def run(self, work: Callable[[Session], T]) -> T:
         """Run work(session) in a transaction shared with the calls waiting alongside; its result once committed."""
-        call: _Call[T] = _Call(work)
+        call: _Call[T] = _Call(work, threading.Condition(self._lock))
         while True:
             self._submit(call)
             if isinstance(call.error, _Busy):  # it waited for a row in a batch: now alone, with the usual timeouts
@@ -76,23 +79,35 @@ class TransactionCoalescer:
             return call.result  # type: ignore[no-any-return]
 
     def _submit(self, call: _Call[Any]) -> None:
-        """Queue the call; while it is not served, run the next batch if a transaction slot is free, else wait."""
-        with self._changed:
+        """Queue the call; while it is not served, run the next batch if a transaction slot is free, else wait.
+
+        Each waiting call sleeps on its own condition: a finished batch wakes its own calls and the one call now
+        at the head of the queue (to lead the next batch), not every waiting thread (with 32 waiting, waking all
+        of them after every batch cost more than the batch's own bookkeeping)."""
+        with self._lock:
             self._pending.append(call)
             while not call.done:
                 if not self._pending or self._running >= self._max_transactions:
-                    self._changed.wait()
+                    call.wakeup.wait()
                     continue
                 batch = self._pending[:self._max_calls]
                 del self._pending[:self._max_calls]
                 self._running += 1
-                self._changed.release()
+                self._wake_next_leader()
+                self._lock.release()
                 try:
                     self._serve(batch)
                 finally:
-                    self._changed.acquire()
+                    self._lock.acquire()
                     self._running -= 1
-                    self._changed.notify_all()
+                    for served in batch:
+                        served.wakeup.notify()
+                    self._wake_next_leader()
+
+    def _wake_next_leader(self) -> None:
+        """With a transaction slot free and calls waiting, wake the call at the head of the queue to lead."""
+        if self._pending and self._running < self._max_transactions:
+            self._pending[0].wakeup.notify()
 
     def _serve(self, batch: list[_Call[Any]]) -> None:
         outcomes: list[tuple[Any, BaseException | None]] = []
@@ -119,17 +134,15 @@ class TransactionCoalescer:
     def _one(session: Session, call: _Call[Any], *, alone: bool) -> tuple[Any, BaseException | None]:
         if alone:  # its failure rolls back the whole (one-call) transaction: no savepoint needed
             return call.work(session), None
-        savepoint = session.begin_nested()
         try:
-            try:
-                result = call.work(session)
-            except DBAPIError as error:
-                if getattr(error.orig, "sqlstate", None) == _LOCK_NOT_AVAILABLE:
-                    raise _Busy from error
-                with translate_errors():
-                    raise
+            with savepoint(session):
+                try:
+                    result = call.work(session)
+                except DBAPIError as error:
+                    if getattr(error.orig, "sqlstate", None) == _LOCK_NOT_AVAILABLE:
+                        raise _Busy from error
+                    with translate_errors():
+                        raise
         except Exception as error:  # noqa: BLE001 - handed to the call's caller, the others still commit
-            savepoint.rollback()
             return None, error
-        savepoint.commit()
         return result, None
