@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
+import psycopg
 import pytest
 from sqlalchemy import (
     Boolean,
@@ -18,11 +19,14 @@ from sqlalchemy import (
     bindparam,
     insert,
     select,
+    text,
     update,
 )
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from nhm_platform.db import Database
+from nhm_platform.errors import Unavailable
 from nhm_platform.statements import Compiled, savepoint
 
 metadata = MetaData()
@@ -112,3 +116,24 @@ def test_a_driver_savepoint_undoes_its_block_alone_and_keeps_the_rest(db):
     with db.read() as session:
         rows = [(row.name, row.count) for row in _ALL.rows(session, {})]
     assert rows == [("a", 1), ("c", 0)]
+
+
+def test_a_connection_lost_inside_a_savepoint_surfaces_as_unavailable_never_as_internal(postgres):
+    """The database connection dies under a call (a restart, a proxy reset): its own error is the driver's
+    disconnect, and the calls after it in the transaction are told UNAVAILABLE, never an untranslated error."""
+    url = postgres.empty("statements_lost")
+    database = Database(url)
+    metadata.create_all(database.engine)
+    try:
+        with pytest.raises(Unavailable), database.transaction() as session:
+            _INSERT.execute(session, {"n": "a", "c": 0, "s": None, "f": False, "b": None})
+            pid = session.execute(text("SELECT pg_backend_pid()")).scalar()
+            with psycopg.connect(make_url(url).set(drivername="postgresql").render_as_string(hide_password=False),
+                                 autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            with pytest.raises(DBAPIError) as lost, savepoint(session):
+                _BUMP.first(session, {"n": "a", "cap": 5})
+            assert lost.value.connection_invalidated
+            _BUMP.first(session, {"n": "a", "cap": 5})  # the next call of the batch
+    finally:
+        database.dispose()

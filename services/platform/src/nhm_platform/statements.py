@@ -27,6 +27,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ClauseElement
 
+from nhm_platform.errors import Unavailable
+
 _CONNECTION = "nhm.connection"
 _SAVEPOINTS = itertools.count()
 Processor = Callable[[Any], Any] | None
@@ -57,13 +59,20 @@ def savepoint(session: Session) -> Iterator[None]:
     try:
         yield
     except BaseException:
-        _driver_execute(connection, f"ROLLBACK TO SAVEPOINT {name}")
+        if not connection.invalidated:  # a lost connection took the whole transaction with it
+            _driver_execute(connection, f"ROLLBACK TO SAVEPOINT {name}")
         raise
     _driver_execute(connection, f"RELEASE SAVEPOINT {name}")
 
 
+def _cursor(connection: Connection) -> Any:
+    if connection.invalidated:  # lost earlier in this transaction (SQLAlchemy would raise PendingRollbackError)
+        raise Unavailable("the database connection was lost; retry", reason="DATABASE_UNAVAILABLE")
+    return connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+
+
 def _driver_execute(connection: Connection, sql: str) -> None:
-    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    cursor = _cursor(connection)
     try:
         cursor.execute(sql)
     except connection.dialect.loaded_dbapi.Error as error:
@@ -121,8 +130,7 @@ class Compiled:
             values[name] = process(values[name])
         arguments: Sequence[Any] | Mapping[str, Any] = (
             [values[name] for name in plan.positional] if plan.positional is not None else values)
-        dbapi_connection = connection.connection.dbapi_connection
-        cursor = dbapi_connection.cursor()  # type: ignore[union-attr]
+        cursor = _cursor(connection)
         try:
             if self._prepared and plan.positional is None:
                 cursor.execute(plan.sql, arguments, prepare=True)
