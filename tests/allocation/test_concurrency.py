@@ -79,10 +79,16 @@ def test_two_processes_and_64_clients_never_exceed_a_cap(postgres, upstream, tra
 
         def call(stub_index: int, call_id: str, destination: str) -> None:
             request = pb.AllocateNumberRequest(campaign_id="c1", destination=destination, call_id=call_id)
-            try:
-                outcome = stubs[stub_index].AllocateNumber(request, metadata=auth(TENANT_A_KEY), timeout=30).caller_id
-            except grpc.RpcError as exc:
-                outcome = exc.code().name
+            for _attempt in range(5):
+                try:
+                    outcome = stubs[stub_index].AllocateNumber(request, metadata=auth(TENANT_A_KEY),
+                                                               timeout=30).caller_id
+                except grpc.RpcError as exc:
+                    outcome = exc.code().name
+                # ABORTED: deadlocks between the two processes outlasted the server's own retries; nothing was
+                # applied, and a dialer resends the same call id (which must then get the one answer).
+                if outcome != "ABORTED":
+                    break
             with lock:
                 results.setdefault(call_id, []).append((outcome, str(stub_index)))
 
