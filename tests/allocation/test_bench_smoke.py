@@ -34,3 +34,17 @@ def test_harness_runs_every_measurement_on_a_tiny_size(tmp_path):
         assert f["rate"] > 0 and f["errors"] == 0, f
         if f["backend"] != "-" and f["measure"].startswith("AllocateNumber"):
             assert f["echo_rate_ratio"] > 0, f  # every allocation figure is set against the echo of its run
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_the_allocation_profile_prints_its_figures(backend):
+    args = [sys.executable, str(SCRIPT.with_name("profile_allocate.py")), "--calls", "30", "--statements"]
+    if backend == "postgresql":
+        postgres = os.environ.get("NHM_TEST_POSTGRES_URL")
+        if not postgres:
+            pytest.skip("PostgreSQL run needs NHM_TEST_POSTGRES_URL; CI sets it")
+        args += ["--postgres", postgres]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "µs wall" in result.stdout and "per call" in result.stdout, result.stdout
+    assert "UPDATE number_usage" in result.stdout  # the statement that counts each call was timed
