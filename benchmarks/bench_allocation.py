@@ -12,6 +12,10 @@ call AllocateNumber for `--duration` seconds with distinct call ids and prospect
 and the calling window spans the whole day so the figures do not depend on the hour). A bare unary echo
 server (a separate process, same thread pool size, no interceptors) is driven the same way first; each line
 shows its ratio to the echo. Benchmarks print figures; they never fail on a slow result.
+
+`--compare-row-security` (PostgreSQL) measures what row-level security costs: the same run in a second database
+whose tables have it disabled (the service, still the application role, sends its settings all the same), and
+the round trip of the one statement every transaction adds to set them.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from nhm.type.v1 import types_pb2
 from nhm_allocation.app import SPEC
 from nhm_allocation.enums import Gate
 from nhm_allocation.models import campaigns, number_usage, numbers, pool_members
+from nhm_platform.database_roles import application_url
 from nhm_platform.migrations import upgrade
 from nhm_platform.phone import Purpose, parse_phone_number
 
@@ -189,10 +194,10 @@ def seed(url: str, first: int, size: int, campaign_id: str) -> None:
 
 
 @contextlib.contextmanager
-def postgres_database(server_url: str) -> Iterator[str]:
+def postgres_database(server_url: str, prefix: str = "nhm_bench_allocation") -> Iterator[str]:
     """A fresh database on the server named by server_url, dropped afterwards."""
     base = make_url(server_url)
-    name = f"nhm_bench_allocation_{os.getpid()}"
+    name = f"{prefix}_{os.getpid()}"
     admin = psycopg.connect(host=base.host or "127.0.0.1", port=base.port or 5432, user=base.username or "postgres",
                             password=base.password, dbname=base.database or "postgres", autocommit=True)
     try:
@@ -205,12 +210,15 @@ def postgres_database(server_url: str) -> Iterator[str]:
 
 
 def bench_allocation(backend: str, url: str, pools: list[int], callers: int, duration: float,
-                     prospects: list[str]) -> list[Result]:
+                     prospects: list[str], row_security: bool = True) -> list[Result]:
     upgrade(url, SPEC.migrations_dir, SPEC.version_table)
+    if not row_security:
+        disable_row_security(url)
+        backend += " RLS off"
     results = []
     offset = 0  # prospects already called in this database (a prospect may be called 3 times a day)
     seeded = 0
-    env = {**os.environ, "NHM_ALLOCATION_DATABASE_URL": url, "NHM_ALLOCATION_PORT": "0",
+    env = {**os.environ, "NHM_ALLOCATION_DATABASE_URL": application_url(url), "NHM_ALLOCATION_PORT": "0",
            "NHM_ALLOCATION_REGISTRY_TARGET": "", "NHM_ALLOCATION_SCORING_TARGET": "",
            "NHM_ALLOCATION_MIGRATE_ON_START": "false", "NHM_API_KEYS": f"{TENANT}={KEY}",
            "NHM_SERVICE_KEY": SERVICE_KEY, "NHM_LOG_LEVEL": "warning", "NHM_LOG_FORMAT": "json"}
@@ -244,6 +252,48 @@ def bench_allocation(backend: str, url: str, pools: list[int], callers: int, dur
             results.append(Result(f"AllocateNumber {backend}", f"{size:,}", ok, errors, seconds,
                                   percentile(latencies, 0.5), percentile(latencies, 0.99)))
     return results
+
+
+def disable_row_security(owner_url: str) -> None:
+    """For comparison only: the tables without row-level security (as their owner)."""
+    engine = create_engine(owner_url)
+    try:
+        with engine.begin() as connection:
+            for (table,) in connection.execute(text("SELECT relname FROM pg_class WHERE relrowsecurity"
+                                                    " AND relnamespace = current_schema()::regnamespace")):
+                connection.execute(text(f'ALTER TABLE "{table}" NO FORCE ROW LEVEL SECURITY'))
+                connection.execute(text(f'ALTER TABLE "{table}" DISABLE ROW LEVEL SECURITY'))
+    finally:
+        engine.dispose()
+
+
+def bench_scope_statement(owner_url: str, transactions: int = 3000) -> None:
+    """Microseconds a transaction takes (BEGIN, one primary-key read, COMMIT) with and without the statement
+    that sets its row scope, as the application role on this server; alternated, best of 5 each."""
+    parsed = make_url(application_url(owner_url))
+    connection = psycopg.connect(host=parsed.host, port=parsed.port or 5432, user=parsed.username,
+                                 password=parsed.password, dbname=parsed.database)
+    scope = "SELECT set_config('nhm.tenant_id', %s, true), set_config('nhm.platform', '', true)"
+
+    def run(with_scope: bool) -> float:
+        started = time.perf_counter()
+        for i in range(transactions):
+            with connection.transaction():
+                if with_scope:
+                    connection.execute(scope, (TENANT,))
+                connection.execute("SELECT 1 FROM prospects WHERE tenant_id = %s AND destination = %s",
+                                   (TENANT, f"+1415{i:07d}")).fetchall()
+        return (time.perf_counter() - started) / transactions * 1e6
+
+    try:
+        plain, scoped = [], []
+        for _ in range(5):
+            plain.append(run(False))
+            scoped.append(run(True))
+    finally:
+        connection.close()
+    print(f"\nrow scope statement: transaction {min(plain):.0f} us without it, {min(scoped):.0f} us with it "
+          f"(+{min(scoped) - min(plain):.0f} us, one round trip; best of 5 x {transactions:,})", flush=True)
 
 
 def bench_echo(callers: int, duration: float, workers: int) -> Result:
@@ -283,6 +333,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=32, help="server threads (echo and allocation alike)")
     parser.add_argument("--postgres", default="", help="postgresql+psycopg:// URL of a server to create a database on")
     parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
+    parser.add_argument("--compare-row-security", action="store_true",
+                        help="PostgreSQL: also run with row-level security off, and time the row scope statement")
     parser.add_argument("--serve-echo", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_echo:
@@ -300,6 +352,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.postgres:
         with postgres_database(args.postgres) as url:
             results += bench_allocation("postgresql", url, pools, args.callers, args.duration, prospects)
+            if args.compare_row_security:
+                bench_scope_statement(url)
+        if args.compare_row_security:
+            with postgres_database(args.postgres, "nhm_bench_allocation_rls_off") as url:
+                results += bench_allocation("postgresql", url, pools, args.callers, args.duration, prospects,
+                                            row_security=False)
     report(results, echo, args.callers)
     return 0
 

@@ -38,6 +38,7 @@ from typing import Any
 
 from hotpaths import postgres_databases  # benchmarks/ is on the path when a benchmark runs
 
+from nhm_platform.database_roles import application_url
 from nhm_sdk import Client, ClientConfig
 
 SERVICES = ("registry", "scoring", "allocation", "remediation")
@@ -92,7 +93,8 @@ def stack(database_urls: dict[str, str], data_dir: Path) -> Iterator[tuple[dict[
         env[f"NHM_{name.upper()}_PORT"] = str(port)
         env[f"NHM_{name.upper()}_TARGET"] = f"127.0.0.1:{port}"
         if name in database_urls:
-            env[f"NHM_{name.upper()}_DATABASE_URL"] = database_urls[name]
+            env[f"NHM_{name.upper()}_MIGRATION_DATABASE_URL"] = database_urls[name]
+            env[f"NHM_{name.upper()}_DATABASE_URL"] = application_url(database_urls[name])
     procs: list[subprocess.Popen[str]] = []
     try:
         for name in SERVICES:

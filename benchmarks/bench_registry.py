@@ -25,6 +25,7 @@ import grpc
 from nhm.registry.v1 import registry_pb2 as pb
 from nhm.registry.v1 import registry_pb2_grpc
 from nhm.type.v1 import types_pb2 as types
+from nhm_platform.database_roles import application_url
 from nhm_platform.logs import configure_logging
 from nhm_platform.service import start_service
 from nhm_registry.app import SPEC
@@ -87,7 +88,8 @@ def run_backend(name: str, url: str, sizes: list[int], repeat: int) -> list[tupl
     run = secrets.token_hex(3)
     keys = {size: f"nhm_bench_{run}_{size}_{secrets.token_hex(8)}" for size in sizes}
     settings = SPEC.load_settings(
-        host="127.0.0.1", port=0, database_url=url, log_format="json", log_level="warning", grace_period=0.0,
+        host="127.0.0.1", port=0, database_url=application_url(url), migration_database_url=url,
+        log_format="json", log_level="warning", grace_period=0.0,
         api_keys=",".join(f"bench-{run}-{size}={key}" for size, key in keys.items()))
     running, port = start_service(SPEC, settings)
     results = []

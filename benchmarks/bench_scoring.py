@@ -39,6 +39,7 @@ from nhm.scoring.v1 import scoring_pb2 as spb
 from nhm.scoring.v1 import scoring_pb2_grpc
 from nhm.type.v1 import types_pb2 as types
 from nhm_platform.clock import SystemClock
+from nhm_platform.database_roles import application_url
 from nhm_platform.db import Database
 from nhm_platform.logs import configure_logging
 from nhm_platform.migrations import upgrade
@@ -180,7 +181,8 @@ def run_backend(name: str, url: str, count: int, total_events: int, batch: int, 
     key = f"nhm_bench_{secrets.token_hex(12)}"
     tenant = f"bench-{secrets.token_hex(3)}"
     settings = SPEC.load_settings(
-        host="127.0.0.1", port=0, database_url=url, log_format="json", log_level="warning", grace_period=0.0,
+        host="127.0.0.1", port=0, database_url=application_url(url), migration_database_url=url,
+        log_format="json", log_level="warning", grace_period=0.0,
         api_keys=f"{tenant}={key}", follow_registry=False, rescore_interval=3600.0)
     upgrade(url, SPEC.migrations_dir, SPEC.version_table)
     rows = [("numbers scored (seed)", f"{count:,} in {seed(url, tenant, count, settings):.1f} s")]

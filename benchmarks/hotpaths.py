@@ -54,6 +54,7 @@ from nhm.registry.v1 import registry_pb2_grpc
 from nhm.scoring.v1 import scoring_pb2 as spb
 from nhm.scoring.v1 import scoring_pb2_grpc
 from nhm_allocation.app import SPEC as ALLOCATION
+from nhm_platform.database_roles import application_url
 from nhm_platform.migrations import upgrade
 from nhm_platform.phone import Purpose, parse_phone_number
 from nhm_registry.app import SPEC as REGISTRY
@@ -182,7 +183,8 @@ def channels(port: int, callers: int) -> Iterator[list[grpc.Channel]]:
 def service_env(name: str, url: str, **settings: str) -> dict[str, str]:
     prefix = f"NHM_{name.upper()}_"
     env = {**os.environ, "NHM_API_KEYS": f"{TENANT}={KEY}", "NHM_SERVICE_KEY": SERVICE_KEY,
-           "NHM_LOG_LEVEL": "warning", "NHM_LOG_FORMAT": "json", f"{prefix}DATABASE_URL": url, f"{prefix}PORT": "0",
+           "NHM_LOG_LEVEL": "warning", "NHM_LOG_FORMAT": "json", f"{prefix}DATABASE_URL": application_url(url),
+           f"{prefix}PORT": "0",
            f"{prefix}MIGRATE_ON_START": "false", "NHM_MAX_WORKERS": "32"}
     env.update({f"{prefix}{key.upper()}": value for key, value in settings.items()})
     return env

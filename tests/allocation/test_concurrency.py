@@ -23,6 +23,7 @@ from sqlalchemy import create_engine, text
 from nhm.allocation.v1 import allocation_pb2 as pb
 from nhm.allocation.v1 import allocation_pb2_grpc
 from nhm_allocation.app import SPEC
+from nhm_testing.databases import owner_url
 from nhm_testing.keys import STATIC_KEY_SETTINGS, TENANT_A_KEY, auth
 
 CAP = 5
@@ -125,7 +126,7 @@ def test_two_processes_and_64_clients_never_exceed_a_cap(postgres, upstream, tra
     assert set(outcomes) == {"allocated", "RESOURCE_EXHAUSTED"}, outcomes  # every refusal is RESOURCE_EXHAUSTED
     assert len(results) == ATTEMPTS
     assert per_number == dict.fromkeys(NUMBERS, CAP)  # every number exactly at its cap, none over
-    engine = create_engine(url)
+    engine = create_engine(owner_url(url))
     try:
         with engine.connect() as connection:
             usage = dict(connection.execute(text("SELECT phone_number, day_used FROM number_usage")).all())

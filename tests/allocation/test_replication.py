@@ -24,6 +24,7 @@ from nhm_allocation.models import cursors, numbers
 from nhm_platform.auth import hash_key
 from nhm_platform.db import Database
 from nhm_platform.replica import ApiKeyReplica
+from nhm_platform.row_scope import platform_rows, tenant_rows
 from nhm_testing.keys import TENANT_A, TENANT_A_KEY, auth
 
 SF1, SF2 = "+14158675301", "+14158675302"
@@ -188,16 +189,16 @@ def test_a_replica_that_is_behind_never_moves_rows_back_to_older_states(database
     log.number(SF1, state=t.LIFECYCLE_STATE_RESTING, campaigns=())  # revision 2: RESTING
     first, second = log.registry._items
     try:
-        with db.transaction() as session:  # replica A applies both and stores cursor 2
+        with platform_rows(), db.transaction() as session:  # replica A applies both and stores cursor 2
             for change in (first, second):
                 replica.apply_registry(session, change)
             replica.after_batch(session)
             cursors.save(session, "registry", 2, clock)
-        with db.transaction() as session:  # replica B, behind, replays revision 1
+        with platform_rows(), db.transaction() as session:  # replica B, behind, replays revision 1
             replica.apply_registry(session, first)
             replica.after_batch(session)
             cursors.save(session, "registry", 1, clock)
-        with db.read() as session:
+        with platform_rows(), db.read() as session:
             assert session.execute(select(numbers.c.state)).scalar() == t.LIFECYCLE_STATE_RESTING
             assert cursors.load(session, "registry") == 2
     finally:
@@ -216,13 +217,13 @@ def test_after_a_large_snapshot_the_candidate_walk_reads_the_tiers_own_index(dat
     try:
         items = feed.registry._items
         for start in range(0, len(items), 500):  # applied as the follower does: batches of 500
-            with db.transaction() as session:
+            with platform_rows(), db.transaction() as session:
                 for change in items[start:start + 500]:
                     replica.apply_registry(session, change)
                 replica.after_batch(session)
         statement = repo._window_statement(Tier.AREA_CODE, False, 16)
         params = {"tenant": TENANT_A, "campaign": "c1", "gate": 0, "tier_key": "US-415"}
-        with db.read() as session:
+        with tenant_rows(TENANT_A), db.read() as session:  # as AllocateNumber reads: under row-level security
             connection = session.connection()
             if db.is_sqlite:
                 compiled = statement.compile(dialect=sqlite.dialect())

@@ -128,6 +128,7 @@ def test_upkeep_forgets_call_ids_ledger_rows_and_prospects_after_their_retention
     from nhm_allocation.housekeeping import Housekeeper
     from nhm_allocation.models import allocations, idempotency, prospects
     from nhm_platform.db import Database
+    from nhm_platform.row_scope import platform_rows
 
     allocation.upstream.campaign("c1")
     allocation.upstream.number(SF1)
@@ -138,7 +139,7 @@ def test_upkeep_forgets_call_ids_ledger_rows_and_prospects_after_their_retention
                          prospect_retention=timedelta(days=90), interval=0)
 
     def counts() -> tuple[int, int, int]:
-        with db.read() as session:
+        with platform_rows(), db.read() as session:
             return tuple(session.execute(select(func.count()).select_from(t)).scalar() for t in (
                 idempotency.table, allocations, prospects))
 

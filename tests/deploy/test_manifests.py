@@ -23,7 +23,7 @@ from nhm_dashboard.server import build_server
 from nhm_dashboard.settings import DashboardSettings
 from nhm_dashboard.settings import load as load_dashboard_settings
 from nhm_platform.probe import check_http
-from nhm_platform.settings import env_names
+from nhm_platform.settings import ServerSettings, env_names
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("registry", "scoring", "allocation", "remediation")
@@ -160,6 +160,23 @@ def test_compose_runs_every_service_with_a_migration_step(compose):
     assert services["allocation"]["deploy"]["replicas"] >= 2
 
 
+def test_compose_migrates_as_the_owner_and_serves_as_the_application_role(compose):
+    """The services connect as the role row-level security holds (created by the init script, no superuser, no
+    BYPASSRLS); only the migration steps connect as the owner."""
+    services = compose["services"]
+    role = ServerSettings.database_app_role
+    for name in SERVICES:
+        migrate, serve = services[f"{name}-migrate"]["environment"], services[name]["environment"]
+        assert "NHM_DATABASE_URL" not in migrate
+        assert migrate["NHM_MIGRATION_DATABASE_URL"].startswith("postgresql+psycopg://postgres:")
+        assert serve["NHM_DATABASE_URL"].startswith(f"postgresql+psycopg://{role}:")
+        assert "NHM_MIGRATION_DATABASE_URL" not in serve
+    mount = next(v for v in services["postgres"]["volumes"] if "docker-entrypoint-initdb.d" in v)
+    init = (ROOT / mount.split(":")[0]).read_text()
+    assert re.search(rf"CREATE ROLE {role} LOGIN NOSUPERUSER NOBYPASSRLS", init), init
+    assert "NHM_APP_DB_PASSWORD" in services["postgres"]["environment"]
+
+
 def test_compose_variables_are_read_and_ports_line_up(compose):
     services = compose["services"]
     ports = {}
@@ -276,6 +293,23 @@ def test_every_service_is_a_deployment_with_grpc_probes(manifests):
         assert container["livenessProbe"]["grpc"]["port"] == port
         assert container["resources"]["requests"]
         assert_targets_name_grpc_ports(env, deployments)
+
+
+def test_deployments_migrate_as_the_owner_and_serve_as_the_application_role(manifests):
+    deployments = kind(manifests, "Deployment")
+    example = yaml.safe_load((ROOT / "deploy" / "k8s" / "secrets.example.yaml").read_text())["stringData"]
+    for name in SERVICES:
+        spec = deployments[name]["spec"]["template"]["spec"]
+        (init,), (container,) = spec["initContainers"], spec["containers"]
+        keys = {e["name"]: e["valueFrom"]["secretKeyRef"]["key"] for c in (init, container) for e in c["env"]
+                if "valueFrom" in e and e["name"].endswith("DATABASE_URL")}
+        assert {e["name"] for e in init["env"]} >= {"NHM_MIGRATION_DATABASE_URL"}
+        assert "NHM_DATABASE_URL" not in {e["name"] for e in init["env"]}
+        assert keys == {"NHM_MIGRATION_DATABASE_URL": f"{name}-migration-database-url",
+                        "NHM_DATABASE_URL": f"{name}-database-url"}
+        assert example[f"{name}-database-url"].startswith(f"postgresql+psycopg://{ServerSettings.database_app_role}:")
+        assert not example[f"{name}-migration-database-url"].startswith(
+            f"postgresql+psycopg://{ServerSettings.database_app_role}:")
 
 
 def test_the_dashboard_is_a_deployment_with_http_probes_and_its_secret(manifests, dashboard_url):

@@ -25,6 +25,7 @@ from sqlalchemy.engine import make_url
 
 from nhm.allocation.v1 import allocation_pb2, allocation_pb2_grpc
 from nhm_allocation.app import SPEC
+from nhm_testing.databases import owner_url
 from nhm_testing.processes import ServiceProcess
 from nhm_testing.proxy import TcpProxy
 
@@ -110,7 +111,7 @@ def settle(targets: list[str], records: list[dict[str, Any]], timeout: float) ->
 
 
 def wait_for_allocations(url: str, count: int, limit: float = 60.0) -> None:
-    engine = create_engine(url)
+    engine = create_engine(owner_url(url))
     began = time.monotonic()
     try:
         with engine.connect() as connection:

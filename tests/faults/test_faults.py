@@ -15,6 +15,7 @@ from faults.support import FaultContext, fault_run, seconds_until_serving_calls
 from invariants import load
 from sqlalchemy.engine import make_url
 
+from nhm_testing.databases import owner_url
 from nhm_testing.processes import wait_serving
 
 SCALE = load.SCALE
@@ -42,7 +43,7 @@ def test_kill_9_of_an_allocation_process_mid_load(database_url, upstream, backen
 
 def test_every_database_connection_terminated_mid_load(postgres, upstream):
     def fault(ctx: FaultContext) -> None:
-        url = make_url(ctx.database_url)
+        url = make_url(owner_url(ctx.database_url))
         terminated = 0
         with psycopg.connect(host=url.host, port=url.port or 5432, user=url.username, dbname="postgres",
                              autocommit=True) as admin:

@@ -26,6 +26,7 @@ from nhm_allocation.app import SPEC as ALLOCATION
 from nhm_allocation.replication import HEALTH_ENTRY
 from nhm_registry.app import SPEC as REGISTRY
 from nhm_scoring.app import SPEC as SCORING
+from nhm_testing.databases import owner_url
 from nhm_testing.keys import TENANT_A_KEY, auth
 from nhm_testing.processes import ServiceProcess, wait_serving
 
@@ -141,6 +142,9 @@ def test_upstreams_killed_and_restarted_while_allocation_serves(postgres):
             return len(usage.numbers) == 3
 
         wait_for(pool_known, "allocation learns the campaign's numbers")
+        # Scoring started alongside allocation, whose follower may still be backing off from a refused connect.
+        wait_for(lambda: all(feed(stub, name).connected and feed(stub, name).HasField("last_sync_time")
+                             for name in ("registry", "scoring")), "allocation follows both feeds")
         with Dialer(allocation.address, campaign_id) as dialer:
             for group in OUTAGES:
                 victims = [{"registry": registry, "scoring": scoring}[name] for name in group]
@@ -179,7 +183,7 @@ def test_upstreams_killed_and_restarted_while_allocation_serves(postgres):
         records = dialer.records
         failed = [r for r in records if not r["outcome"].startswith("+")]
         late = [r for r in records if r["elapsed"] > TIMEOUT + 1]
-        engine = create_engine(allocation_url)
+        engine = create_engine(owner_url(allocation_url))
         with engine.connect() as connection:
             ledger = dict(connection.execute(text("SELECT call_id, phone_number FROM allocations")).all())
         engine.dispose()

@@ -27,6 +27,7 @@ from sqlalchemy import create_engine, text
 
 from nhm.allocation.v1 import allocation_pb2, allocation_pb2_grpc
 from nhm.type.v1 import types_pb2
+from nhm_testing.databases import owner_url
 from nhm_testing.keys import TENANT_A, TENANT_A_KEY, TENANT_B, TENANT_B_KEY, auth
 from nhm_testing.processes import ServiceProcess, service_environment
 
@@ -226,7 +227,7 @@ class Ledger:
 
     @classmethod
     def read(cls, url: str) -> Ledger:
-        engine = create_engine(url)
+        engine = create_engine(owner_url(url))
         try:
             with engine.connect() as connection:
                 allocations = [dict(r._mapping) for r in connection.execute(text(

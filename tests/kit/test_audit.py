@@ -15,12 +15,14 @@ from sqlalchemy import func, select, text
 from nhm_platform.audit import Actor, ActorRole, AuditEntry, AuditQuery, FieldChange, diff
 from nhm_platform.db import Database
 from nhm_platform.migrations import upgrade
+from nhm_platform.row_scope import tenant_rows
 from nhm_registry import models as registry_models
 from nhm_registry.app import SPEC as REGISTRY
 from nhm_remediation import models as remediation_models
 from nhm_remediation.app import SPEC as REMEDIATION
 from nhm_scoring import models as scoring_models
 from nhm_scoring.app import SPEC as SCORING
+from nhm_testing.databases import owner_url
 
 NOW = dt.datetime(2026, 1, 5, 15, 0, tzinfo=dt.UTC)
 AUDITED = [(REGISTRY, registry_models.audit), (SCORING, scoring_models.audit),
@@ -29,9 +31,9 @@ AUDITED = [(REGISTRY, registry_models.audit), (SCORING, scoring_models.audit),
 
 @pytest.mark.parametrize("spec, log", AUDITED, ids=[spec.name for spec, _ in AUDITED])
 def test_the_service_cannot_change_or_delete_an_audit_event(database_url: Any, spec: Any, log: Any) -> None:
-    db = Database(database_url(spec))  # as the service connects: same URL, same engine settings
+    db = Database(database_url(spec))  # as the service connects: same URL and role, same engine settings
     try:
-        with db.transaction() as session:
+        with tenant_rows("acme"), db.transaction() as session:
             log.record(session, Actor("tenant:ops", ActorRole.TENANT, "key_1", "req-1"), [AuditEntry(
                 "acme", "number", "numbers/+14152220123", "created", (FieldChange("display_name", new="Sales"),))],
                 NOW)
@@ -40,10 +42,21 @@ def test_the_service_cannot_change_or_delete_an_audit_event(database_url: Any, s
                     "UPDATE audit_events SET tenant_id = 'globex' WHERE seq > 0"]
         if not db.is_sqlite:
             attempts.append("TRUNCATE audit_events")
+        # PostgreSQL: the application role has no UPDATE, DELETE or TRUNCATE on the table, and the triggers
+        # refuse them for its owner too.
         for statement in attempts:
-            with pytest.raises(Exception, match="append-only"), db.transaction() as session:
+            with pytest.raises(Exception, match=r"append-only|permission denied for table audit_events"), \
+                    tenant_rows("acme"), db.transaction() as session:
                 session.execute(text(statement))
-        with db.read() as session:
+        if not db.is_sqlite:
+            owner = Database(owner_url(db.url))
+            try:
+                for statement in attempts:
+                    with pytest.raises(Exception, match="append-only"), owner.transaction() as session:
+                        session.execute(text(statement))
+            finally:
+                owner.dispose()
+        with tenant_rows("acme"), db.read() as session:
             events, _ = log.list(session, AuditQuery("acme"))
             assert session.execute(select(func.count()).select_from(log.table)).scalar_one() == 1
         (event,) = events

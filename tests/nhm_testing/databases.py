@@ -3,6 +3,11 @@
 Each service's schema is migrated once per test session into a template (a SQLite file, or a PostgreSQL
 template database); every test then gets its own copy, which is fast and keeps tests independent.
 Names carry the process id, so several test runs can share one PostgreSQL server.
+
+On PostgreSQL a migrated database is migrated as the server's user (the owner, NHM_TEST_POSTGRES_URL's) and
+handed out for the application role (APP_ROLE, created if missing): services under test connect as a role
+row-level security holds, as in production. Tests that inspect or plant rows behind a service's back open
+:func:`owner_url` of it.
 """
 
 from __future__ import annotations
@@ -17,10 +22,22 @@ from typing import Any
 import psycopg
 from sqlalchemy.engine import make_url
 
+from nhm_platform.database_roles import application_url
 from nhm_platform.migrations import upgrade
 from nhm_platform.service import ServiceSpec
+from nhm_platform.settings import ServerSettings
 
 POSTGRES_URL_VARIABLE = "NHM_TEST_POSTGRES_URL"
+APP_ROLE = ServerSettings.database_app_role
+
+
+def owner_url(url: str) -> str:
+    """The same database as the tables' owner (the test server's user); a SQLite URL as it is."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql" or parsed.username != APP_ROLE:
+        return url
+    base = make_url(os.environ[POSTGRES_URL_VARIABLE])
+    return parsed.set(username=base.username, password=base.password).render_as_string(hide_password=False)
 
 
 class SqliteProvisioner:
@@ -78,11 +95,11 @@ class PostgresProvisioner:
             if template is None:
                 template = f"{self._prefix}_tmpl_{spec.name}"
                 self._create(template)
-                upgrade(self._url(template), spec.migrations_dir, spec.version_table)
+                upgrade(self._url(template), spec.migrations_dir, spec.version_table, app_role=APP_ROLE)
                 self._templates[spec.name] = template
             name = f"{self._prefix}_{spec.name}_{next(self._counter)}"
             self._create(name, template)
-        return self._url(name)
+        return application_url(self._url(name))
 
     def empty(self, name: str) -> str:
         with self._lock:

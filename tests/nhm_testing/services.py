@@ -12,6 +12,7 @@ import grpc
 from nhm_platform.clock import Clock
 from nhm_platform.server import RunningServer
 from nhm_platform.service import ServiceSpec, start_service
+from nhm_testing.databases import owner_url
 from nhm_testing.keys import STATIC_KEY_SETTINGS
 
 
@@ -34,7 +35,8 @@ class ServiceHandle:
 def running_service(spec: ServiceSpec[Any], database_url: str, clock: Clock | None = None,
                     **overrides: Any) -> Iterator[ServiceHandle]:
     """Start a service on 127.0.0.1:0 with the test keys; stop it (grace 0) afterwards."""
-    values = {"host": "127.0.0.1", "port": 0, "database_url": database_url, "log_format": "json",
+    values = {"host": "127.0.0.1", "port": 0, "database_url": database_url,
+              "migration_database_url": owner_url(database_url), "log_format": "json",
               "grace_period": 0.0, "migrate_on_start": True, **STATIC_KEY_SETTINGS, **overrides}
     settings = spec.load_settings(**values)
     running, port = start_service(spec, settings, clock)

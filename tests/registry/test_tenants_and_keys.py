@@ -8,6 +8,7 @@ from sqlalchemy import create_engine, text
 
 from nhm.registry.v1 import registry_pb2 as pb
 from nhm_platform.auth import hash_key
+from nhm_testing.databases import owner_url
 from nhm_testing.keys import auth
 
 SF = "+14152220123"
@@ -96,7 +97,7 @@ def test_api_keys_authenticate_at_once_and_stop_at_once(registry):
     assert history[0].actor == "tenant:dialer"
     # Only the digest is stored.
     url = registry.handle.settings.database_url
-    engine = create_engine(url)
+    engine = create_engine(owner_url(url))
     with engine.connect() as connection:
         stored = connection.execute(text("SELECT secret_sha256 FROM api_keys")).scalars().all()
         responses = connection.execute(text("SELECT response FROM idempotency_keys")).scalars().all()

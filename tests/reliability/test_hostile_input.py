@@ -37,6 +37,7 @@ from nhm.registry.v1 import registry_pb2, registry_pb2_grpc
 from nhm.remediation.v1 import remediation_pb2, remediation_pb2_grpc
 from nhm.scoring.v1 import scoring_pb2, scoring_pb2_grpc
 from nhm_platform.clock import FakeClock
+from nhm_testing.databases import owner_url
 from nhm_testing.keys import ADMIN_KEY, TENANT_A, TENANT_A_KEY, auth
 from nhm_testing.services import ServiceHandle, running_service
 
@@ -159,7 +160,7 @@ _ENGINES: dict[str, tuple[Engine, tuple[str, ...]]] = {}
 
 def _engine(url: str) -> tuple[Engine, tuple[str, ...]]:
     if url not in _ENGINES:
-        engine = create_engine(url, pool_size=1)
+        engine = create_engine(owner_url(url), pool_size=1)
         with engine.connect() as connection:
             tables = tuple(sorted(set(inspect(connection).get_table_names()) - EXCLUDED_TABLES))
         _ENGINES[url] = (engine, tables)

@@ -38,6 +38,7 @@ from nhm.scoring.v1 import scoring_pb2 as spb
 from nhm.scoring.v1 import scoring_pb2_grpc
 from nhm.type.v1 import types_pb2
 from nhm_platform.clock import FakeClock
+from nhm_testing.databases import owner_url
 from nhm_testing.keys import ADMIN_KEY, SERVICE_KEY, TENANT_A, TENANT_A_KEY, TENANT_B_KEY, auth
 from nhm_testing.services import ServiceHandle, running_service
 
@@ -189,7 +190,7 @@ def rows_of(urls: list[str], tenant: str) -> dict[str, str]:
     """Every row whose tenant_id is the tenant's, in every table of every service's database: a hash a table."""
     hashes: dict[str, str] = {}
     for index, url in enumerate(urls):
-        engine = create_engine(url, poolclass=NullPool)
+        engine = create_engine(owner_url(url), poolclass=NullPool)
         with engine.connect() as connection:
             inspector = inspect(connection)
             for table in sorted(inspector.get_table_names()):
@@ -501,24 +502,45 @@ def test_a_revoked_key_stops_everywhere_and_no_key_reaches_a_log(platform: Platf
         print(f"\nrevoked key refused after (s): {', '.join(f'{n} {t:.3f}' for n, t in stopped_after.items())}")
 
 
-def test_the_isolation_check_catches_a_service_that_lets_a_tenant_name_another(platform: Platform,
-                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    """A deliberately broken variant: a tenant key may act for any tenant it names. The check must see it."""
+def test_a_service_letting_a_tenant_name_another_is_caught_and_row_level_security_holds_it(
+        platform: Platform, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A deliberately broken variant: a tenant key may act for any tenant it names. On SQLite the check must see
+    it. On PostgreSQL the same variant gets past every service's own check, and row-level security (the
+    transaction's tenant is the key's, not the one it names) is the second wall: B reads none of A's objects,
+    writes none of A's rows, and its writes into A are refused."""
     from nhm_platform.auth import Principal
 
+    on_postgres = platform.urls[0].startswith("postgresql")
+    before = settled_rows_of(platform.urls, TENANT_A) if on_postgres else {}
     monkeypatch.setattr(Principal, "tenant_for", lambda self, requested="", field="tenant_id":
                         requested or self.tenant_id)
     problems = isolation_problems(platform)
-    caught = {problem.split(":")[0] for problem in problems}
-    assert {"registry.GetTenant", "registry.CreateApiKey", "registry.WatchChanges"} <= caught, problems
+    if not on_postgres:
+        caught = {problem.split(":")[0] for problem in problems}
+        assert {"registry.GetTenant", "registry.CreateApiKey", "registry.WatchChanges"} <= caught, problems
+        return
+    leaks = [problem for problem in problems if "the reply names A's" in problem]
+    assert not leaks, "\n".join(leaks)
+    refused = {problem.split(":")[0]: problem for problem in problems}
+    by_row_security = sorted(name for name, problem in refused.items() if "row-level security refused" in problem)
+    assert "registry.CreateApiKey" in by_row_security, problems  # the variant is in effect: the service let it by
+    after = settled_rows_of(platform.urls, TENANT_A)
+    assert after == before, f"B changed A's rows in {[t for t in after if after[t] != before.get(t)]}"
+    print(f"\nbroken variant on PostgreSQL: {len(problems)} replies differ from NOT_FOUND, 0 leaks, 0 of A's rows"
+          f" changed; writes refused by row-level security: {by_row_security}; the rest answered NOT_FOUND or"
+          " streamed heartbeats only")
 
 
 def test_the_isolation_check_catches_a_batch_get_that_reads_another_tenants_numbers(
         platform: Platform, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A deliberately broken variant: every key reads as tenant A. Only the reads run (the writes would harm A)."""
+    """A deliberately broken variant: every key reads as tenant A. Only the reads run (the writes would harm A).
+    On PostgreSQL row-level security still holds B's reads to B's rows: nothing of A's comes back."""
     from nhm_platform.auth import Principal
 
     monkeypatch.setattr(Principal, "tenant_for", lambda self, requested="", field="tenant_id": TENANT_A)
     problems = isolation_problems(platform, only=lambda name: ".BatchGet" in name and "(" not in name)
     caught = {problem.split(":")[0] for problem in problems}
+    if platform.urls[0].startswith("postgresql"):
+        assert caught == set(), problems
+        return
     assert caught == {"registry.BatchGetNumbers", "scoring.BatchGetHealth", "allocation.BatchGetNumberUsage"}, problems

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, select, text, update
+from sqlalchemy import and_, bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
@@ -32,6 +32,7 @@ from nhm_allocation.models import (
     pool_members,
 )
 from nhm_platform.clock import Clock
+from nhm_platform.db import refresh_statistics
 from nhm_platform.replica import ApiKeyReplica, upsert
 
 _DELETED = types_pb2.CHANGE_KIND_DELETED
@@ -102,7 +103,7 @@ class EligibilityReplica:
             return
         self._changed_since_analyze = 0
         if session.get_bind().dialect.name == "postgresql":
-            session.execute(text("ANALYZE pool_members, numbers, number_usage"))
+            refresh_statistics(session, ("pool_members", "numbers", "number_usage"))
 
     # --- registry -------------------------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from sqlalchemy.sql import ColumnElement
 from nhm_allocation.models import allocations, idempotency, prospects
 from nhm_platform.clock import Clock
 from nhm_platform.db import Database
+from nhm_platform.row_scope import platform_rows
 
 _log = structlog.get_logger("nhm.allocation.housekeeping")
 BATCH = 5_000
@@ -42,6 +43,10 @@ class Housekeeper:
         self._thread: threading.Thread | None = None
 
     def run_once(self) -> Pruned:
+        with platform_rows():  # every tenant's old rows
+            return self._prune_all()
+
+    def _prune_all(self) -> Pruned:
         now = self._clock.now()
         keys = idempotency.table.c
         return Pruned(

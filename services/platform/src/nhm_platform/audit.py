@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session
 from nhm_platform.auth import Principal, Role
 from nhm_platform.errors import FieldViolation, InvalidArgument
 from nhm_platform.interceptors import current_request_id
+from nhm_platform.migrations import APPEND_ONLY
 from nhm_platform.pagination import decode_page_token, encode_page_token, filter_fingerprint, page_size
 from nhm_platform.protoconv import as_utc
 
@@ -231,6 +232,7 @@ class AuditLog:
             Column("reason", Text, nullable=False),
             Index(f"ix_{name}_tenant_time", "tenant_id", "event_time", "seq"),
             Index(f"ix_{name}_tenant_resource", "tenant_id", "resource_name", "event_time", "seq"),
+            info={APPEND_ONLY: True},  # the application role is granted SELECT and INSERT only (PostgreSQL)
         )
 
     def record(self, session: Session, actor: Actor, entries: Sequence[AuditEntry], now: datetime) -> None:

@@ -174,6 +174,11 @@ def current_principal() -> Principal:
     return principal
 
 
+def serving_principal() -> Principal | None:
+    """The caller of the RPC being served, or None outside an authenticated call."""
+    return _current.get()
+
+
 def set_current_principal(principal: Principal | None) -> contextvars.Token[Principal | None]:
     return _current.set(principal)
 

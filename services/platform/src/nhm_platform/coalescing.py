@@ -10,6 +10,11 @@ another process) is retried, and so is a call that lost such a conflict alone. O
 waits at most `lock_wait` for a row another transaction holds (it would hold up the calls after it, and keep the
 rows of those before it locked); past that it is rolled back to its savepoint and runs in its own transaction.
 
+Calls of different callers (tenants) may share a transaction: each call runs under its own caller's row scope
+(row_scope.py), set before its savepoint whenever it differs from the call before it. The transaction starts in
+the first call's scope, in the statement that sets the batch's lock wait, so a batch of one tenant's calls costs
+one statement for both.
+
 Calls are served in arrival order by the callers themselves (a waiting caller runs the next batch when a
 transaction slot is free: flat combining, no extra thread). Within a batch each call sees the writes of the calls
 before it, exactly as if they had committed one after the other; concurrent batches (PostgreSQL) relate to each
@@ -23,12 +28,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from nhm_platform.db import Database, translate_errors
 from nhm_platform.errors import Aborted
+from nhm_platform.row_scope import RowScope, current_row_scope, row_scope
 from nhm_platform.statements import savepoint
 
 T = TypeVar("T")
@@ -44,6 +49,7 @@ class _Call(Generic[T]):
     work: Callable[[Session], T]
     # Notified (under the coalescer's lock) when the call is served, or when it may lead the next batch.
     wakeup: threading.Condition
+    scope: RowScope = field(default_factory=current_row_scope)  # the caller's, taken on its own thread
     done: bool = False
     result: Any = None
     error: BaseException | None = None
@@ -69,7 +75,7 @@ class TransactionCoalescer:
         while True:
             self._submit(call)
             if isinstance(call.error, _Busy):  # it waited for a row in a batch: now alone, with the usual timeouts
-                with self._db.transaction() as session:
+                with row_scope(call.scope), self._db.transaction() as session:
                     return work(session)
             if isinstance(call.error, Aborted) and call.attempts <= self._retries:
                 call.done, call.error = False, None
@@ -113,11 +119,10 @@ class TransactionCoalescer:
         outcomes: list[tuple[Any, BaseException | None]] = []
         for attempt in range(self._retries + 1):
             try:
-                with self._db.transaction() as session:
-                    if len(batch) > 1 and not self._db.is_sqlite:
-                        # A call that waits for a row another transaction holds would hold up every call after it
-                        # in the batch (and the rows of those before it): it gives up soon and runs on its own.
-                        session.execute(text(f"SET LOCAL lock_timeout = {int(self._lock_wait * 1000)}"))
+                # A call that waits for a row another transaction holds would hold up every call after it in the
+                # batch (and the rows of those before it): it gives up soon and runs on its own.
+                lock_wait = {"lock_timeout": str(int(self._lock_wait * 1000))} if len(batch) > 1 else None
+                with row_scope(batch[0].scope), self._db.transaction(local_settings=lock_wait) as session:
                     outcomes = [self._one(session, call, alone=len(batch) == 1) for call in batch]
             except Aborted as error:
                 if attempt < self._retries:
@@ -130,10 +135,10 @@ class TransactionCoalescer:
             call.attempts += 1
             call.result, call.error, call.done = result, error, True
 
-    @staticmethod
-    def _one(session: Session, call: _Call[Any], *, alone: bool) -> tuple[Any, BaseException | None]:
+    def _one(self, session: Session, call: _Call[Any], *, alone: bool) -> tuple[Any, BaseException | None]:
         if alone:  # its failure rolls back the whole (one-call) transaction: no savepoint needed
             return call.work(session), None
+        self._db.use_row_scope(session, call.scope)
         try:
             with savepoint(session):
                 try:

@@ -3,26 +3,36 @@
 SQLite runs in WAL mode with foreign keys on, a busy timeout, and one writer per process (a lock, then
 BEGIN IMMEDIATE), which is what keeps "database is locked" away under load. A database that cannot be
 reached, or stays locked, surfaces as UNAVAILABLE; a serialization failure or deadlock as ABORTED.
+
+On PostgreSQL every transaction starts by naming the rows it may touch (row_scope.py): one statement sets the
+transaction-local tenant settings that row-level security compares each row with, together with any other
+transaction-local settings the caller asks for.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+import structlog
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import QueuePool
 
-from nhm_platform.errors import Aborted, Unavailable
+from nhm_platform.errors import Aborted, PermissionDenied, Unavailable
+from nhm_platform.row_scope import NO_ROWS, RowScope, current_row_scope
 
+_log = structlog.get_logger("nhm.db")
 _SQLITE_SYNCHRONOUS = {"OFF", "NORMAL", "FULL", "EXTRA"}
 _PG_RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
 AUTOMATIC_PREPARE_NEVER = 2**62  # psycopg's prepare_threshold: executions before it prepares a query by itself
+# The owner's function that lets the application role refresh statistics (migrations.create_analyze_function).
+ANALYZE_FUNCTION = "nhm_analyze"
+_SCOPE_INFO = "nhm_row_scope"  # Session.info key: the row scope the open transaction has set
 
 
 class Database:
@@ -62,11 +72,16 @@ class Database:
         return self.dialect == "sqlite"
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[Session]:
-        """A read-write transaction: committed when the block ends, rolled back if it raises."""
+    def transaction(self, *, local_settings: Mapping[str, str] | None = None) -> Iterator[Session]:
+        """A read-write transaction: committed when the block ends, rolled back if it raises.
+
+        local_settings: further transaction-local PostgreSQL settings (e.g. lock_timeout), set in the statement
+        that sets the row scope (SQLite has none)."""
         with translate_errors(), self._write_lock, Session(self.engine, expire_on_commit=False) as session:
             if self.is_sqlite:  # take the write lock up front instead of upgrading a read lock later
                 session.connection(execution_options={"sqlite_begin": "BEGIN IMMEDIATE"})
+            else:
+                self._start_scope(session, local_settings)
             try:
                 yield session
             except BaseException:
@@ -78,6 +93,8 @@ class Database:
     def read(self) -> Iterator[Session]:
         """A read-only transaction. On PostgreSQL each statement sees the latest commits (READ COMMITTED)."""
         with translate_errors(), Session(self.engine, expire_on_commit=False) as session, session.begin():
+            if not self.is_sqlite:
+                self._start_scope(session)
             yield session
 
     @contextlib.contextmanager
@@ -87,13 +104,70 @@ class Database:
         with translate_errors(), Session(self.engine, expire_on_commit=False) as session:
             if not self.is_sqlite:
                 session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+                self._start_scope(session)
             try:
                 yield session
             finally:
                 session.rollback()
 
+    def use_row_scope(self, session: Session, scope: RowScope) -> None:
+        """Switch the open transaction to another row scope (a coalesced call of another caller), if it differs.
+        Call it outside a savepoint: a rollback to a savepoint would undo the switch."""
+        if self.is_sqlite or session.info.get(_SCOPE_INFO, NO_ROWS) == scope:
+            return
+        _set_local(session, scope.settings())
+        session.info[_SCOPE_INFO] = scope
+
+    def _start_scope(self, session: Session, local_settings: Mapping[str, str] | None = None) -> None:
+        # Set even for no scope: a session-level value (connection options) must never widen a transaction.
+        scope = current_row_scope()
+        _set_local(session, {**(local_settings or {}), **scope.settings()})
+        session.info[_SCOPE_INFO] = scope
+
+    def check_row_security_applies(self) -> None:
+        """Refuse a PostgreSQL role that row-level security would not hold: a superuser, a role with
+        BYPASSRLS, or the owner of the tables (or a member of the owner's role), who could turn it off."""
+        if self.is_sqlite:
+            return
+        with translate_errors(), self.engine.connect() as connection:
+            row = connection.execute(text(
+                "SELECT current_user AS name, r.rolsuper, r.rolbypassrls,"
+                " (SELECT string_agg(c.relname, ', ' ORDER BY c.relname) FROM pg_class c"
+                "   JOIN pg_namespace n ON n.oid = c.relnamespace"
+                "  WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p')"
+                "    AND pg_has_role(current_user, c.relowner, 'MEMBER')) AS owned"
+                " FROM pg_roles r WHERE r.rolname = current_user")).one()
+        problem = ("is a superuser" if row.rolsuper else "has BYPASSRLS" if row.rolbypassrls
+                   else f"owns the tables ({row.owned})" if row.owned else "")
+        if problem:
+            raise RuntimeError(
+                f"the service connects to PostgreSQL as {row.name!r}, which {problem}: row-level security would "
+                "not hold it to one tenant's rows. Connect (database_url) as the application role "
+                "(database_app_role, e.g. CREATE ROLE nhm_app LOGIN NOSUPERUSER NOBYPASSRLS) and run migrations "
+                "as the owner (migration_database_url); see docs/operations.md#database-roles")
+
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def refresh_statistics(session: Session, tables: tuple[str, ...]) -> None:
+    """Refresh the query planner's statistics of some tables now (after a bulk change). On PostgreSQL only the
+    owner may ANALYZE: the owner's function nhm_analyze does it for the application role (migrations)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text(f"SELECT {ANALYZE_FUNCTION}(CAST(:tables AS text[]))"), {"tables": list(tables)})
+        return
+    session.execute(text("PRAGMA analysis_limit=1000"))  # sample, bounded time
+    for table in tables:
+        session.execute(text(f"ANALYZE {table}"))
+
+
+def _set_local(session: Session, settings: Mapping[str, str]) -> None:
+    """Set transaction-local PostgreSQL settings in one statement (values bound, never spliced into SQL)."""
+    calls = ", ".join(f"set_config(:name{i}, :value{i}, true)" for i in range(len(settings)))
+    values: dict[str, str] = {}
+    for i, (name, value) in enumerate(settings.items()):
+        values[f"name{i}"], values[f"value{i}"] = name, value
+    session.execute(text(f"SELECT {calls}"), values)
 
 
 @contextlib.contextmanager
@@ -104,6 +178,11 @@ def translate_errors() -> Iterator[None]:
         sqlstate = getattr(exc.orig, "sqlstate", None)
         if sqlstate in _PG_RETRYABLE_SQLSTATES:
             raise Aborted("a concurrent change conflicted with this one; retry", reason="CONFLICT") from exc
+        if sqlstate == "42501" and "row-level security" in str(exc.orig):
+            # A write of another tenant's row: only a bug gets here (the repositories filter by tenant too).
+            _log.warning("db.row_security_refused", error=str(exc.orig).splitlines()[0])
+            raise PermissionDenied("row-level security refused a row outside this call's tenant",
+                                   reason="ROW_LEVEL_SECURITY") from exc
         if sqlstate == "57014":  # query_canceled: statement_timeout
             raise Unavailable("the database did not answer in time; retry", reason="DATABASE_TIMEOUT") from exc
         if isinstance(exc, OperationalError) or exc.connection_invalidated:

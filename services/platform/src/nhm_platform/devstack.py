@@ -6,6 +6,9 @@ installed) on --dashboard-port. Databases are SQLite files under the data folder
 one PostgreSQL database per service on that server (`make up-local`). With --allocation-replicas 2 two
 allocation processes share one port, one on 127.0.0.1 and one on ::1: gRPC's resolver gives both addresses
 for `localhost`, so clients reach them through `dns:///localhost:<port>` with round robin, as in a cluster.
+On PostgreSQL migrations run as the --postgres-url user (the tables' owner) and the services connect as the
+application role (database_app_role, created here with a generated password if the server has none yet), which
+row-level security holds to one tenant's rows.
 Development keys are made once and kept in <data>/dev-credentials.json so they survive restarts.
 Ctrl-C stops everything.
 """
@@ -32,12 +35,17 @@ from psycopg import sql
 from sqlalchemy.engine import URL, make_url
 
 from nhm_platform.auth import generate_key
+from nhm_platform.database_roles import as_role, ensure_login_role
 from nhm_platform.server import listen_address
+from nhm_platform.settings import ServerSettings
 
 SERVICES = ("registry", "scoring", "allocation", "remediation")
 DEV_TENANT = "dev"
 # Loopback addresses the allocation replicas listen on, all on the same port: `localhost` resolves to both.
 REPLICA_HOSTS = ("127.0.0.1", "::1")
+APP_ROLE = ServerSettings.database_app_role
+# Secrets dev-credentials.json keeps (an older file gains the ones it lacks).
+_GENERATED = ("api_key", "admin_key", "service_key", "dashboard_session_secret", "database_app_password")
 # Database name prefix when --postgres-url names none.
 DEFAULT_DATABASE_PREFIX = "nhm"
 
@@ -89,16 +97,14 @@ def client_targets(base_port: int, allocation_replicas: int) -> dict[str, str]:
 
 
 def load_credentials(data_dir: Path) -> dict[str, str]:
+    """The development keys (and the application role's database password), made once and kept."""
     path = data_dir / "dev-credentials.json"
-    if path.exists():
-        creds = dict(json.loads(path.read_text()))
-        creds.setdefault("dashboard_session_secret", generate_key())
-        return creds
-    creds = {"tenant_id": DEV_TENANT, "api_key": generate_key(), "admin_key": generate_key(),
-             "service_key": generate_key(), "dashboard_session_secret": generate_key()}
-    data_dir.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(creds, indent=2))
-    path.chmod(0o600)
+    stored = dict(json.loads(path.read_text())) if path.exists() else {}
+    creds = {"tenant_id": DEV_TENANT, **{name: generate_key() for name in _GENERATED}, **stored}
+    if creds != stored:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(creds, indent=2))
+        path.chmod(0o600)
     return creds
 
 
@@ -139,8 +145,9 @@ def service_env(data_dir: Path, targets: dict[str, str], creds: dict[str, str],
     })
     for name, target in targets.items():
         env[f"NHM_{name.upper()}_TARGET"] = target
-    for name, url in (database_urls or {}).items():
-        env[f"NHM_{name.upper()}_DATABASE_URL"] = url
+    for name, url in (database_urls or {}).items():  # the owner's: migrations; the service: the app role
+        env[f"NHM_{name.upper()}_MIGRATION_DATABASE_URL"] = url
+        env[f"NHM_{name.upper()}_DATABASE_URL"] = as_role(url, APP_ROLE, creds["database_app_password"])
     return env
 
 
@@ -237,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     data_dir = args.data_dir.resolve()
     creds = load_credentials(data_dir)
     database_urls = postgres_databases(args.postgres_url) if args.postgres_url else None
+    if args.postgres_url:
+        ensure_login_role(args.postgres_url, APP_ROLE, creds["database_app_password"])
     databases = (f"PostgreSQL, {', '.join(make_url(u).database or '' for u in database_urls.values())}"
                  if database_urls else f"SQLite under {data_dir}")
     processes = plan(args.base_port, args.allocation_replicas, args.metrics_base_port)

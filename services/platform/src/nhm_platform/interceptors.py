@@ -32,6 +32,7 @@ from nhm_platform.auth import (
 from nhm_platform.errors import DomainError, InvalidArgument, Unauthenticated, internal_status
 from nhm_platform.metrics import RPC_SECONDS, RPC_TOTAL
 from nhm_platform.ratelimit import TenantRateLimit
+from nhm_platform.row_scope import platform_rows
 from nhm_platform.wellformed import malformed_fields
 
 Behavior = Callable[[Any, grpc.ServicerContext], Any]
@@ -191,7 +192,9 @@ class AuthInterceptor(_PerMethodInterceptor):
         return unary_behavior
 
     def _authenticate(self, metadata: Any) -> Principal:
-        principal = self._resolver.resolve(hash_key(bearer_token(metadata or ())))
+        digest = hash_key(bearer_token(metadata or ()))
+        with platform_rows():  # a key is looked up among every tenant's keys, before the caller is known
+            principal = self._resolver.resolve(digest)
         if principal is None:
             raise Unauthenticated("unknown or revoked API key", reason="UNKNOWN_KEY")
         if principal.is_platform:

@@ -24,6 +24,7 @@ from nhm_platform.auth import CALLER_METADATA_KEY, TENANT_METADATA_KEY, Principa
 from nhm_platform.clock import Clock
 from nhm_platform.db import Database
 from nhm_platform.feed import FeedFollower, SnapshotSuperseded
+from nhm_platform.row_scope import platform_rows
 from nhm_platform.settings import ServerSettings
 
 
@@ -192,13 +193,14 @@ def follow_feed(*, service: str, upstream: str, db: Database, cursors: CursorSto
 
     loaded = [0]  # the cursor the follower connected with
 
+    # A follower applies every tenant's changes: the platform's rows (row_scope.py).
     def load_cursor() -> int:
-        with db.read() as session:
+        with platform_rows(), db.read() as session:
             loaded[0] = cursors.load(session, upstream)
         return loaded[0]
 
     def apply(changes: Sequence[Any], revision: int, starts_snapshot: bool) -> None:
-        with db.transaction() as session:
+        with platform_rows(), db.transaction() as session:
             stored = cursors.lock(session, upstream)
             if starts_snapshot:
                 if stored != loaded[0] and stored >= revision:

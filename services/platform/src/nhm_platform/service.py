@@ -81,15 +81,21 @@ def open_database(spec: ServiceSpec[S], settings: S) -> Database:
     url = settings.resolved_database_url(spec.name)
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    return Database(url, pool_size=settings.db_pool_size, timeout=settings.db_timeout,
-                    sqlite_synchronous=settings.sqlite_synchronous)
+    db = Database(url, pool_size=settings.db_pool_size, timeout=settings.db_timeout,
+                  sqlite_synchronous=settings.sqlite_synchronous)
+    try:
+        db.check_row_security_applies()
+    except BaseException:
+        db.dispose()
+        raise
+    return db
 
 
 def migrate(spec: ServiceSpec[S], settings: S) -> None:
-    url = settings.resolved_database_url(spec.name)
+    url = settings.resolved_migration_database_url(spec.name)
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    upgrade(url, spec.migrations_dir, spec.version_table)
+    upgrade(url, spec.migrations_dir, spec.version_table, app_role=settings.database_app_role)
 
 
 def start_service(spec: ServiceSpec[S], settings: S, clock: Clock | None = None) -> tuple[RunningServer, int]:

@@ -28,6 +28,13 @@ class ServerSettings:
     port: int = 0
     # SQLAlchemy URL. Empty: SQLite file <data_dir>/<service>.db. Production: postgresql+psycopg://...
     database_url: str = ""
+    # SQLAlchemy URL migrations run with (`migrate`, migrate_on_start): the tables' owner. Empty: database_url.
+    # On PostgreSQL the service itself connects (database_url) as database_app_role, which must not own the
+    # tables, be a superuser or bypass row-level security (docs/operations.md#database-roles).
+    migration_database_url: str = ""
+    # PostgreSQL role the service connects as; every migration grants it what the service needs (and no
+    # more) on the service's tables. Create it first: CREATE ROLE nhm_app LOGIN NOSUPERUSER NOBYPASSRLS.
+    database_app_role: str = "nhm_app"
     # Folder for embedded SQLite databases.
     data_dir: str = "data"
     # Run migrations when the server starts (else run `python -m nhm_<service> migrate` first).
@@ -94,6 +101,9 @@ class ServerSettings:
             return self.database_url
         path = Path(self.data_dir).resolve() / f"{service}.db"
         return f"sqlite:///{path}"
+
+    def resolved_migration_database_url(self, service: str) -> str:
+        return self.migration_database_url or self.resolved_database_url(service)
 
 
 S = TypeVar("S", bound=ServerSettings)

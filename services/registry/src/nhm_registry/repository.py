@@ -7,11 +7,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import delete, exists, func, insert, literal, select, text, tuple_, update
+from sqlalchemy import delete, exists, func, insert, literal, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
+from nhm_platform.db import refresh_statistics
 from nhm_platform.prefix_search import starts_with
 from nhm_platform.protoconv import as_utc
 from nhm_registry import models as m
@@ -510,13 +511,7 @@ class Repository:
     def refresh_statistics(self) -> None:
         """Let the query planner see how big the number tables are now (after a bulk import), whether or not
         the database runs autovacuum: without statistics PostgreSQL sorted whole tenants to list a page."""
-        tables = ("numbers", "number_labels", "number_transitions", "campaign_numbers")
-        if self.session.get_bind().dialect.name == "postgresql":
-            self.session.execute(text(f"ANALYZE {', '.join(tables)}"))
-        else:
-            self.session.execute(text("PRAGMA analysis_limit=1000"))  # sample, bounded time
-            for table in tables:
-                self.session.execute(text(f"ANALYZE {table}"))
+        refresh_statistics(self.session, ("numbers", "number_labels", "number_transitions", "campaign_numbers"))
 
     def prune_request_ids(self, older_than: datetime) -> int:
         table = m.idempotency.table

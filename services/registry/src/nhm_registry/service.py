@@ -32,6 +32,7 @@ from nhm_platform.feed import ChangeLog, ChangeRecord, Heartbeat, SnapshotItem
 from nhm_platform.fieldmask import checked_paths
 from nhm_platform.ids import new_id
 from nhm_platform.pagination import decode_page_token, encode_page_token, filter_fingerprint, page_size
+from nhm_platform.row_scope import platform_rows
 from nhm_registry import lifecycle, policy, validation
 from nhm_registry.commands import (
     CampaignInput,
@@ -532,7 +533,7 @@ class Registry:
         """Create the tenants named in settings that do not exist yet; returns those created."""
         now = self._clock.now()
         created = []
-        with self._tx.write(_PLATFORM_SCOPE, None, SYSTEM) as uow:
+        with platform_rows(), self._tx.write(_PLATFORM_SCOPE, None, SYSTEM) as uow:
             for tenant_id in tenant_ids:
                 tenant = Tenant(tenant_id, tenant_id, BusinessProfile(), now, now, new_etag())
                 if uow.repo.add_tenant_if_missing(tenant):
@@ -674,7 +675,7 @@ class Registry:
     def prune(self) -> tuple[int, int]:
         """Drop feed entries and request ids older than their retention; returns how many of each."""
         now = self._clock.now()
-        with self._tx.db.transaction() as session:
+        with platform_rows(), self._tx.db.transaction() as session:
             entries = self._feed.prune(session, now - timedelta(seconds=self._settings.feed_retention))
             requests = Repository(session).prune_request_ids(
                 now - timedelta(seconds=self._settings.idempotency_retention))

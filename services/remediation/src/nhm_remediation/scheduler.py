@@ -21,6 +21,7 @@ from sqlalchemy import delete
 from nhm_platform.clock import Clock
 from nhm_platform.db import Database
 from nhm_platform.ids import new_id
+from nhm_platform.row_scope import platform_rows
 from nhm_remediation import workflow
 from nhm_remediation.action_repository import DONE, FAILED, QueuedAction
 from nhm_remediation.alerting import backoff
@@ -66,7 +67,7 @@ class Scheduler:
         for thread in self._threads:
             thread.join(timeout)
         try:
-            with self._db.transaction() as session:
+            with platform_rows(), self._db.transaction() as session:
                 self._store.actions.release(session, self.owner)
                 self._store.alerts.release(session, self.owner)
         except Exception:  # noqa: BLE001 - best effort; leases also run out on their own
@@ -80,7 +81,8 @@ class Scheduler:
         while not self._stop.is_set():
             wakeup.clear()
             try:
-                did = work()
+                with platform_rows():  # the scheduler advances every tenant's cases
+                    did = work()
             except Exception:  # noqa: BLE001 - the scheduler never dies; it logs and tries again
                 _log.exception("scheduler.pass_failed")
                 did = 0

@@ -17,6 +17,7 @@ from sqlalchemy import delete
 
 from nhm_platform.clock import Clock
 from nhm_platform.db import Database
+from nhm_platform.row_scope import platform_rows
 from nhm_scoring import buckets, health_store, number_replica, policy_store, raw_events
 from nhm_scoring.activity import epoch_day, epoch_hour
 from nhm_scoring.models import feed, idempotency
@@ -62,6 +63,10 @@ class Housekeeper:
                 _log.exception("scoring.pass_failed")
 
     def run_once(self) -> PassResult:
+        with platform_rows():  # every tenant's time-sensitive numbers and old rows
+            return self._pass()
+
+    def _pass(self) -> PassResult:
         rescored = changed = 0
         with self._db.read() as session:
             tenants = health_store.tenants_with_time_sensitive(session)
