@@ -121,8 +121,8 @@ class TransactionCoalescer:
             try:
                 # A call that waits for a row another transaction holds would hold up every call after it in the
                 # batch (and the rows of those before it): it gives up soon and runs on its own.
-                lock_wait = {"lock_timeout": str(int(self._lock_wait * 1000))} if len(batch) > 1 else None
-                with row_scope(batch[0].scope), self._db.transaction(local_settings=lock_wait) as session:
+                lock_wait = self._lock_wait if len(batch) > 1 else None
+                with row_scope(batch[0].scope), self._db.transaction(lock_wait=lock_wait) as session:
                     outcomes = [self._one(session, call, alone=len(batch) == 1) for call in batch]
             except Aborted as error:
                 if attempt < self._retries:

@@ -4,27 +4,28 @@ SQLite runs in WAL mode with foreign keys on, a busy timeout, and one writer per
 BEGIN IMMEDIATE), which is what keeps "database is locked" away under load. A database that cannot be
 reached, or stays locked, surfaces as UNAVAILABLE; a serialization failure or deadlock as ABORTED.
 
-On PostgreSQL every transaction starts by naming the rows it may touch (row_scope.py): one statement sets the
-transaction-local tenant settings that row-level security compares each row with, together with any other
-transaction-local settings the caller asks for.
+On PostgreSQL every transaction starts by naming the rows it may touch (row_scope.py): one prepared statement
+sets the transaction-local tenant settings that row-level security compares each row with (and the lock wait of
+a coalesced batch).
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
 import structlog
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, String, bindparam, create_engine, event, func, literal, select, text, true
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import QueuePool
 
 from nhm_platform.errors import Aborted, PermissionDenied, Unavailable
-from nhm_platform.row_scope import NO_ROWS, RowScope, current_row_scope
+from nhm_platform.row_scope import NO_ROWS, PLATFORM_SETTING, TENANT_SETTING, RowScope, current_row_scope
+from nhm_platform.statements import Compiled
 
 _log = structlog.get_logger("nhm.db")
 _SQLITE_SYNCHRONOUS = {"OFF", "NORMAL", "FULL", "EXTRA"}
@@ -72,16 +73,16 @@ class Database:
         return self.dialect == "sqlite"
 
     @contextlib.contextmanager
-    def transaction(self, *, local_settings: Mapping[str, str] | None = None) -> Iterator[Session]:
+    def transaction(self, *, lock_wait: float | None = None) -> Iterator[Session]:
         """A read-write transaction: committed when the block ends, rolled back if it raises.
 
-        local_settings: further transaction-local PostgreSQL settings (e.g. lock_timeout), set in the statement
-        that sets the row scope (SQLite has none)."""
+        lock_wait: on PostgreSQL, seconds a statement may wait for a row lock (lock_timeout) in this transaction,
+        set in the statement that sets the row scope."""
         with translate_errors(), self._write_lock, Session(self.engine, expire_on_commit=False) as session:
             if self.is_sqlite:  # take the write lock up front instead of upgrading a read lock later
                 session.connection(execution_options={"sqlite_begin": "BEGIN IMMEDIATE"})
             else:
-                self._start_scope(session, local_settings)
+                self._start_scope(session, lock_wait)
             try:
                 yield session
             except BaseException:
@@ -115,13 +116,17 @@ class Database:
         Call it outside a savepoint: a rollback to a savepoint would undo the switch."""
         if self.is_sqlite or session.info.get(_SCOPE_INFO, NO_ROWS) == scope:
             return
-        _set_local(session, scope.settings())
+        _SET_SCOPE.execute(session, _scope_values(scope))
         session.info[_SCOPE_INFO] = scope
 
-    def _start_scope(self, session: Session, local_settings: Mapping[str, str] | None = None) -> None:
+    def _start_scope(self, session: Session, lock_wait: float | None = None) -> None:
         # Set even for no scope: a session-level value (connection options) must never widen a transaction.
         scope = current_row_scope()
-        _set_local(session, {**(local_settings or {}), **scope.settings()})
+        if lock_wait is None:
+            _SET_SCOPE.execute(session, _scope_values(scope))
+        else:
+            _SET_SCOPE_AND_LOCK_WAIT.execute(session, {**_scope_values(scope),
+                                                       "lock_timeout": str(int(lock_wait * 1000))})
         session.info[_SCOPE_INFO] = scope
 
     def check_row_security_applies(self) -> None:
@@ -161,13 +166,20 @@ def refresh_statistics(session: Session, tables: tuple[str, ...]) -> None:
         session.execute(text(f"ANALYZE {table}"))
 
 
-def _set_local(session: Session, settings: Mapping[str, str]) -> None:
-    """Set transaction-local PostgreSQL settings in one statement (values bound, never spliced into SQL)."""
-    calls = ", ".join(f"set_config(:name{i}, :value{i}, true)" for i in range(len(settings)))
-    values: dict[str, str] = {}
-    for i, (name, value) in enumerate(settings.items()):
-        values[f"name{i}"], values[f"value{i}"] = name, value
-    session.execute(text(f"SELECT {calls}"), values)
+def _set_config(setting: str, parameter: str) -> Any:
+    """set_config(setting, :parameter, true): a transaction-local setting."""
+    return func.set_config(literal(setting), bindparam(parameter, type_=String()), true())
+
+
+# One statement at the start of each transaction (prepared: it runs on every transaction of every service).
+_SCOPE_SETTINGS = (_set_config(TENANT_SETTING, "tenant"), _set_config(PLATFORM_SETTING, "platform"))
+_SET_SCOPE = Compiled(select(*_SCOPE_SETTINGS), prepared=True)
+_SET_SCOPE_AND_LOCK_WAIT = Compiled(select(*_SCOPE_SETTINGS, _set_config("lock_timeout", "lock_timeout")),
+                                    prepared=True)
+
+
+def _scope_values(scope: RowScope) -> dict[str, str]:
+    return {"tenant": scope.tenant_id, "platform": "on" if scope.platform else ""}
 
 
 @contextlib.contextmanager

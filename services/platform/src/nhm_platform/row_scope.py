@@ -38,10 +38,6 @@ class RowScope:
     tenant_id: str = ""
     platform: bool = False
 
-    def settings(self) -> dict[str, str]:
-        """The transaction-local PostgreSQL settings that select these rows."""
-        return {TENANT_SETTING: self.tenant_id, PLATFORM_SETTING: "on" if self.platform else ""}
-
 
 PLATFORM = RowScope(platform=True)
 # What a transaction without a scope is given: nothing.
