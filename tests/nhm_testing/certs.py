@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,7 +46,9 @@ class CertificateAuthority:
         )
         self.pair = _write(folder, name, self.cert, self.key)
 
-    def issue(self, common_name: str, *, server: bool) -> Pair:
+    def issue(self, common_name: str, *, server: bool, names: tuple[str, ...] = ()) -> Pair:
+        """A certificate for common_name; names are subject alternative names (a URI when it has "://",
+        else a DNS name) a client certificate carries (a server's are localhost and 127.0.0.1)."""
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.UTC)
         builder = (
@@ -58,4 +61,9 @@ class CertificateAuthority:
         if server:
             builder = builder.add_extension(x509.SubjectAlternativeName(
                 [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-        return _write(self.folder, common_name, builder.sign(self.key, hashes.SHA256()), key)
+        elif names:
+            builder = builder.add_extension(x509.SubjectAlternativeName(
+                [x509.UniformResourceIdentifier(n) if "://" in n else x509.DNSName(n) for n in names]),
+                critical=False)
+        stem = re.sub(r"[^A-Za-z0-9_.-]", "_", common_name)  # a common name may hold characters a file name cannot
+        return _write(self.folder, stem, builder.sign(self.key, hashes.SHA256()), key)

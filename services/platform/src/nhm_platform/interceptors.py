@@ -1,5 +1,5 @@
-"""Server interceptors: access log, metrics, request ids and error mapping; authentication; timestamps and
-requests every service can convert and store; rate limits.
+"""Server interceptors: access log, metrics, request ids and error mapping; authentication; mutual TLS
+identities; timestamps and requests every service can convert and store; rate limits.
 
 gRPC looks handlers up on its polling thread, so the work here happens inside the wrapped behaviour,
 on the worker thread that serves the call (and where the context variables are then visible).
@@ -31,6 +31,7 @@ from nhm_platform.auth import (
 )
 from nhm_platform.errors import DomainError, InvalidArgument, Unauthenticated, internal_status
 from nhm_platform.metrics import RPC_SECONDS, RPC_TOTAL
+from nhm_platform.peer_identity import PeerPolicy, identities_of
 from nhm_platform.ratelimit import TenantRateLimit
 from nhm_platform.row_scope import platform_rows
 from nhm_platform.wellformed import malformed_fields
@@ -206,6 +207,27 @@ class AuthInterceptor(_PerMethodInterceptor):
         if info is not None:
             info.principal = principal
         return principal
+
+
+class PeerIdentityInterceptor(_PerMethodInterceptor):
+    """Mutual TLS identities (peer_identity.py): the client certificate must name an accepted identity, and the
+    service key must come over a service's certificate. After authentication: the second check needs the key."""
+
+    def __init__(self, policy: PeerPolicy) -> None:
+        super().__init__()
+        self._policy = policy
+
+    def wrap(self, method: str, handler: grpc.RpcMethodHandler, behavior: Behavior, streaming: bool) -> Behavior:
+        if streaming:
+            def stream_behavior(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+                self._policy.check(identities_of(context.auth_context()), current_principal())
+                yield from behavior(request, context)
+            return stream_behavior
+
+        def unary_behavior(request: Any, context: grpc.ServicerContext) -> Any:
+            self._policy.check(identities_of(context.auth_context()), current_principal())
+            return behavior(request, context)
+        return unary_behavior
 
 
 class WellFormedRequestInterceptor(_PerMethodInterceptor):

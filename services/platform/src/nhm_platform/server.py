@@ -18,9 +18,11 @@ from nhm_platform.auth import KeyResolver
 from nhm_platform.interceptors import (
     AccessLogInterceptor,
     AuthInterceptor,
+    PeerIdentityInterceptor,
     RateLimitInterceptor,
     WellFormedRequestInterceptor,
 )
+from nhm_platform.peer_identity import PeerPolicy
 from nhm_platform.ratelimit import TenantRateLimit
 from nhm_platform.settings import ServerSettings
 
@@ -99,8 +101,11 @@ def create_server(settings: ServerSettings, service: str, registration: ServiceR
 
 def _interceptors(settings: ServerSettings, service: str, registration: ServiceRegistration,
                   resolver: KeyResolver) -> list[grpc.ServerInterceptor]:
-    interceptors: list[grpc.ServerInterceptor] = [AccessLogInterceptor(service), AuthInterceptor(resolver),
-                                                  WellFormedRequestInterceptor()]
+    interceptors: list[grpc.ServerInterceptor] = [AccessLogInterceptor(service), AuthInterceptor(resolver)]
+    peers = PeerPolicy.from_settings(settings.tls_client_identities, settings.tls_service_identities)
+    if peers.enabled:
+        interceptors.append(PeerIdentityInterceptor(peers))
+    interceptors.append(WellFormedRequestInterceptor())
     if registration.rate_limited_methods and settings.tenant_bulk_rate > 0:
         limit = TenantRateLimit(settings.tenant_bulk_rate, settings.tenant_bulk_burst,
                                 settings.tenant_bulk_concurrency)
@@ -115,6 +120,8 @@ def method_names(service_full_name: str, *methods: str) -> list[str]:
 
 def server_credentials(settings: ServerSettings) -> grpc.ServerCredentials | None:
     """TLS from settings (mutual TLS when a client CA is set), or None for plain text."""
+    if (settings.tls_client_identities or settings.tls_service_identities) and not settings.tls_client_ca_file:
+        raise ValueError("tls_client_identities and tls_service_identities need mutual TLS (tls_client_ca_file)")
     if not settings.tls_cert_file and not settings.tls_key_file:
         if settings.tls_client_ca_file:
             raise ValueError("tls_client_ca_file needs tls_cert_file and tls_key_file")

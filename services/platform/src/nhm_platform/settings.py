@@ -88,6 +88,13 @@ class ServerSettings:
     tls_key_file: str = ""
     # CA bundle that client certificates must chain to; set it to require mutual TLS.
     tls_client_ca_file: str = ""
+    # Client certificates this server serves, comma separated: dns:<subject alt DNS name>, uri:<subject alt URI>
+    # (e.g. a SPIFFE id) or cn:<subject common name>; others are refused with PERMISSION_DENIED. Empty: any
+    # certificate tls_client_ca_file signed. The service identities are accepted too. Needs tls_client_ca_file.
+    tls_client_identities: str = ""
+    # Client certificates that may present the service key (same form): the service key over any other
+    # connection is refused with PERMISSION_DENIED. Empty: the service key is not bound to a certificate.
+    tls_service_identities: str = ""
     # TLS towards upstream services (feeds, registry transitions): the CA that signed their certificates.
     # Empty: plain text.
     upstream_ca_file: str = ""
