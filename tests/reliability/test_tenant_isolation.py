@@ -359,6 +359,10 @@ def calls(s: Stubs, a: Seeded) -> dict[str, tuple[Callable[[], Any], set[grpc.St
                 channel=mpb.ALERT_CHANNEL_WEBHOOK, target="https://b.example/hook")),
             metadata=B),
             own),
+        "remediation.CreateAlertSubscription(A's campaign)": (lambda: s.remediation.CreateAlertSubscription(
+            mpb.CreateAlertSubscriptionRequest(subscription=mpb.AlertSubscription(
+                channel=mpb.ALERT_CHANNEL_WEBHOOK, target="https://b.example/hook", campaign_ids=[a.campaign_id])),
+            metadata=B), {grpc.StatusCode.INVALID_ARGUMENT}),  # the answer for a campaign that does not exist
         "remediation.ListAlertSubscriptions": (lambda: s.remediation.ListAlertSubscriptions(
             mpb.ListAlertSubscriptionsRequest(), metadata=B), own),
         "remediation.DeleteAlertSubscription": (lambda: s.remediation.DeleteAlertSubscription(

@@ -90,6 +90,7 @@ class FakeRegistry(registry_pb2_grpc.RegistryServiceServicer):
         self.clock = clock
         self.numbers: dict[tuple[str, str], registry_pb2.Number] = {}
         self.tenants: dict[str, registry_pb2.Tenant] = {}
+        self.campaigns: dict[tuple[str, str], registry_pb2.Campaign] = {}
         self.keys: list[registry_pb2.WatchChangesResponse] = []
         self.feed = _Feed(lambda rev: registry_pb2.WatchChangesResponse(revision=rev, heartbeat=True))
         self.requests: dict[tuple[str, str], bytes] = {}
@@ -117,12 +118,21 @@ class FakeRegistry(registry_pb2_grpc.RegistryServiceServicer):
             display_name="ACME SALES", campaign_ids=list(campaigns),
             registrations=[registry_pb2.CarrierRegistration(program=p, status=s) for p, s in registrations])
         self.numbers[(tenant_id, phone)] = number
+        for campaign in campaigns:  # a campaign exists before numbers are assigned to it, as in the registry
+            if (tenant_id, campaign) not in self.campaigns:
+                self.add_campaign(tenant_id, campaign)
         self.feed.append(registry_pb2.WatchChangesResponse(kind=t.CHANGE_KIND_CREATED, tenant_id=tenant_id,
                                                            number=number))
         for campaign in campaigns:
             self.feed.append(registry_pb2.WatchChangesResponse(
                 kind=t.CHANGE_KIND_CREATED, tenant_id=tenant_id,
                 assignment=registry_pb2.Assignment(tenant_id=tenant_id, campaign_id=campaign, phone_number=phone)))
+
+    def add_campaign(self, tenant_id: str, campaign_id: str) -> None:
+        campaign = registry_pb2.Campaign(id=campaign_id, tenant_id=tenant_id, name=campaign_id)
+        self.campaigns[(tenant_id, campaign_id)] = campaign
+        self.feed.append(registry_pb2.WatchChangesResponse(kind=t.CHANGE_KIND_CREATED, tenant_id=tenant_id,
+                                                           campaign=campaign))
 
     def add_api_key(self, tenant_id: str, key_id: str, secret: str, role: int) -> None:
         key = registry_pb2.ApiKey(id=key_id, tenant_id=tenant_id, name=key_id, role=role)
@@ -226,6 +236,8 @@ class FakeRegistry(registry_pb2_grpc.RegistryServiceServicer):
         created = t.CHANGE_KIND_CREATED
         snapshot = [registry_pb2.WatchChangesResponse(kind=created, tenant_id=tid, tenant=tenant)
                     for tid, tenant in self.tenants.items()]
+        snapshot += [registry_pb2.WatchChangesResponse(kind=created, tenant_id=tid, campaign=c)
+                     for (tid, _), c in self.campaigns.items()]
         snapshot += [registry_pb2.WatchChangesResponse(kind=created, tenant_id=tid, number=n)
                      for (tid, _), n in self.numbers.items()]
         snapshot += [registry_pb2.WatchChangesResponse(

@@ -9,13 +9,15 @@ from datetime import timedelta
 import grpc
 import pytest
 from google.protobuf import field_mask_pb2
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 from remediation.support import Remediation, SmtpServer, WebhookReceiver, saw_health, saw_transition, wait_for
 
 from nhm.remediation.v1 import remediation_pb2 as rpb
 from nhm.type.v1 import types_pb2 as t
 from nhm_platform.protoconv import to_timestamp
 from nhm_remediation.alerting import verify
-from nhm_testing.keys import TENANT_A, TENANT_A_KEY, TENANT_B_KEY
+from nhm_testing.keys import TENANT_A, TENANT_A_KEY, TENANT_B, TENANT_B_KEY
 
 P1, P2, P3 = "+14158670021", "+12127360022", "+13056740023"
 HIYA = t.REPUTATION_SOURCE_HIYA
@@ -283,3 +285,38 @@ def test_subscription_validation(remediation):
         chosen = subscribe(api, "https://hooks.example/x", secret="my-own-secret-0123456789")
         assert chosen.signing_secret == "my-own-secret-0123456789"
         assert list(chosen.subscription.kinds) == []
+
+
+def field_violations(exc: grpc.RpcError) -> dict[str, str]:
+    status = rpc_status.from_call(exc)
+    found: dict[str, str] = {}
+    for detail in status.details if status else []:
+        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+            found.update({v.field: v.description for v in bad.field_violations})
+    return found
+
+
+def test_a_subscription_to_another_tenants_campaign_gets_the_answer_of_an_unknown_one(remediation, upstreams):
+    """INVALID_ARGUMENT naming each such campaign id (as the registry answers a number's unknown campaign), the
+    same words for another tenant's campaign as for one that does not exist, and nothing stored."""
+    upstreams.registry.add_number(TENANT_A, P1, campaigns=("cmp-east",))
+    upstreams.registry.add_number(TENANT_B, P2, campaigns=("cmp-globex",))
+    handle = remediation()
+    with handle.channel() as channel:
+        api = Remediation(channel, TENANT_A_KEY)
+        error = fails(grpc.StatusCode.INVALID_ARGUMENT, subscribe, api, "https://a.example/hook",
+                      campaigns=["cmp-east", "cmp-globex", "cmp-nowhere"])
+        found = field_violations(error)
+        assert set(found) == {"subscription.campaign_ids[1]", "subscription.campaign_ids[2]"}, found
+        assert (found["subscription.campaign_ids[1]"].replace("cmp-globex", "ID")
+                == found["subscription.campaign_ids[2]"].replace("cmp-nowhere", "ID"))
+        assert "not found" in found["subscription.campaign_ids[1]"]
+        assert not api.ListAlertSubscriptions(rpb.ListAlertSubscriptionsRequest()).subscriptions
+        created = subscribe(api, "https://a.example/hook", campaigns=["cmp-east"]).subscription
+        assert list(created.campaign_ids) == ["cmp-east"]
+    with handle.channel() as channel:  # B's own campaign is fine for B
+        b = Remediation(channel, TENANT_B_KEY)
+        assert list(subscribe(b, "https://b.example/hook", campaigns=["cmp-globex"]).subscription.campaign_ids) == [
+            "cmp-globex"]

@@ -298,9 +298,17 @@ class Operations:
         if len(campaign_ids) > alerting.MAX_CAMPAIGN_FILTERS:
             violations.append(FieldViolation("subscription.campaign_ids",
                                              f"at most {alerting.MAX_CAMPAIGN_FILTERS} campaigns"))
+        # Another tenant's campaign gets the answer an unknown one gets, as the registry answers for a number's.
+        countable = len(campaign_ids) <= alerting.MAX_CAMPAIGN_FILTERS
+        known = self._store.replicas.existing_campaigns(
+            session, tenant_id, [c for c in campaign_ids if 0 < len(c) <= 80]) if countable else set()
         for i, campaign_id in enumerate(campaign_ids):
             if not campaign_id or len(campaign_id) > 80:
                 violations.append(FieldViolation(f"subscription.campaign_ids[{i}]", "a campaign id"))
+            elif countable and campaign_id not in known:
+                violations.append(FieldViolation(
+                    f"subscription.campaign_ids[{i}]",
+                    f"campaign {campaign_id!r} not found (campaigns reach remediation through the registry's feed)"))
         if channel is AlertChannel.WEBHOOK and secret and (len(secret) < MIN_SECRET or len(secret) > 200):
             violations.append(FieldViolation("signing_secret", f"{MIN_SECRET} to 200 characters, or empty to get one"))
         if channel is AlertChannel.EMAIL and secret:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 
 from sqlalchemy import and_, case, delete, exists, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -73,6 +74,13 @@ class ReplicaRepository:
     def profile(self, session: Session, tenant_id: str) -> BusinessProfile | None:
         raw = session.execute(select(tenants.c.profile).where(tenants.c.tenant_id == tenant_id)).scalar()
         return None if raw is None else BusinessProfile(**json.loads(raw))
+
+    def existing_campaigns(self, session: Session, tenant_id: str, campaign_ids: Sequence[str]) -> set[str]:
+        """Which of the ids are the tenant's campaigns (as far as the registry's feed has reached)."""
+        if not campaign_ids:
+            return set()
+        return set(session.execute(select(campaigns.c.campaign_id).where(
+            campaigns.c.tenant_id == tenant_id, campaigns.c.campaign_id.in_(list(campaign_ids)))).scalars())
 
     def upsert_campaign(self, session: Session, tenant_id: str, campaign_id: str, name: str) -> None:
         upsert(session, campaigns, {"tenant_id": tenant_id, "campaign_id": campaign_id, "name": name},
