@@ -54,9 +54,10 @@ from nhm.registry.v1 import registry_pb2_grpc
 from nhm.scoring.v1 import scoring_pb2 as spb
 from nhm.scoring.v1 import scoring_pb2_grpc
 from nhm_allocation.app import SPEC as ALLOCATION
-from nhm_platform.database_roles import application_url
+from nhm_platform.database_roles import application_url, ensure_login_role
 from nhm_platform.migrations import upgrade
 from nhm_platform.phone import Purpose, parse_phone_number
+from nhm_platform.settings import ServerSettings
 from nhm_registry.app import SPEC as REGISTRY
 from nhm_scoring.app import SPEC as SCORING
 
@@ -422,8 +423,10 @@ def decay_run(load: Allocations, port: int, sizes: Sizes, callers: int) -> Figur
 @contextlib.contextmanager
 def postgres_databases(server_url: str, services: Iterable[str] = ("allocation", "scoring", "registry"),
                        prefix: str = "nhm_bench") -> Iterator[dict[str, str]]:
-    """A fresh database per service on the server named by server_url, dropped afterwards."""
+    """A fresh database per service on the server named by server_url, dropped afterwards; the application role
+    the services connect as is created first if the server lacks it (migrations grant it what it needs)."""
     base = make_url(server_url)
+    ensure_login_role(server_url, ServerSettings.database_app_role)
     names = {service: f"{prefix}_{service}_{os.getpid()}" for service in services}
     admin = psycopg.connect(host=base.host or "127.0.0.1", port=base.port or 5432, user=base.username or "postgres",
                             password=base.password, dbname=base.database or "postgres", autocommit=True)

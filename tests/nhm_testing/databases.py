@@ -22,7 +22,7 @@ from typing import Any
 import psycopg
 from sqlalchemy.engine import make_url
 
-from nhm_platform.database_roles import application_url
+from nhm_platform.database_roles import application_url, ensure_login_role
 from nhm_platform.migrations import upgrade
 from nhm_platform.service import ServiceSpec
 from nhm_platform.settings import ServerSettings
@@ -95,6 +95,7 @@ class PostgresProvisioner:
             if template is None:
                 template = f"{self._prefix}_tmpl_{spec.name}"
                 self._create(template)
+                ensure_login_role(self._url(template), APP_ROLE)  # the migrations grant it; a fresh server lacks it
                 upgrade(self._url(template), spec.migrations_dir, spec.version_table, app_role=APP_ROLE)
                 self._templates[spec.name] = template
             name = f"{self._prefix}_{spec.name}_{next(self._counter)}"
