@@ -153,3 +153,25 @@ def test_upkeep_forgets_call_ids_ledger_rows_and_prospects_after_their_retention
         assert keeper.run_once().prospects == 1 and counts() == (0, 0, 0)
     finally:
         db.dispose()
+
+
+def test_capacity_counts_each_warming_number_at_its_own_step(allocation):
+    """The plan and the usage totals count members grouped by the database; numbers alike in state and health
+    share a group, while warming numbers keep their own plan and start."""
+    up = allocation.upstream
+    up.campaign("c1", daily_cap_per_number=100)
+    la = [f"+1213234567{n}" for n in range(6)]
+    up.number(la[0], state=t.LIFECYCLE_STATE_WARMING, warmup_caps=(20, 40), warmup_start=NOON_PT)
+    up.number(la[1], state=t.LIFECYCLE_STATE_WARMING, warmup_caps=(20, 40),
+              warmup_start=NOON_PT - timedelta(days=4))  # the second 3-day step: 40 a day
+    up.number(la[2], state=t.LIFECYCLE_STATE_WARMING, warmup_caps=(30, 60), warmup_start=NOON_PT)
+    for phone in la[3:]:
+        up.number(phone)
+    up.health(la[5], t.HEALTH_STATUS_AT_RISK)  # the campaign does not allow At Risk numbers
+    allocation.sync()
+    plan = allocation.stub.GetCapacityPlan(pb.GetCapacityPlanRequest(campaign_id="c1"), metadata=A).plan
+    [area] = plan.area_codes
+    assert (area.numbers_total, area.numbers_warming, area.numbers_unhealthy, area.numbers_eligible) == (6, 3, 1, 5)
+    assert area.daily_capacity == 20 + 40 + 30 + 2 * 100
+    usage = allocation.stub.GetCampaignUsage(pb.GetCampaignUsageRequest(campaign_id="c1"), metadata=A)
+    assert usage.capacity_today == area.daily_capacity

@@ -86,8 +86,8 @@ class Reports:
             if totals is None:
                 calls = repo.campaign_calls_since(session, tenant_id, campaign_id,
                                                   day_start(now, policy.reset_zone))
-                capacity_today = sum(_capacity(c, policy, now)
-                                     for c in repo.all_members(session, tenant_id, campaign_id))
+                capacity_today = sum(_capacity(group.like, policy, now) * group.members
+                                     for group in repo.member_groups(session, tenant_id, campaign_id))
             else:
                 calls, capacity_today = totals
         page = members[:limit]
@@ -107,7 +107,7 @@ class Reports:
         now = self._clock.now()
         with self._db.read() as session:
             policy = self._policy(session, tenant_id, campaign_id)
-            members = list(repo.all_members(session, tenant_id, campaign_id))
+            groups = repo.member_groups(session, tenant_id, campaign_id)
             history = repo.calls_by_destination_area(session, tenant_id, campaign_id,
                                                      now - timedelta(days=capacity.HISTORY_DAYS))
         areas: dict[str, capacity.AreaCapacity] = {}
@@ -120,19 +120,20 @@ class Reports:
                 areas[key].region = region
             return areas[key]
 
-        for candidate in members:
-            row = area(candidate.place.area_key, candidate.place.region)
-            row.total += 1
-            if candidate.state is State.RESTING:
-                row.resting += 1
-            elif candidate.state is State.WARMING:
-                row.warming += 1
-            if not acceptable(candidate.health.status, policy.allow_at_risk):
-                row.unhealthy += 1
-            contribution = _capacity(candidate, policy, now)
+        for group in groups:
+            like, members = group.like, group.members
+            row = area(like.place.area_key, like.place.region)
+            row.total += members
+            if like.state is State.RESTING:
+                row.resting += members
+            elif like.state is State.WARMING:
+                row.warming += members
+            if not acceptable(like.health.status, policy.allow_at_risk):
+                row.unhealthy += members
+            contribution = _capacity(like, policy, now)
             if contribution:
-                row.eligible += 1
-                row.daily_capacity += contribution
+                row.eligible += members
+                row.daily_capacity += contribution * members
         for key in history:
             area(key)
         if expected_daily_calls:

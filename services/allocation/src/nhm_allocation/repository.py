@@ -73,15 +73,26 @@ def warmup_plan(caps: str, step_seconds: int) -> WarmupPlan:
                       else WarmupPlan().step)
 
 
+def _state(value: int) -> State:
+    return State(value) if value in State._value2member_map_ else State.UNSPECIFIED
+
+
+def _warmup(row: Row[Any], state: State) -> tuple[WarmupPlan | None, datetime | None]:
+    """A warming number's plan and when its warm-up began (None for the others' plan)."""
+    plan = warmup_plan(row.warmup_caps, row.warmup_step_seconds) if state is State.WARMING else None
+    return plan, as_utc(row.warmup_start_time) if row.warmup_start_time is not None else None
+
+
 def _candidate(row: Row[Any]) -> Candidate:
-    state = State(row.state) if row.state in State._value2member_map_ else State.UNSPECIFIED
+    state = _state(row.state)
+    warmup, warmup_start = _warmup(row, state)
     return Candidate(
         phone_number=row.phone_number,
         place=Place(row.country, row.area_code, row.exchange, row.region),
         state=state,
         display_name=row.display_name,
-        warmup=warmup_plan(row.warmup_caps, row.warmup_step_seconds) if state is State.WARMING else None,
-        warmup_start=as_utc(row.warmup_start_time) if row.warmup_start_time is not None else None,
+        warmup=warmup,
+        warmup_start=warmup_start,
         health=_health(row),
         usage=Usage(row.day_start, row.day_used, row.hour_start, row.hour_used, row.last_ms),
     )
@@ -180,6 +191,41 @@ def all_members(session: Session, tenant_id: str, campaign_id: str) -> Iterator[
         _P.tenant_id == tenant_id, _P.campaign_id == campaign_id).order_by(_P.phone_number))
     for row in rows:
         yield _candidate(row)
+
+
+@dataclass(frozen=True)
+class MemberGroup:
+    """Members of a campaign alike in everything today's capacity depends on, and how many there are."""
+
+    # One of them as the rules see it: place without exchange, health by overall status only, no usage.
+    like: Candidate
+    members: int
+
+
+_IF_WARMING = numbers.c.state == int(State.WARMING)
+_GROUP_KEY = (
+    numbers.c.country, numbers.c.area_code, numbers.c.region, numbers.c.state, number_health.c.status,
+    # The warm-up sets the cap of a warming number only; the others are grouped without it.
+    case((_IF_WARMING, numbers.c.warmup_caps)).label("warmup_caps"),
+    case((_IF_WARMING, numbers.c.warmup_step_seconds)).label("warmup_step_seconds"),
+    case((_IF_WARMING, numbers.c.warmup_start_time)).label("warmup_start_time"),
+)
+
+
+def member_groups(session: Session, tenant_id: str, campaign_id: str) -> list[MemberGroup]:
+    """A campaign's members counted by the database, grouped as capacity reads them (area, region, lifecycle
+    state, overall health, a warming number's plan): a few rows per area whatever the pool's size."""
+    rows = session.execute(select(*_GROUP_KEY, func.count().label("members")).select_from(_FROM).where(
+        _P.tenant_id == tenant_id, _P.campaign_id == campaign_id).group_by(*_GROUP_KEY))
+    groups = []
+    for row in rows:
+        state = _state(row.state)
+        warmup, warmup_start = _warmup(row, state)
+        like = Candidate(phone_number="", place=Place(row.country, row.area_code, "", row.region), state=state,
+                         warmup=warmup, warmup_start=warmup_start,
+                         health=from_columns(row.status, 0, 0, 0, 0, 0))
+        groups.append(MemberGroup(like, int(row.members)))
+    return groups
 
 
 _NEW_DAY = _U.day_start < bindparam("p_day_start")
