@@ -28,7 +28,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent import futures
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -46,9 +46,10 @@ from nhm.type.v1 import types_pb2
 from nhm_allocation.app import SPEC
 from nhm_allocation.enums import Gate
 from nhm_allocation.models import campaigns, number_usage, numbers, pool_members
-from nhm_platform.database_roles import application_url
+from nhm_platform.database_roles import application_url, ensure_login_role
 from nhm_platform.migrations import upgrade
 from nhm_platform.phone import Purpose, parse_phone_number
+from nhm_platform.settings import ServerSettings
 
 TENANT, KEY, SERVICE_KEY = "bench", "nhm_bench_tenant_key_0123456789", "nhm_bench_service_key_0123456789"
 # Where the pool's numbers are: (area code, state, time zone).
@@ -194,19 +195,32 @@ def seed(url: str, first: int, size: int, campaign_id: str) -> None:
 
 
 @contextlib.contextmanager
-def postgres_database(server_url: str, prefix: str = "nhm_bench_allocation") -> Iterator[str]:
-    """A fresh database on the server named by server_url, dropped afterwards."""
+def postgres_databases(server_url: str, services: Iterable[str] = ("allocation", "scoring", "registry"),
+                       prefix: str = "nhm_bench") -> Iterator[dict[str, str]]:
+    """A fresh database per service on the server named by server_url, dropped afterwards; the application role
+    the services connect as is created first if the server lacks it (migrations grant it what it needs)."""
     base = make_url(server_url)
-    name = f"{prefix}_{os.getpid()}"
+    ensure_login_role(server_url, ServerSettings.database_app_role)
+    names = {service: f"{prefix}_{service}_{os.getpid()}" for service in services}
     admin = psycopg.connect(host=base.host or "127.0.0.1", port=base.port or 5432, user=base.username or "postgres",
                             password=base.password, dbname=base.database or "postgres", autocommit=True)
     try:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{name}"')
-        yield base.set(database=name).render_as_string(hide_password=False)
+        for name in names.values():
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            admin.execute(f'CREATE DATABASE "{name}"')
+        yield {service: base.set(database=name).render_as_string(hide_password=False)
+               for service, name in names.items()}
     finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        for name in names.values():
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+@contextlib.contextmanager
+def postgres_database(server_url: str, prefix: str = "nhm_bench") -> Iterator[str]:
+    """A fresh database for allocation on the server named by server_url, dropped afterwards."""
+    with postgres_databases(server_url, ("allocation",), prefix) as urls:
+        yield urls["allocation"]
 
 
 def bench_allocation(backend: str, url: str, pools: list[int], callers: int, duration: float,

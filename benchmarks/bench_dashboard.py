@@ -36,7 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from hotpaths import postgres_databases  # benchmarks/ is on the path when a benchmark runs
+from bench_allocation import postgres_databases  # benchmarks/ is on the path when a benchmark runs
 
 from nhm_platform.database_roles import application_url
 from nhm_sdk import Client, ClientConfig

@@ -35,7 +35,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,8 +44,7 @@ from typing import Any
 import bench_allocation as allocation_bench
 import bench_scoring as scoring_bench
 import grpc
-import psycopg
-from sqlalchemy.engine import make_url
+from bench_allocation import postgres_databases
 
 from nhm.allocation.v1 import allocation_pb2 as apb
 from nhm.allocation.v1 import allocation_pb2_grpc
@@ -54,10 +53,9 @@ from nhm.registry.v1 import registry_pb2_grpc
 from nhm.scoring.v1 import scoring_pb2 as spb
 from nhm.scoring.v1 import scoring_pb2_grpc
 from nhm_allocation.app import SPEC as ALLOCATION
-from nhm_platform.database_roles import application_url, ensure_login_role
+from nhm_platform.database_roles import application_url
 from nhm_platform.migrations import upgrade
 from nhm_platform.phone import Purpose, parse_phone_number
-from nhm_platform.settings import ServerSettings
 from nhm_registry.app import SPEC as REGISTRY
 from nhm_scoring.app import SPEC as SCORING
 
@@ -418,29 +416,7 @@ def decay_run(load: Allocations, port: int, sizes: Sizes, callers: int) -> Figur
     return found
 
 
-# --- databases, report -------------------------------------------------------------------------------------------
-
-@contextlib.contextmanager
-def postgres_databases(server_url: str, services: Iterable[str] = ("allocation", "scoring", "registry"),
-                       prefix: str = "nhm_bench") -> Iterator[dict[str, str]]:
-    """A fresh database per service on the server named by server_url, dropped afterwards; the application role
-    the services connect as is created first if the server lacks it (migrations grant it what it needs)."""
-    base = make_url(server_url)
-    ensure_login_role(server_url, ServerSettings.database_app_role)
-    names = {service: f"{prefix}_{service}_{os.getpid()}" for service in services}
-    admin = psycopg.connect(host=base.host or "127.0.0.1", port=base.port or 5432, user=base.username or "postgres",
-                            password=base.password, dbname=base.database or "postgres", autocommit=True)
-    try:
-        for name in names.values():
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            admin.execute(f'CREATE DATABASE "{name}"')
-        yield {service: base.set(database=name).render_as_string(hide_password=False)
-               for service, name in names.items()}
-    finally:
-        for name in names.values():
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
-
+# --- report ------------------------------------------------------------------------------------------------------
 
 HEADER = (f"{'backend':<11} {'measure':<44} {'callers':>7} {'pool':>7} {'rate':>9} {'unit':<9} {'p50 ms':>7} "
           f"{'p99 ms':>7} {'errors':>6} {'x echo':>7} {'x echo p99':>10}")
