@@ -74,6 +74,23 @@ def test_token_buckets_refill_at_their_rate_and_say_how_long_to_wait():
     assert [buckets.take("a") for _ in range(4)][-1] > 0  # saved up at most `burst`
 
 
+def test_callers_refused_together_are_told_to_come_back_one_token_apart():
+    now = [0.0]
+    buckets = TokenBuckets(rate=10, burst=4, now=lambda: now[0])
+    assert [buckets.take("a") for _ in range(4)] == [0, 0, 0, 0]
+    told = [buckets.take("a") for _ in range(4)]  # four threads of one tenant, refused at once
+    assert told == pytest.approx([0.1, 0.2, 0.3, 0.4])
+    assert buckets.take("b") == 0  # another tenant is not in this line
+    for wait in told:  # each comes back when told and finds its token
+        now[0] = wait
+        assert buckets.take("a") == 0
+    now[0] = 0.45
+    assert buckets.take("a") == pytest.approx(0.05)  # the line is gone: the next token's time again
+    now[0] = 0.46
+    flood = [buckets.take("a") for _ in range(1000)]  # a caller that never waits keeps no place in line
+    assert max(flood) <= (4 + 1) / 10 + 1e-9
+
+
 def test_the_rate_limit_spares_service_keys():
     limit = TenantRateLimit(1, 1, now=lambda: 0.0)
     limit.check(Principal(Role.TENANT, "acme"), "/m")
@@ -192,6 +209,33 @@ def test_requests_no_service_could_convert_or_store_are_refused_by_field():
         assert servicer.handled == []
         request.numbers[1].registrations[1].status_time.seconds = 253402300799  # the last second allowed
         stub.BatchCreateNumbers(request, metadata=auth(TENANT_A_KEY))
+    finally:
+        channel.close()
+        running.stop(0)
+
+
+def test_a_bulk_call_over_the_limit_is_refused_before_its_request_is_parsed_or_checked():
+    servicer = Servicer()
+    running, channel, stub = serve(servicer, tenant_bulk_rate=1, tenant_bulk_burst=1)
+    raw = channel.unary_unary(f"/{SERVICE_NAME}/BatchCreateNumbers")  # sends bytes as they are
+    malformed = registry_pb2.BatchCreateNumbersRequest(numbers=[registry_pb2.NumberSpec(
+        registrations=[registry_pb2.CarrierRegistration(status_time={"seconds": 253402300800})])])
+    try:
+        with pytest.raises(grpc.RpcError) as refused:  # admitted, then parsed: not a message of the method
+            raw(b"\xff\xff\xff", metadata=auth(TENANT_A_KEY))
+        assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert "request" in refused.value.details()
+        for request in (b"\xff\xff\xff", malformed.SerializeToString()):  # over the limit: neither is looked at
+            with pytest.raises(grpc.RpcError) as refused:
+                raw(request, metadata=auth(TENANT_A_KEY))
+            assert refused.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+        with pytest.raises(grpc.RpcError) as refused:  # another tenant, within its limit: checked by field
+            stub.BatchCreateNumbers(malformed, metadata=auth(TENANT_B_KEY))
+        assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert "numbers[0].registrations[0].status_time" in refused.value.details()
+        assert servicer.handled == []
+        stub.BatchCreateNumbers(registry_pb2.BatchCreateNumbersRequest(), metadata=auth(SERVICE_KEY))
+        assert servicer.handled == ["BatchCreateNumbers"]  # parsed as before once admitted
     finally:
         channel.close()
         running.stop(0)

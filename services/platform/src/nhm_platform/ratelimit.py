@@ -22,7 +22,13 @@ from nhm_platform.errors import ResourceExhausted
 
 class TokenBuckets:
     """``rate`` tokens a second per key, at most ``burst`` saved up. Keeps the ``max_keys`` most recently used
-    keys (a forgotten key starts again with a full bucket)."""
+    keys (a forgotten key starts again with a full bucket).
+
+    A refusal says when a token will be there for the caller: the first one refused waits for the next token,
+    and each one refused after it, while the earlier ones still wait, one more token's time (a place in line).
+    Callers that wait as told then come back one per token instead of all at once for the same token, so a
+    tenant's polite threads are refused about as often as they are admitted rather than hundreds of times a
+    second."""
 
     def __init__(self, rate: float, burst: float, *, now: Callable[[], float] = time.monotonic,
                  max_keys: int = 100_000) -> None:
@@ -30,21 +36,26 @@ class TokenBuckets:
             raise ValueError("rate must be positive and burst at least 1")
         self.rate, self.burst = rate, burst
         self._now, self._max_keys = now, max_keys
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # key -> (tokens, as of)
+        # key -> (tokens, as of, the latest time a refused caller was told to come back)
+        self._buckets: OrderedDict[str, tuple[float, float, float]] = OrderedDict()
         self._lock = threading.Lock()
 
     def take(self, key: str) -> float:
-        """Take a token for key: 0.0 if one was there, else the seconds until one will be (nothing taken)."""
+        """Take a token for key: 0.0 if one was there, else the seconds to wait before trying again (nothing
+        taken)."""
         with self._lock:
             now = self._now()
-            tokens, since = self._buckets.pop(key, (self.burst, now))
+            tokens, since, told = self._buckets.pop(key, (self.burst, now, now))
             tokens = min(self.burst, tokens + (now - since) * self.rate)
             wait = 0.0
             if tokens >= 1:
                 tokens -= 1
             else:
-                wait = (1 - tokens) / self.rate
-            self._buckets[key] = (tokens, now)
+                # At most a full bucket's time away: a caller that ignores the answer keeps no place in line.
+                line_end = min(told, now + self.burst / self.rate)
+                wait = max((1 - tokens) / self.rate, line_end + 1 / self.rate - now if line_end > now else 0.0)
+                told = now + wait
+            self._buckets[key] = (tokens, now, told)
             if len(self._buckets) > self._max_keys:
                 self._buckets.popitem(last=False)
             return wait

@@ -15,6 +15,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from nhm_platform.auth import KeyResolver
+from nhm_platform.bulk_lane import LaneForwardInterceptor
 from nhm_platform.interceptors import (
     AccessLogInterceptor,
     AuthInterceptor,
@@ -67,11 +68,20 @@ def listen_address(host: str, port: int) -> str:
 
 
 def create_server(settings: ServerSettings, service: str, registration: ServiceRegistration,
-                  resolver: KeyResolver) -> tuple[RunningServer, int]:
-    """Build and start a server on settings.host:settings.port; returns it and its bound port."""
+                  resolver: KeyResolver, *, bulk_lane: str | None = None,
+                  unix_socket: str | None = None) -> tuple[RunningServer, int]:
+    """Build and start a server on settings.host:settings.port; returns it and its bound port.
+
+    bulk_lane: the target ("unix:<path>") of the lane process that serves registration.rate_limited_methods
+    (bulk_lane.py). unix_socket: serve on this Unix socket instead, in plain text (a lane process)."""
+    interceptors = _interceptors(settings, service, registration, resolver)
+    if bulk_lane and registration.rate_limited_methods:
+        forward = LaneForwardInterceptor(registration.rate_limited_methods, bulk_lane)
+        interceptors.insert(_after_rate_limit(interceptors), forward)
+        registration.on_stop.append(forward.close)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix=f"{service}-rpc"),
-        interceptors=_interceptors(settings, service, registration, resolver),
+        interceptors=interceptors,
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),
@@ -86,11 +96,13 @@ def create_server(settings: ServerSettings, service: str, registration: ServiceR
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = list(registration.service_names)
     reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
-    address = listen_address(settings.host, settings.port)
-    credentials = server_credentials(settings)
+    if unix_socket:
+        address, credentials = f"unix:{unix_socket}", None
+    else:
+        address, credentials = listen_address(settings.host, settings.port), server_credentials(settings)
     port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
     if port == 0:
-        raise OSError(f"could not bind {settings.host}:{settings.port}")
+        raise OSError(f"could not bind {address}")
     server.start()
     for name in [*names, ""]:
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -105,12 +117,18 @@ def _interceptors(settings: ServerSettings, service: str, registration: ServiceR
     peers = PeerPolicy.from_settings(settings.tls_client_identities, settings.tls_service_identities)
     if peers.enabled:
         interceptors.append(PeerIdentityInterceptor(peers))
-    interceptors.append(WellFormedRequestInterceptor())
     if registration.rate_limited_methods and settings.tenant_bulk_rate > 0:
         limit = TenantRateLimit(settings.tenant_bulk_rate, settings.tenant_bulk_burst,
                                 settings.tenant_bulk_concurrency)
+        # Before the well-formed check: a refused call is not parsed, let alone checked field by field.
         interceptors.append(RateLimitInterceptor(registration.rate_limited_methods, limit))
+    interceptors.append(WellFormedRequestInterceptor())
     return interceptors
+
+
+def _after_rate_limit(interceptors: list[grpc.ServerInterceptor]) -> int:
+    """Where the lane's forwarding goes: after authentication and the rate limit, before the well-formed check."""
+    return next(i for i, each in enumerate(interceptors) if isinstance(each, WellFormedRequestInterceptor))
 
 
 def method_names(service_full_name: str, *methods: str) -> list[str]:

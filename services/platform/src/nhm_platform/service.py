@@ -22,6 +22,7 @@ import structlog
 from nhm_platform.audit import AuditLog
 from nhm_platform.audit_service import with_audit
 from nhm_platform.auth import ChainedKeyResolver, KeyResolver, StaticKeyResolver
+from nhm_platform.bulk_lane import LANE_OVERRIDES, LaneProcess, lane_socket
 from nhm_platform.clock import Clock, SystemClock
 from nhm_platform.db import Database
 from nhm_platform.logs import configure_logging
@@ -98,8 +99,13 @@ def migrate(spec: ServiceSpec[S], settings: S) -> None:
     upgrade(url, spec.migrations_dir, spec.version_table, app_role=settings.database_app_role)
 
 
-def start_service(spec: ServiceSpec[S], settings: S, clock: Clock | None = None) -> tuple[RunningServer, int]:
-    """Migrate (if configured), build and start the service; returns the running server and its port."""
+def start_service(spec: ServiceSpec[S], settings: S, clock: Clock | None = None, *,
+                  lane_socket: str | None = None) -> tuple[RunningServer, int]:
+    """Migrate (if configured), build and start the service; returns the running server and its port.
+
+    With settings.bulk_lane, a service with bulk and ingest methods also starts its lane process and forwards
+    them to it (bulk_lane.py). lane_socket: this process is that lane: it serves on this Unix socket, without
+    the service's background work (the serving process runs it)."""
     if settings.migrate_on_start:
         migrate(spec, settings)
     db = open_database(spec, settings)
@@ -111,8 +117,18 @@ def start_service(spec: ServiceSpec[S], settings: S, clock: Clock | None = None)
     if built.audit is not None:
         registration = with_audit(registration, built.audit, db)
     resolver = ChainedKeyResolver([static, *built.key_resolvers])
-    running, port = create_server(settings, spec.name, registration, resolver)
-    for hook in built.on_start:
+    lane = None
+    if settings.bulk_lane and registration.rate_limited_methods and not lane_socket:
+        lane = LaneProcess(spec.name, settings).start()
+        registration.on_stop.append(lane.stop)
+    try:
+        running, port = create_server(settings, spec.name, registration, resolver,
+                                      bulk_lane=lane.target if lane else None, unix_socket=lane_socket)
+    except BaseException:
+        if lane is not None:
+            lane.stop()
+        raise
+    for hook in () if lane_socket else built.on_start:
         hook()
     return running, port
 
@@ -122,7 +138,8 @@ def main(spec: ServiceSpec[S], argv: Sequence[str] | None = None) -> int:
     parser.add_argument("command", nargs="?", choices=["serve", "migrate"], default="serve",
                         help="serve (default): run the gRPC server; migrate: upgrade the database and exit")
     args = parser.parse_args(argv)
-    settings = spec.load_settings()
+    socket_path = lane_socket()
+    settings = spec.load_settings(**LANE_OVERRIDES) if socket_path else spec.load_settings()
     configure_logging(settings.log_format, settings.log_level)
     if args.command == "migrate":
         migrate(spec, settings)
@@ -130,7 +147,7 @@ def main(spec: ServiceSpec[S], argv: Sequence[str] | None = None) -> int:
         return 0
     if settings.workers > 1 and WORKER_INDEX_VARIABLE not in os.environ:
         return supervise_workers(spec, settings)
-    running, port = start_service(spec, settings)
+    running, port = start_service(spec, settings, lane_socket=socket_path)
     metrics_port = serve_metrics(settings.metrics_port, settings.host)
     _log.info("service.serving", service=spec.name, address=listen_address(settings.host, port), pid=os.getpid(),
               metrics_port=metrics_port if metrics_port >= 0 else None)
