@@ -48,7 +48,7 @@ LANE_OVERRIDES: dict[str, object] = {
 # Metadata gRPC itself sets on a call; the rest of the caller's metadata goes to the lane as it came.
 _TRANSPORT_KEYS = ("grpc-", ":", "user-agent")
 _NO_DEADLINE = 10.0**9  # seconds
-_RESTART_BACKOFF = (0.1, 5.0)  # seconds: first wait before starting a dead lane again, and the longest
+_FIRST_RESTART_WAIT = 0.1  # seconds
 
 
 def lane_socket() -> str | None:
@@ -128,7 +128,7 @@ class LaneProcess:
 
     def __init__(self, service: str, settings: ServerSettings, *, ready_timeout: float = 60.0) -> None:
         self._service, self._niceness, self._ready_timeout = service, settings.bulk_lane_niceness, ready_timeout
-        self._grace = settings.grace_period
+        self._grace, self._longest_wait = settings.grace_period, settings.bulk_lane_restart_max_seconds
         # The lane runs with this process's settings (however they were given), changed by LANE_OVERRIDES.
         self._environment = settings_environment(settings, service)
         self._folder = tempfile.mkdtemp(prefix=f"nhm-{service}-lane-")  # 0700: only this user reaches the socket
@@ -178,7 +178,7 @@ class LaneProcess:
         return process
 
     def _keep_running(self) -> None:
-        wait = _RESTART_BACKOFF[0]
+        wait = _FIRST_RESTART_WAIT
         started = time.monotonic()
         while not self._stopping.is_set():
             assert self._process is not None
@@ -186,7 +186,7 @@ class LaneProcess:
             if self._stopping.is_set():
                 return
             # A lane that served a while before dying starts again at once; one that keeps dying, ever slower.
-            wait = _RESTART_BACKOFF[0] if time.monotonic() - started > 60 else min(wait * 2, _RESTART_BACKOFF[1])
+            wait = _FIRST_RESTART_WAIT if time.monotonic() - started > 60 else min(wait * 2, self._longest_wait)
             _log.warning("bulk_lane.exited", service=self._service, exit_code=code, restart_in_s=wait)
             if self._stopping.wait(wait):
                 return

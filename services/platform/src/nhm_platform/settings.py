@@ -67,6 +67,9 @@ class ServerSettings:
     bulk_lane: bool = False
     # Niceness added to the bulk lane process (0-19; higher yields the CPU sooner to the serving process).
     bulk_lane_niceness: int = 19
+    # Longest wait, in seconds, before starting again a lane that keeps exiting (the first wait is 0.1 s, doubled
+    # each time the lane dies within a minute of starting).
+    bulk_lane_restart_max_seconds: float = 5.0
     # Port of the Prometheus /metrics endpoint; -1 turns it off, 0 picks a free one.
     metrics_port: int = -1
     # "json", "console", or "auto" (console on a terminal, JSON otherwise).
