@@ -176,6 +176,36 @@ def test_daily_caps_reset_once_at_local_midnight_across_a_daylight_saving_change
     assert allocation.allocate(next(prospects), "mon-0").usage.calls_today == 1
 
 
+def test_a_refusal_counts_every_member_of_a_mixed_pool_under_its_own_reason(allocation, details):
+    """The refusal's tally comes from the database in kinds of alike members (repository.member_kinds); it must
+    say what judging each member one by one would: here with every kind of reason in one pool."""
+    up = allocation.upstream
+    up.campaign("c1", daily_cap_per_number=2, local_presence=registry_pb2.LocalPresencePolicy(
+        tiers=[t.LOCAL_PRESENCE_TIER_AREA_CODE, t.LOCAL_PRESENCE_TIER_REGION]))
+    sf = [f"+1415555{n:04d}" for n in range(10, 24)]
+    for phone in [*sf, SF1, LA1, NY1, CHI1]:
+        up.number(phone)
+    for phone in sf[2:4]:
+        up.number(phone, state=t.LIFECYCLE_STATE_QUARANTINED)
+    for phone in sf[4:6]:
+        up.number(phone, state=t.LIFECYCLE_STATE_WARMING, warmup_caps=(1, 5), warmup_start=NOON_PT)
+    up.health(sf[6], t.HEALTH_STATUS_FLAGGED)
+    up.health(sf[7], t.HEALTH_STATUS_BLOCKED)
+    up.health(sf[8], t.HEALTH_STATUS_AT_RISK)  # the campaign does not allow At Risk numbers
+    allocation.sync()
+    # 7 healthy SF numbers, SF1 and LA1 take 2 calls each, the two warming ones 1: 20 calls, then refusals.
+    answers = [allocation.allocate(SF_PROSPECTS[n], f"fill-{n}") for n in range(20)]
+    assert len({a.caller_id for a in answers}) == 11
+    refusal = details(allocation.refuse(SF_NEIGHBOR, "last"), pb.AllocationRefusal)  # 415-867, like SF1
+    assert refusal.candidates_considered == len(sf) + 4
+    assert exclusions(refusal) == {
+        REASON.EXCLUSION_REASON_DAILY_CAP: 7 + 1, REASON.EXCLUSION_REASON_WARMUP_CAP: 2,
+        REASON.EXCLUSION_REASON_QUARANTINED: 2, REASON.EXCLUSION_REASON_FLAGGED: 1,
+        REASON.EXCLUSION_REASON_BLOCKED: 1, REASON.EXCLUSION_REASON_AT_RISK: 1,
+        REASON.EXCLUSION_REASON_NEIGHBOR_SPOOFING: 1, REASON.EXCLUSION_REASON_TIER_NOT_ALLOWED: 2}
+    assert refusal.HasField("retry_time")  # caps are among the reasons: tomorrow
+
+
 def test_hourly_caps_refuse_until_the_next_hour(allocation, clock, details):
     seed(allocation, [SF1], hourly_cap_per_number=1)
     allocation.allocate(SF_PROSPECTS[0], "call-1")

@@ -26,6 +26,13 @@ class Tally:
 
     considered: set[str] = field(default_factory=set)
     excluded: Counter[Reason] = field(default_factory=Counter)
+    # Numbers counted in groups (a whole pool's refusal) rather than one by one.
+    counted: int = 0
+
+    @property
+    def size(self) -> int:
+        """How many numbers were looked at."""
+        return len(self.considered) + self.counted
 
     def seen(self, phone_number: str) -> bool:
         return phone_number in self.considered
@@ -34,6 +41,12 @@ class Tally:
         self.considered.add(phone_number)
         if reason is not None:
             self.excluded[reason] += 1
+
+    def consider_many(self, count: int, reason: Reason | None) -> None:
+        """count numbers alike in every rule, all passed over for reason (or none)."""
+        self.counted += count
+        if reason is not None:
+            self.excluded[reason] += count
 
     def reclassify(self, old: Reason | None, new: Reason) -> None:
         """A candidate that looked eligible lost a race for its last slot: count it under its cap."""

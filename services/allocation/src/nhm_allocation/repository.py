@@ -228,6 +228,36 @@ def member_groups(session: Session, tenant_id: str, campaign_id: str) -> list[Me
     return groups
 
 
+def member_kinds(session: Session, tenant_id: str, campaign_id: str, *, destination_exchange: str, day_start: int,
+                 hour_start: int) -> list[tuple[Candidate, int]]:
+    """A campaign's members counted by the database in kinds that every allocation rule treats alike for one call:
+    place (the exchange only as "the prospect's own or not"), lifecycle, health on every carrier, a warming
+    number's plan, and the calls counted today and this hour. Each kind comes as one member the rules can judge
+    (no phone number) and how many members are of that kind."""
+    alike = select(
+        numbers.c.country, numbers.c.area_code, numbers.c.region, numbers.c.state, *_HEALTH_COLUMNS,
+        case((and_(numbers.c.exchange != "", numbers.c.exchange == bindparam("k_exchange")), True),
+             else_=False).label("prospects_exchange"),
+        case((_IF_WARMING, numbers.c.warmup_caps)).label("warmup_caps"),
+        case((_IF_WARMING, numbers.c.warmup_step_seconds)).label("warmup_step_seconds"),
+        case((_IF_WARMING, numbers.c.warmup_start_time)).label("warmup_start_time"),
+        case((_U.day_start >= bindparam("k_day_start"), _U.day_used), else_=0).label("used_today"),
+        case((_U.hour_start >= bindparam("k_hour_start"), _U.hour_used), else_=0).label("used_this_hour"),
+    ).select_from(_FROM).where(_P.tenant_id == tenant_id, _P.campaign_id == campaign_id).subquery()
+    rows = session.execute(select(*alike.c, func.count().label("members")).group_by(*alike.c),
+                           {"k_exchange": destination_exchange, "k_day_start": day_start, "k_hour_start": hour_start})
+    kinds = []
+    for row in rows:
+        state = _state(row.state)
+        warmup, warmup_start = _warmup(row, state)
+        exchange = destination_exchange if row.prospects_exchange else ""
+        like = Candidate(phone_number="", place=Place(row.country, row.area_code, exchange, row.region), state=state,
+                         warmup=warmup, warmup_start=warmup_start, health=_health(row),
+                         usage=Usage(day_start, int(row.used_today), hour_start, int(row.used_this_hour)))
+        kinds.append((like, int(row.members)))
+    return kinds
+
+
 _NEW_DAY = _U.day_start < bindparam("p_day_start")
 _NEW_HOUR = _U.hour_start < bindparam("p_hour_start")
 _USAGE_RETURNING = (_U.day_start, _U.day_used, _U.hour_start, _U.hour_used, _U.last_ms)
