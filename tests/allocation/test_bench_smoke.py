@@ -48,3 +48,13 @@ def test_the_allocation_profile_prints_its_figures(backend):
     assert result.returncode == 0, result.stderr
     assert "µs wall" in result.stdout and "per call" in result.stdout, result.stdout
     assert "UPDATE number_usage" in result.stdout  # the statement that counts each call was timed
+
+
+def test_the_refusal_benchmark_prints_both_tallies_and_finds_them_equal():
+    args = [sys.executable, str(SCRIPT.with_name("bench_refusal.py")), "--numbers", "300", "--repeat", "1"]
+    postgres = os.environ.get("NHM_TEST_POSTGRES_URL")
+    if postgres:
+        args += ["--postgres", postgres]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr  # it exits non-zero when the two tallies differ
+    assert result.stdout.count("300 considered") == (4 if postgres else 2), result.stdout
