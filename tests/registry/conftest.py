@@ -9,12 +9,11 @@ from typing import Any
 import grpc
 import pytest
 from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
 from nhm.registry.v1 import registry_pb2 as pb
 from nhm.registry.v1 import registry_pb2_grpc
 from nhm_registry.app import SPEC
-from nhm_testing.errors import violations
+from nhm_testing.errors import typed_detail, violations
 from nhm_testing.keys import ADMIN_KEY, SERVICE_KEY, TENANT_A_KEY, TENANT_B_KEY, auth
 
 # Valid, dialable, geographic US numbers (not 555-01xx).
@@ -68,10 +67,5 @@ def error_of(call: Any) -> grpc.RpcError:
 
 
 def reason(error: grpc.RpcError) -> str:
-    status = rpc_status.from_call(error)
-    for detail in status.details if status else ():
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            return info.reason
-    return ""
+    info = typed_detail(error, error_details_pb2.ErrorInfo)
+    return info.reason if info is not None else ""

@@ -29,11 +29,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import grpc
 from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
 from nhm.registry.v1 import registry_pb2 as pb
 from nhm.registry.v1 import registry_pb2_grpc
 from nhm_testing.databases import PostgresProvisioner, SqliteProvisioner
+from nhm_testing.errors import typed_detail
 from nhm_testing.keys import TENANT_A_KEY, TENANT_B_KEY, auth
 from nhm_testing.processes import ServiceProcess
 
@@ -73,13 +73,8 @@ def flood(stub: registry_pb2_grpc.RegistryServiceStub, thread: int, stop: thread
 
 def retry_after(error: grpc.RpcError) -> float:
     """Seconds the refusal's google.rpc.RetryInfo asks for (0 without one)."""
-    status = rpc_status.from_call(error)
-    for detail in status.details if status else ():
-        if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
-            info = error_details_pb2.RetryInfo()
-            detail.Unpack(info)
-            return info.retry_delay.ToTimedelta().total_seconds()
-    return 0.0
+    info = typed_detail(error, error_details_pb2.RetryInfo)
+    return info.retry_delay.ToTimedelta().total_seconds() if info is not None else 0.0
 
 
 def percentile(values: list[float], q: float) -> float:
