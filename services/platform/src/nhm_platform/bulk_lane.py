@@ -49,11 +49,23 @@ LANE_OVERRIDES: dict[str, object] = {
 _TRANSPORT_KEYS = ("grpc-", ":", "user-agent")
 _NO_DEADLINE = 10.0**9  # seconds
 _FIRST_RESTART_WAIT = 0.1  # seconds
+_PARENT_VARIABLE = "NHM_BULK_LANE_PARENT"
 
 
 def lane_socket() -> str | None:
     """The Unix socket to serve on when this process is a service's bulk lane, else None."""
     return os.environ.get(LANE_SOCKET_VARIABLE) or None
+
+
+def become_lane(niceness: int) -> None:
+    """Called first thing in a lane process: end with the serving process that started it (Linux: SIGTERM when
+    it dies, even by kill -9; no orphaned lanes), and yield the CPU to it."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != int(os.environ.get(_PARENT_VARIABLE, os.getppid())):
+        sys.exit("the serving process that started this bulk lane is gone")  # it died before the line above
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, 0, max(os.getpriority(os.PRIO_PROCESS, 0), niceness))
 
 
 class LaneForwardInterceptor(grpc.ServerInterceptor):
@@ -159,15 +171,15 @@ class LaneProcess:
 
     def _launch(self) -> subprocess.Popen[str]:
         Path(self.socket).unlink(missing_ok=True)
-        env = {**os.environ, **self._environment, LANE_SOCKET_VARIABLE: self.socket}
-        niceness = self._niceness
-
-        def in_the_child() -> None:
-            _end_with_parent()
-            if niceness:
-                os.nice(niceness)
+        env = {**os.environ, **self._environment, LANE_SOCKET_VARIABLE: self.socket,
+               _PARENT_VARIABLE: str(os.getpid())}
+        # No preexec_fn (unsafe in a process with threads): the lane nices itself and asks to end with this
+        # process (become_lane), and is niced from here as well in case it cannot.
         process = subprocess.Popen([sys.executable, "-m", f"nhm_{self._service}", "serve"], env=env,
-                                   stdout=subprocess.PIPE, text=True, preexec_fn=in_the_child)
+                                   stdout=subprocess.PIPE, text=True)
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, process.pid, max(os.getpriority(os.PRIO_PROCESS, process.pid),
+                                                               self._niceness))
         ready = threading.Event()
         threading.Thread(target=_wait_until_serving, args=(process, ready), daemon=True).start()
         if not ready.wait(self._ready_timeout) or process.poll() is not None:
@@ -203,13 +215,6 @@ def _wait_until_serving(process: subprocess.Popen[str], ready: threading.Event) 
     for line in process.stdout:
         if line.startswith("NHM_SERVING"):
             ready.set()
-
-
-def _end_with_parent() -> None:
-    """Linux: the lane gets SIGTERM when the serving process dies, even by kill -9 (no orphaned lanes)."""
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 _PR_SET_PDEATHSIG = 1

@@ -22,7 +22,7 @@ import structlog
 from nhm_platform.audit import AuditLog
 from nhm_platform.audit_service import with_audit
 from nhm_platform.auth import ChainedKeyResolver, KeyResolver, StaticKeyResolver
-from nhm_platform.bulk_lane import LANE_OVERRIDES, LaneProcess, lane_socket
+from nhm_platform.bulk_lane import LANE_OVERRIDES, LaneProcess, become_lane, lane_socket
 from nhm_platform.clock import Clock, SystemClock
 from nhm_platform.db import Database
 from nhm_platform.logs import configure_logging
@@ -140,6 +140,8 @@ def main(spec: ServiceSpec[S], argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     socket_path = lane_socket()
     settings = spec.load_settings(**LANE_OVERRIDES) if socket_path else spec.load_settings()
+    if socket_path:
+        become_lane(settings.bulk_lane_niceness)
     configure_logging(settings.log_format, settings.log_level)
     if args.command == "migrate":
         migrate(spec, settings)
