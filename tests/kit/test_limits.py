@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 
 import grpc
@@ -11,6 +12,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from nhm.registry.v1 import registry_pb2, registry_pb2_grpc
+from nhm.scoring.v1 import scoring_pb2, scoring_pb2_grpc
 from nhm_platform.auth import Principal, Role, StaticKeyResolver
 from nhm_platform.errors import ResourceExhausted
 from nhm_platform.ratelimit import TenantRateLimit, TokenBuckets
@@ -239,3 +241,73 @@ def test_a_bulk_call_over_the_limit_is_refused_before_its_request_is_parsed_or_c
     finally:
         channel.close()
         running.stop(0)
+
+
+def test_a_bucket_may_be_overdrawn_by_admitted_work_and_then_says_how_long_to_wait():
+    now = [0.0]
+    buckets = TokenBuckets(rate=100, burst=150, now=lambda: now[0])
+    assert buckets.take("a", cost=0) == 0  # not overdrawn: nothing taken
+    buckets.spend("a", 100)
+    assert buckets.take("a", cost=0) == 0  # 50 left
+    buckets.spend("a", 100)  # admitted with 50: 50 overdrawn
+    assert buckets.take("a", cost=0) == pytest.approx(0.51)  # back to one item
+    now[0] = 0.51
+    assert buckets.take("a", cost=0) == 0
+
+
+def test_bulk_calls_draw_one_item_per_entry_of_their_longest_list():
+    servicer = Servicer()
+    running, channel, stub = serve(servicer, tenant_bulk_item_rate=100, tenant_bulk_item_burst=150)
+    hundred = registry_pb2.BatchCreateNumbersRequest(numbers=[
+        registry_pb2.NumberSpec(phone_number=f"+1415222{n:04d}") for n in range(100)])
+    try:
+        for _ in range(2):  # 150 items, then 50 left: the second call is admitted and overdraws by 50
+            stub.BatchCreateNumbers(hundred, metadata=auth(TENANT_A_KEY))
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.BatchCreateNumbers(registry_pb2.BatchCreateNumbersRequest(), metadata=auth(TENANT_A_KEY))
+        assert refused.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "items a second" in refused.value.details()
+        found = details(refused.value)
+        assert found[error_details_pb2.ErrorInfo].reason == "RATE_LIMITED"
+        retry_after = found[error_details_pb2.RetryInfo].retry_delay.ToTimedelta()
+        assert timedelta(seconds=0.3) < retry_after <= timedelta(seconds=0.52)  # 51 items at 100 a second
+        stub.BatchCreateNumbers(hundred, metadata=auth(TENANT_B_KEY))  # another tenant: its own budget
+        stub.BatchCreateNumbers(hundred, metadata=auth(SERVICE_KEY))  # service keys: no budget
+        threading.Event().wait(retry_after.total_seconds())
+        stub.BatchCreateNumbers(hundred, metadata=auth(TENANT_A_KEY))  # waiting as told is enough
+        assert servicer.handled.count("BatchCreateNumbers") == 5
+    finally:
+        channel.close()
+        running.stop(0)
+
+
+class Streams(scoring_pb2_grpc.ScoringServiceServicer):
+    def __init__(self) -> None:
+        self.read_at: list[float] = []
+
+    def StreamCallOutcomes(self, request_iterator, context):
+        for _ in request_iterator:
+            self.read_at.append(time.monotonic())
+        return scoring_pb2.StreamCallOutcomesResponse()
+
+
+def test_a_client_stream_over_its_item_budget_is_slowed_down_not_cut_off():
+    streams = Streams()
+    scoring = "nhm.scoring.v1.ScoringService"
+    registration = ServiceRegistration(
+        [scoring], lambda s: scoring_pb2_grpc.add_ScoringServiceServicer_to_server(streams, s),
+        rate_limited_methods=method_names(scoring, "StreamCallOutcomes"))
+    resolver = StaticKeyResolver([(TENANT_A, TENANT_A_KEY)], service_keys=[SERVICE_KEY])
+    running, port = create_server(ServerSettings(port=0, tenant_bulk_item_rate=500, tenant_bulk_item_burst=100),
+                                  "limits", registration, resolver)
+    message = scoring_pb2.StreamCallOutcomesRequest(outcomes=[scoring_pb2.CallOutcome() for _ in range(100)])
+    try:
+        with grpc.insecure_channel(f"localhost:{port}") as channel:
+            stub = scoring_pb2_grpc.ScoringServiceStub(channel)
+            stub.StreamCallOutcomes(iter([message] * 4), metadata=auth(TENANT_A_KEY), timeout=30)
+    finally:
+        running.stop(0)
+    assert len(streams.read_at) == 4  # every message arrived
+    # 100 items at once from a full bucket, then each next 100 waited for the budget: about 0.2 s apart.
+    gaps = [b - a for a, b in zip(streams.read_at, streams.read_at[1:], strict=False)]
+    assert min(gaps[1:]) >= 0.15, gaps

@@ -120,6 +120,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="rounds of alone, flooded as told, flooded rudely")
     parser.add_argument("--limit-rate", type=float, default=100.0, help="tenant_bulk_rate (calls a second)")
     parser.add_argument("--limit-concurrency", type=int, default=4, help="tenant_bulk_concurrency (calls at once)")
+    parser.add_argument("--limit-items", type=float, default=0.0,
+                        help="tenant_bulk_item_rate (items a second; bursts of as many); 0: off, the default")
     parser.add_argument("--bulk-lane", action="store_true", help="serve bulk calls from the bulk lane (bulk_lane)")
     parser.add_argument("--flood", metavar="ADDRESS", help=argparse.SUPPRESS)
     parser.add_argument("--wait-as-told", action="store_true", help=argparse.SUPPRESS)
@@ -136,7 +138,9 @@ def main() -> int:
         try:
             server = ServiceProcess("registry", database_url=provisioner.fresh(SPEC), tenant_bulk_rate=args.limit_rate,
                                     tenant_bulk_burst=int(args.limit_rate),
-                                    tenant_bulk_concurrency=args.limit_concurrency, bulk_lane=args.bulk_lane)
+                                    tenant_bulk_concurrency=args.limit_concurrency, bulk_lane=args.bulk_lane,
+                                    tenant_bulk_item_rate=args.limit_items,
+                                    tenant_bulk_item_burst=max(1, int(args.limit_items)))
             with server, grpc.insecure_channel(server.address) as channel:
                 stub = registry_pb2_grpc.RegistryServiceStub(channel)
                 stub.CreateNumber(pb.CreateNumberRequest(number=pb.NumberSpec(phone_number="+14152220123")),
@@ -160,6 +164,8 @@ def main() -> int:
             provisioner.close()
     p99_alone = percentile(alone, 99)
     lane = "bulk lane" if args.bulk_lane else "one process"
+    if args.limit_items:
+        lane += f", {args.limit_items:g} items/s"
     print(f"flood [{backend}, {lane}, {args.rounds} rounds of {args.seconds:g} s]: tenant A p50/p99 alone "
           f"{summary(alone)}")
     rises = {}

@@ -17,7 +17,7 @@ from typing import Any
 
 import grpc
 import structlog
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
 
 from nhm_platform.auth import (
     CALLER_METADATA_KEY,
@@ -294,9 +294,23 @@ class RateLimitInterceptor(_PerMethodInterceptor):
     def wrap(self, method: str, handler: grpc.RpcMethodHandler, behavior: Behavior, streaming: bool) -> Behavior:
         parse = _parser(handler.request_deserializer)
         client_streaming = handler.request_streaming
+        limit = self._limit
+
+        def charged(data: bytes) -> Any:
+            request = parse(data)
+            limit.charge(current_principal(), _items_in(request))
+            return request
+
+        def paced(messages: Iterator[bytes], principal: Principal) -> Iterator[Any]:
+            # The caller as the call's behaviour saw it: a service may read the stream on a thread of its own.
+            for data in messages:
+                request = parse(data)
+                yield request
+                # Before reading the next message: gRPC's flow control then holds the sender back.
+                time.sleep(limit.charge(principal, _items_in(request)))
 
         def parsed(request: Any) -> Any:
-            return map(parse, request) if client_streaming else parse(request)
+            return paced(request, current_principal()) if client_streaming else charged(request)
 
         if streaming:
             def stream_behavior(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
@@ -308,6 +322,14 @@ class RateLimitInterceptor(_PerMethodInterceptor):
             with self._limit.admit(current_principal(), method):
                 return behavior(parsed(request), context)
         return unary_behavior
+
+
+def _items_in(request: Any) -> int:
+    """What a bulk request weighs: the entries of its longest list (numbers, events, observations), at least 1."""
+    if not isinstance(request, Message):
+        return 1
+    return max([len(value) for field, value in request.ListFields() if field.is_repeated],
+               default=1)
 
 
 def _parser(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any]:

@@ -1,5 +1,5 @@
-"""Per-tenant limits on a service's bulk and ingest calls: a token bucket and a count of calls running, per
-tenant per server.
+"""Per-tenant limits on a service's bulk and ingest calls, per tenant per server: calls a second, items a
+second (the numbers of an import, the events of a report), and calls running at once.
 
 A tenant over its rate, or with too many such calls running at once, is refused at once with
 RESOURCE_EXHAUSTED (reason RATE_LIMITED) and a google.rpc.RetryInfo saying when to try again, so one tenant's
@@ -40,16 +40,16 @@ class TokenBuckets:
         self._buckets: OrderedDict[str, tuple[float, float, float]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def take(self, key: str) -> float:
-        """Take a token for key: 0.0 if one was there, else the seconds to wait before trying again (nothing
-        taken)."""
+    def take(self, key: str, cost: float = 1.0) -> float:
+        """Take `cost` tokens for key if at least one is there (0.0; the bucket may go below zero, and the next
+        caller waits until it has refilled), else the seconds to wait before trying again (nothing taken)."""
         with self._lock:
             now = self._now()
             tokens, since, told = self._buckets.pop(key, (self.burst, now, now))
             tokens = min(self.burst, tokens + (now - since) * self.rate)
             wait = 0.0
             if tokens >= 1:
-                tokens -= 1
+                tokens -= cost
             else:
                 # At most a full bucket's time away: a caller that ignores the answer keeps no place in line.
                 line_end = min(told, now + self.burst / self.rate)
@@ -60,17 +60,39 @@ class TokenBuckets:
                 self._buckets.popitem(last=False)
             return wait
 
+    def spend(self, key: str, cost: float) -> float:
+        """Take `cost` more tokens for key, below zero if need be (work already admitted); returns the seconds
+        until the bucket holds a token again (0.0 if it still does)."""
+        with self._lock:
+            now = self._now()
+            tokens, since, told = self._buckets.pop(key, (self.burst, now, now))
+            tokens = min(self.burst, tokens + (now - since) * self.rate) - cost
+            self._buckets[key] = (tokens, now, told)
+            return max(0.0, (1 - tokens) / self.rate)
+
 
 class TenantRateLimit:
-    """The limits the server applies to the methods a service named as bulk or ingest: calls a second, and
-    calls at once (a bulk call can take seconds: a rate alone would still let one tenant fill the server)."""
+    """The limits the server applies to the methods a service named as bulk or ingest: calls a second, items a
+    second, and calls at once (a bulk call can take seconds: a rate alone would still let one tenant fill the
+    server). A call is admitted while the tenant's item budget is not overdrawn; once its request is parsed it
+    draws one item per entry of its longest list, at least one (charge), so a 1,000-number import costs a
+    thousand times what a one-number import does, and the tenant's next call waits until the budget refills."""
 
-    def __init__(self, rate: float, burst: float, concurrency: int = 0, *,
-                 now: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, rate: float, burst: float, concurrency: int = 0, *, item_rate: float = 0.0,
+                 item_burst: float = 0.0, now: Callable[[], float] = time.monotonic) -> None:
         self._buckets = TokenBuckets(rate, burst, now=now)
+        self._items = TokenBuckets(item_rate, item_burst, now=now) if item_rate > 0 else None
         self._concurrency = concurrency
         self._running: dict[str, int] = {}
         self._lock = threading.Lock()
+
+    def charge(self, principal: Principal, items: int) -> float:
+        """Draw the items of an admitted call, once its request (or a stream's message) is parsed; returns the
+        seconds until the tenant's budget is no longer overdrawn (a stream waits that long before its next
+        message: its one admission does not let it send without limit)."""
+        if self._items is None or principal.role is Role.SERVICE:
+            return 0.0
+        return self._items.spend(_tenant(principal), max(1, items))
 
     @contextlib.contextmanager
     def admit(self, principal: Principal, method: str) -> Iterator[None]:
@@ -101,6 +123,17 @@ class TenantRateLimit:
         if principal.role is Role.SERVICE:
             return
         tenant = _tenant(principal)
+        if self._items is not None:
+            wait = self._items.take(tenant, cost=0)  # not overdrawn; the items are drawn by charge()
+            if wait > 0:
+                retry_after = timedelta(milliseconds=int(wait * 1000) + 1)
+                raise ResourceExhausted(
+                    f"tenant {tenant!r} is over its limit of {self._items.rate:g} items a second in bulk and ingest"
+                    f" calls (numbers, events, observations; bursts of {self._items.burst:g}); retry after"
+                    f" {retry_after.total_seconds():.3f} s",
+                    reason="RATE_LIMITED", retry_after=retry_after,
+                    metadata={"method": method, "items_per_second": f"{self._items.rate:g}",
+                              "item_burst": f"{self._items.burst:g}"})
         wait = self._buckets.take(tenant)
         if wait > 0:
             # Rounded up to the millisecond so that a client waiting exactly this long finds a token.

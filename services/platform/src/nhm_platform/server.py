@@ -119,7 +119,8 @@ def _interceptors(settings: ServerSettings, service: str, registration: ServiceR
         interceptors.append(PeerIdentityInterceptor(peers))
     if registration.rate_limited_methods and settings.tenant_bulk_rate > 0:
         limit = TenantRateLimit(settings.tenant_bulk_rate, settings.tenant_bulk_burst,
-                                settings.tenant_bulk_concurrency)
+                                settings.tenant_bulk_concurrency, item_rate=settings.tenant_bulk_item_rate,
+                                item_burst=settings.tenant_bulk_item_burst)
         # Before the well-formed check: a refused call is not parsed, let alone checked field by field.
         interceptors.append(RateLimitInterceptor(registration.rate_limited_methods, limit))
     interceptors.append(WellFormedRequestInterceptor())

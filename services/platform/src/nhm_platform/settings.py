@@ -56,6 +56,14 @@ class ServerSettings:
     tenant_bulk_rate: float = 100.0
     # Calls above tenant_bulk_rate a tenant may make in a burst (what it saved up while quiet).
     tenant_bulk_burst: int = 200
+    # Items a second each tenant may send to this server's bulk and ingest methods: a call draws one per entry of
+    # its longest list (numbers imported or assigned, outcomes, complaints, observations; a CSV import counts
+    # one). A call is refused while the tenant's budget is overdrawn, with a retry delay; a client stream is
+    # slowed down instead. 0 (the default) turns it off: the SDK does not yet wait and retry on its own, so a
+    # budget turns a large import into refusals the caller must retry (docs/reliability.md, "A flooding tenant").
+    tenant_bulk_item_rate: float = 0.0
+    # Items above tenant_bulk_item_rate a tenant may send in a burst (one import of that many numbers at once).
+    tenant_bulk_item_burst: int = 5000
     # Bulk and ingest calls of one tenant running at once in this server process; more are refused at once
     # with RESOURCE_EXHAUSTED (a large import takes seconds, and a rate alone would let one tenant fill the
     # server's threads). 0: no limit. Applies only while tenant_bulk_rate is on.
