@@ -153,3 +153,17 @@ def test_a_client_stream_goes_through_the_lane_message_by_message(database_url: 
     assert [(r.index, r.field) for r in summary.rejections] == [
         (0, "requests[0].outcomes[0].phone_number"), (1, "requests[0].outcomes[1].phone_number"),
         (2, "requests[2].outcomes[0].phone_number")]
+
+
+def test_the_item_budget_counts_a_forwarded_call_by_its_entries(database_url: Callable[[Any], str]) -> None:
+    """The serving process does not parse what it forwards, yet weighs it: 100 numbers draw 100 items."""
+    from nhm_registry.app import SPEC
+
+    registry = ServiceProcess("registry", database_url=database_url(SPEC), bulk_lane="true",
+                              tenant_bulk_item_rate=0.01, tenant_bulk_item_burst=150)
+    with registry, client_of(registry, TENANT_A_KEY) as acme:
+        for block in range(2):  # 150 items, then 50: the second import is admitted and overdraws the budget
+            acme.import_numbers([f"+1415222{block}{n:03d}" for n in range(100)])
+        with pytest.raises(ResourceExhaustedError) as limited:
+            acme.import_numbers(["+14152229999"])
+        assert "items a second" in str(limited.value)

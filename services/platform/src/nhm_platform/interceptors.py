@@ -11,13 +11,16 @@ import contextvars
 import dataclasses
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
 import structlog
+from google.protobuf import empty_pb2
 from google.protobuf.message import DecodeError, Message
+from google.protobuf.unknown_fields import UnknownFieldSet
 
 from nhm_platform.auth import (
     CALLER_METADATA_KEY,
@@ -325,11 +328,16 @@ class RateLimitInterceptor(_PerMethodInterceptor):
 
 
 def _items_in(request: Any) -> int:
-    """What a bulk request weighs: the entries of its longest list (numbers, events, observations), at least 1."""
-    if not isinstance(request, Message):
-        return 1
-    return max([len(value) for field, value in request.ListFields() if field.is_repeated],
-               default=1)
+    """What a bulk request weighs: the entries of its longest list (numbers, events, observations), at least 1.
+    A request forwarded to the bulk lane is still bytes here: its top-level fields are counted as protobuf
+    reads them without knowing the message (the entries stay unparsed), the most repeated one being the list."""
+    if isinstance(request, Message):
+        return max([len(value) for field, value in request.ListFields() if field.is_repeated], default=1)
+    try:
+        fields = UnknownFieldSet(empty_pb2.Empty.FromString(request))
+    except DecodeError:
+        return 1  # the lane refuses it
+    return max(Counter(field.field_number for field in fields).values(), default=1)
 
 
 def _parser(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any]:
