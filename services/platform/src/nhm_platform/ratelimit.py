@@ -19,6 +19,8 @@ from datetime import timedelta
 from nhm_platform.auth import Principal, Role
 from nhm_platform.errors import ResourceExhausted
 
+_MAX_TENANTS_REMEMBERED = 100_000
+
 
 class TokenBuckets:
     """``rate`` tokens a second per key, at most ``burst`` saved up. Keeps the ``max_keys`` most recently used
@@ -40,9 +42,10 @@ class TokenBuckets:
         self._buckets: OrderedDict[str, tuple[float, float, float]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def take(self, key: str, cost: float = 1.0) -> float:
+    def take(self, key: str, cost: float = 1.0, place: float = 1.0) -> float:
         """Take `cost` tokens for key if at least one is there (0.0; the bucket may go below zero, and the next
-        caller waits until it has refilled), else the seconds to wait before trying again (nothing taken)."""
+        caller waits until it has refilled), else the seconds to wait before trying again (nothing taken).
+        place: tokens between two refused callers' turns (what each is expected to draw)."""
         with self._lock:
             now = self._now()
             tokens, since, told = self._buckets.pop(key, (self.burst, now, now))
@@ -53,7 +56,7 @@ class TokenBuckets:
             else:
                 # At most a full bucket's time away: a caller that ignores the answer keeps no place in line.
                 line_end = min(told, now + self.burst / self.rate)
-                wait = max((1 - tokens) / self.rate, line_end + 1 / self.rate - now if line_end > now else 0.0)
+                wait = max((1 - tokens) / self.rate, line_end + place / self.rate - now if line_end > now else 0.0)
                 told = now + wait
             self._buckets[key] = (tokens, now, told)
             if len(self._buckets) > self._max_keys:
@@ -82,6 +85,7 @@ class TenantRateLimit:
                  item_burst: float = 0.0, now: Callable[[], float] = time.monotonic) -> None:
         self._buckets = TokenBuckets(rate, burst, now=now)
         self._items = TokenBuckets(item_rate, item_burst, now=now) if item_rate > 0 else None
+        self._last_items: dict[str, int] = {}  # tenant -> items its last call drew
         self._concurrency = concurrency
         self._running: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -92,7 +96,11 @@ class TenantRateLimit:
         message: its one admission does not let it send without limit)."""
         if self._items is None or principal.role is Role.SERVICE:
             return 0.0
-        return self._items.spend(_tenant(principal), max(1, items))
+        tenant = _tenant(principal)
+        self._last_items[tenant] = max(1, items)
+        if len(self._last_items) > _MAX_TENANTS_REMEMBERED:
+            self._last_items.pop(next(iter(self._last_items)))
+        return self._items.spend(tenant, max(1, items))
 
     @contextlib.contextmanager
     def admit(self, principal: Principal, method: str) -> Iterator[None]:
@@ -124,7 +132,9 @@ class TenantRateLimit:
             return
         tenant = _tenant(principal)
         if self._items is not None:
-            wait = self._items.take(tenant, cost=0)  # not overdrawn; the items are drawn by charge()
+            # Not overdrawn (the items are drawn by charge()); refused callers are spaced by what the tenant's
+            # last call drew, so that they come back one call's worth apart rather than together.
+            wait = self._items.take(tenant, cost=0, place=self._last_items.get(tenant, 1))
             if wait > 0:
                 retry_after = timedelta(milliseconds=int(wait * 1000) + 1)
                 raise ResourceExhausted(
