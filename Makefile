@@ -46,7 +46,7 @@ bench: install
 reliability: install
 	NHM_RELIABILITY_SCALE=$${NHM_RELIABILITY_SCALE:-10} $(PY) -m pytest tests/reliability tests/invariants tests/faults \
 	  -p no:cacheprovider -q -s $(PYTEST_ARGS)
-	$(PY) tests/reliability/bench_flood.py --bulk-lane
+	$(PY) tests/reliability/bench_flood.py --bulk-lane --limit-items 1000
 
 ## Regenerate the SDK's generated code from protos/ and docs/configuration.md from the settings.
 gen: install
