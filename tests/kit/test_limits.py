@@ -254,7 +254,7 @@ def test_a_bucket_may_be_overdrawn_by_admitted_work_and_then_says_how_long_to_wa
     now[0] = 0.51
     assert buckets.take("a", cost=0) == 0
     buckets.spend("a", 100)  # overdrawn by 99 again; callers refused together get places 100 items apart
-    told = [buckets.take("a", cost=0, place=100) for _ in range(2)]
+    told = [buckets.take("a", cost=0) for _ in range(2)]
     assert told == pytest.approx([1.0, 2.0])
 
 

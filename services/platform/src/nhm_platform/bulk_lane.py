@@ -120,19 +120,15 @@ def _forward(call: Any, request: Any, context: grpc.ServicerContext) -> bytes:
     remaining = context.time_remaining()  # a call without a deadline has about 2**63 seconds left
     future = call.future(request, metadata=metadata, timeout=remaining if remaining < _NO_DEADLINE else None)
     context.add_callback(future.cancel)  # the caller gave up: so does the lane
+    # The lane's trailers go back as they came: among them grpc-status-details-bin, the rich status (field
+    # violations, retry info) that the caller's SDK reads.
     try:
         response = future.result()
-    except grpc.RpcError as error:  # the lane's refusal, with its rich details (trailers), or UNAVAILABLE
-        context.set_trailing_metadata(_caller_trailers(error.trailing_metadata()))
+    except grpc.RpcError as error:  # the lane's refusal, or UNAVAILABLE
+        context.set_trailing_metadata(tuple(error.trailing_metadata() or ()))
         context.abort(error.code(), error.details() or "")
-    context.set_trailing_metadata(_caller_trailers(future.trailing_metadata()))
+    context.set_trailing_metadata(tuple(future.trailing_metadata() or ()))
     return response
-
-
-def _caller_trailers(trailers: Any) -> tuple[tuple[str, Any], ...]:
-    """The lane's trailers as they came: among them grpc-status-details-bin, the rich status (field violations,
-    retry info) that the caller's SDK reads."""
-    return tuple(trailers or ())
 
 
 class LaneProcess:

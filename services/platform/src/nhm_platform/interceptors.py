@@ -65,14 +65,8 @@ def current_request_id() -> str:
     return info.request_id if info is not None else ""
 
 
-_KEEP = object()  # _wrap_handler: keep the handler's own request deserializer
-
-
-def _wrap_handler(handler: grpc.RpcMethodHandler | None, wrap: Callable[[Behavior, bool], Behavior],
-                  request_deserializer: Any = _KEEP) -> grpc.RpcMethodHandler | None:
-    if handler is None:
-        return None
-    deserializer = handler.request_deserializer if request_deserializer is _KEEP else request_deserializer
+def _wrap_handler(handler: grpc.RpcMethodHandler, wrap: Callable[[Behavior, bool], Behavior],
+                  deserializer: Any) -> grpc.RpcMethodHandler:
     if handler.unary_unary:
         return grpc.unary_unary_rpc_method_handler(
             wrap(handler.unary_unary, False), deserializer, handler.response_serializer)

@@ -19,18 +19,16 @@ from datetime import timedelta
 from nhm_platform.auth import Principal, Role
 from nhm_platform.errors import ResourceExhausted
 
-_MAX_TENANTS_REMEMBERED = 100_000
-
 
 class TokenBuckets:
     """``rate`` tokens a second per key, at most ``burst`` saved up. Keeps the ``max_keys`` most recently used
     keys (a forgotten key starts again with a full bucket).
 
     A refusal says when a token will be there for the caller: the first one refused waits for the next token,
-    and each one refused after it, while the earlier ones still wait, one more token's time (a place in line).
-    Callers that wait as told then come back one per token instead of all at once for the same token, so a
-    tenant's polite threads are refused about as often as they are admitted rather than hundreds of times a
-    second."""
+    and each one refused after it, while the earlier ones still wait, one more draw's time (a place in line;
+    a draw is what the key's last admitted call took: 1, or what spend() last took). Callers that wait as told
+    then come back one per draw instead of all at once for the same token, so a tenant's polite threads are
+    refused about as often as they are admitted rather than hundreds of times a second."""
 
     def __init__(self, rate: float, burst: float, *, now: Callable[[], float] = time.monotonic,
                  max_keys: int = 100_000) -> None:
@@ -38,29 +36,26 @@ class TokenBuckets:
             raise ValueError("rate must be positive and burst at least 1")
         self.rate, self.burst = rate, burst
         self._now, self._max_keys = now, max_keys
-        # key -> (tokens, as of, the latest time a refused caller was told to come back)
-        self._buckets: OrderedDict[str, tuple[float, float, float]] = OrderedDict()
+        # key -> (tokens, as of, the latest time a refused caller was told to come back, the last draw)
+        self._buckets: OrderedDict[str, tuple[float, float, float, float]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def take(self, key: str, cost: float = 1.0, place: float = 1.0) -> float:
+    def take(self, key: str, cost: float = 1.0) -> float:
         """Take `cost` tokens for key if at least one is there (0.0; the bucket may go below zero, and the next
-        caller waits until it has refilled), else the seconds to wait before trying again (nothing taken).
-        place: tokens between two refused callers' turns (what each is expected to draw)."""
+        caller waits until it has refilled), else the seconds to wait before trying again (nothing taken)."""
         with self._lock:
             now = self._now()
-            tokens, since, told = self._buckets.pop(key, (self.burst, now, now))
-            tokens = min(self.burst, tokens + (now - since) * self.rate)
+            tokens, told, draw = self._refilled(key, now)
             wait = 0.0
             if tokens >= 1:
                 tokens -= cost
+                draw = cost or draw  # taking nothing (a check before spend) says nothing of the next draw
             else:
                 # At most a full bucket's time away: a caller that ignores the answer keeps no place in line.
                 line_end = min(told, now + self.burst / self.rate)
-                wait = max((1 - tokens) / self.rate, line_end + place / self.rate - now if line_end > now else 0.0)
+                wait = max((1 - tokens) / self.rate, line_end + draw / self.rate - now if line_end > now else 0.0)
                 told = now + wait
-            self._buckets[key] = (tokens, now, told)
-            if len(self._buckets) > self._max_keys:
-                self._buckets.popitem(last=False)
+            self._store(key, (tokens, now, told, draw))
             return wait
 
     def spend(self, key: str, cost: float) -> float:
@@ -68,10 +63,20 @@ class TokenBuckets:
         until the bucket holds a token again (0.0 if it still does)."""
         with self._lock:
             now = self._now()
-            tokens, since, told = self._buckets.pop(key, (self.burst, now, now))
-            tokens = min(self.burst, tokens + (now - since) * self.rate) - cost
-            self._buckets[key] = (tokens, now, told)
+            tokens, told, _ = self._refilled(key, now)
+            tokens -= cost
+            self._store(key, (tokens, now, told, cost))
             return max(0.0, (1 - tokens) / self.rate)
+
+    def _refilled(self, key: str, now: float) -> tuple[float, float, float]:
+        """The key's tokens as of now, when a refused caller was last told to come back, and its last draw."""
+        tokens, since, told, draw = self._buckets.pop(key, (self.burst, now, now, 1.0))
+        return min(self.burst, tokens + (now - since) * self.rate), told, draw
+
+    def _store(self, key: str, entry: tuple[float, float, float, float]) -> None:
+        self._buckets[key] = entry
+        if len(self._buckets) > self._max_keys:
+            self._buckets.popitem(last=False)
 
 
 class TenantRateLimit:
@@ -85,7 +90,6 @@ class TenantRateLimit:
                  item_burst: float = 0.0, now: Callable[[], float] = time.monotonic) -> None:
         self._buckets = TokenBuckets(rate, burst, now=now)
         self._items = TokenBuckets(item_rate, item_burst, now=now) if item_rate > 0 else None
-        self._last_items: dict[str, int] = {}  # tenant -> items its last call drew
         self._concurrency = concurrency
         self._running: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -96,11 +100,7 @@ class TenantRateLimit:
         message: its one admission does not let it send without limit)."""
         if self._items is None or principal.role is Role.SERVICE:
             return 0.0
-        tenant = _tenant(principal)
-        self._last_items[tenant] = max(1, items)
-        if len(self._last_items) > _MAX_TENANTS_REMEMBERED:
-            self._last_items.pop(next(iter(self._last_items)))
-        return self._items.spend(tenant, max(1, items))
+        return self._items.spend(_tenant(principal), max(1, items))
 
     @contextlib.contextmanager
     def admit(self, principal: Principal, method: str) -> Iterator[None]:
@@ -134,7 +134,7 @@ class TenantRateLimit:
         if self._items is not None:
             # Not overdrawn (the items are drawn by charge()); refused callers are spaced by what the tenant's
             # last call drew, so that they come back one call's worth apart rather than together.
-            wait = self._items.take(tenant, cost=0, place=self._last_items.get(tenant, 1))
+            wait = self._items.take(tenant, cost=0)
             if wait > 0:
                 retry_after = timedelta(milliseconds=int(wait * 1000) + 1)
                 raise ResourceExhausted(

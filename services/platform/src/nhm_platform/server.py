@@ -74,11 +74,7 @@ def create_server(settings: ServerSettings, service: str, registration: ServiceR
 
     bulk_lane: the target ("unix:<path>") of the lane process that serves registration.rate_limited_methods
     (bulk_lane.py). unix_socket: serve on this Unix socket instead, in plain text (a lane process)."""
-    interceptors = _interceptors(settings, service, registration, resolver)
-    if bulk_lane and registration.rate_limited_methods:
-        forward = LaneForwardInterceptor(registration.rate_limited_methods, bulk_lane)
-        interceptors.insert(_after_rate_limit(interceptors), forward)
-        registration.on_stop.append(forward.close)
+    interceptors = _interceptors(settings, service, registration, resolver, bulk_lane)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix=f"{service}-rpc"),
         interceptors=interceptors,
@@ -112,7 +108,7 @@ def create_server(settings: ServerSettings, service: str, registration: ServiceR
 
 
 def _interceptors(settings: ServerSettings, service: str, registration: ServiceRegistration,
-                  resolver: KeyResolver) -> list[grpc.ServerInterceptor]:
+                  resolver: KeyResolver, bulk_lane: str | None) -> list[grpc.ServerInterceptor]:
     interceptors: list[grpc.ServerInterceptor] = [AccessLogInterceptor(service), AuthInterceptor(resolver)]
     peers = PeerPolicy.from_settings(settings.tls_client_identities, settings.tls_service_identities)
     if peers.enabled:
@@ -123,13 +119,13 @@ def _interceptors(settings: ServerSettings, service: str, registration: ServiceR
                                 item_burst=settings.tenant_bulk_item_burst)
         # Before the well-formed check: a refused call is not parsed, let alone checked field by field.
         interceptors.append(RateLimitInterceptor(registration.rate_limited_methods, limit))
+    if bulk_lane and registration.rate_limited_methods:
+        # After authentication and the rate limit, before anything that reads the request: the lane checks it.
+        forward = LaneForwardInterceptor(registration.rate_limited_methods, bulk_lane)
+        registration.on_stop.append(forward.close)
+        interceptors.append(forward)
     interceptors.append(WellFormedRequestInterceptor())
     return interceptors
-
-
-def _after_rate_limit(interceptors: list[grpc.ServerInterceptor]) -> int:
-    """Where the lane's forwarding goes: after authentication and the rate limit, before the well-formed check."""
-    return next(i for i, each in enumerate(interceptors) if isinstance(each, WellFormedRequestInterceptor))
 
 
 def method_names(service_full_name: str, *methods: str) -> list[str]:
