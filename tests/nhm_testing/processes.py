@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -103,13 +104,12 @@ def wait_serving(address: str, timeout: float, service: str = "") -> float:
 
 
 def free_port_block(size: int) -> int:
-    """A base port with `size` consecutive ports free on both 127.0.0.1 and ::1."""
+    """A base port with `size` consecutive ports free on both 127.0.0.1 and ::1, below the kernel's ephemeral
+    range: a block inside it can be taken between this probe and the service's bind by the source port of any
+    outgoing connection (a service connecting to PostgreSQL took one of a launcher's metrics ports so)."""
+    ephemeral_low = _ephemeral_port_range()[0]
     for _ in range(100):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
-        if base + size > 65000:
-            continue
+        base = random.randrange(10_000, ephemeral_low - size)
         try:
             for port in range(base, base + size):
                 for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
@@ -119,3 +119,12 @@ def free_port_block(size: int) -> int:
             continue
         return base
     raise RuntimeError("no free port block")
+
+
+def _ephemeral_port_range() -> tuple[int, int]:
+    """The ports the kernel picks source ports from (Linux; the IANA range elsewhere)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 49152, 65535
