@@ -22,26 +22,42 @@ NOT_RETRIED: dict[str, tuple[str, ...]] = {
     "remediation": ("DeleteAlertSubscription", "WatchCases"),
 }
 
+# The bulk and ingest calls the servers limit per tenant, which gRPC retries after the wait a refusal names (the
+# servers' rate limits send RetryInfo and the same wait as gRPC's server pushback). StreamCallOutcomes is limited
+# too, but a client stream is slowed down by the server rather than refused, and is not retried.
+RATE_LIMITED: dict[str, tuple[str, ...]] = {
+    "registry": ("BatchCreateNumbers", "AssignNumbers", "UnassignNumbers"),
+    "scoring": ("ReportCallOutcomes", "ReportComplaints", "ReportReputationObservations", "ImportReputationCsv"),
+}
+
 
 def service_config(config: ClientConfig) -> dict[str, Any]:
-    """The gRPC service config: load balancing, and retryPolicy on UNAVAILABLE for idempotent methods."""
+    """The gRPC service config: load balancing, and retryPolicy on UNAVAILABLE for idempotent methods (and on
+    RESOURCE_EXHAUSTED for the rate-limited ones)."""
     retry = config.retry
     method_configs: list[dict[str, Any]] = []
     if retry.max_attempts > 1:
+        policy = {
+            "maxAttempts": retry.max_attempts,
+            "initialBackoff": f"{retry.initial_backoff:.3f}s",
+            "maxBackoff": f"{retry.max_backoff:.3f}s",
+            "backoffMultiplier": retry.backoff_multiplier,
+            "retryableStatusCodes": ["UNAVAILABLE"],
+        }
         method_configs.append({
             "name": [{"service": name} for name in (*SERVICE_NAMES.values(), AUDIT_SERVICE_NAME)],
-            "retryPolicy": {
-                "maxAttempts": retry.max_attempts,
-                "initialBackoff": f"{retry.initial_backoff:.3f}s",
-                "maxBackoff": f"{retry.max_backoff:.3f}s",
-                "backoffMultiplier": retry.backoff_multiplier,
-                "retryableStatusCodes": ["UNAVAILABLE"],
-            },
+            "retryPolicy": policy,
         })
+        # A config naming the method wins over the one naming its service.
+        if retry.wait_out_rate_limits:
+            method_configs.append({
+                "name": [{"service": SERVICE_NAMES[service], "method": method}
+                         for service, methods in RATE_LIMITED.items() for method in methods],
+                "retryPolicy": {**policy, "retryableStatusCodes": ["UNAVAILABLE", "RESOURCE_EXHAUSTED"]},
+            })
         excluded = [{"service": SERVICE_NAMES[service], "method": method}
                     for service, methods in NOT_RETRIED.items() for method in methods]
-        # A config naming the method wins over the one naming its service: these get no retryPolicy.
-        method_configs.append({"name": excluded})
+        method_configs.append({"name": excluded})  # no retryPolicy
     result: dict[str, Any] = {
         "loadBalancingConfig": [{config.load_balancing: {}}],
         "methodConfig": method_configs,
@@ -59,6 +75,7 @@ def channel_options(config: ClientConfig) -> list[tuple[str, str | int]]:
         # The config above is the one that applies, whatever a DNS TXT record says.
         ("grpc.service_config_disable_resolution", 1),
         ("grpc.enable_retries", 1 if config.retry.max_attempts > 1 else 0),
+        ("grpc.per_rpc_retry_buffer_size", config.retry.buffer_bytes),
         ("grpc.keepalive_time_ms", int(keepalive.time * 1000)),
         ("grpc.keepalive_timeout_ms", int(keepalive.timeout * 1000)),
         ("grpc.keepalive_permit_without_calls", 1 if keepalive.permit_without_calls else 0),

@@ -54,10 +54,17 @@ class TlsConfig:
 class RetryPolicy:
     """Retries of idempotent calls, done by gRPC itself from the channel's service config.
 
-    Only UNAVAILABLE is retried (the server could not be reached or shed the call); gRPC waits a random time
+    UNAVAILABLE is retried (the server could not be reached or shed the call); gRPC waits a random time
     up to min(initial_backoff * multiplier^(n-1), max_backoff) between attempts (full jitter), and stops after
     max_attempts (gRPC caps it at 5) or at the call's deadline, whichever comes first. Every write carries a
     request id the SDK generates, so a retried write is applied once.
+
+    wait_out_rate_limits: a bulk or ingest call (batch creates and assignments, outcome, complaint and
+    reputation reports) that the server refuses with RESOURCE_EXHAUSTED because the tenant is over its rate
+    limit is tried again after exactly the wait the server names (its RetryInfo, sent to gRPC as server
+    pushback), within the same max_attempts and deadline; a wait that would outlast the deadline is not
+    waited, and the call raises :class:`~nhm_sdk.ResourceExhaustedError` with ``retry_after`` at once.
+    buffer_bytes: the largest request gRPC keeps to send again; a larger one is not retried.
     """
 
     max_attempts: int = 5
@@ -67,12 +74,16 @@ class RetryPolicy:
     # gRPC's retry throttling: retries stop while more than half of maxTokens were spent on failures.
     throttle_max_tokens: int = 100
     throttle_token_ratio: float = 0.1
+    wait_out_rate_limits: bool = True
+    buffer_bytes: int = 16 * 1024 * 1024
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_attempts <= 5:
             raise ValueError("RetryPolicy.max_attempts must be between 1 (no retry) and 5 (gRPC's limit)")
         if self.initial_backoff <= 0 or self.max_backoff <= 0 or self.backoff_multiplier <= 0:
             raise ValueError("RetryPolicy backoffs and multiplier must be positive")
+        if self.buffer_bytes < 0:
+            raise ValueError("RetryPolicy.buffer_bytes must not be negative")
 
     @classmethod
     def disabled(cls) -> RetryPolicy:

@@ -7,6 +7,7 @@ Each error carries a status code, a message a person can act on, a machine-reada
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -18,6 +19,9 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 ERROR_DOMAIN = "nhm"
+# gRPC's server pushback (gRFC A6): a client whose retry policy covers the code waits this many milliseconds
+# before trying again, or does not retry when it is negative.
+RETRY_PUSHBACK_KEY = "grpc-retry-pushback-ms"
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,16 @@ class DomainError(Exception):
         self.violations = list(violations)
         self.retry_after = retry_after
         self.details = list(details)
+
+    def retry_pushback(self, time_remaining: float | None) -> tuple[tuple[str, str], ...]:
+        """The pushback trailer matching this error's RetryInfo, for clients that let gRPC retry the call: wait
+        that long, when the wait ends before the call's deadline; otherwise do not retry, so that the caller gets
+        this error and its retry delay now rather than DEADLINE_EXCEEDED after waiting for nothing."""
+        if self.retry_after is None:
+            return ()
+        wait_ms = math.ceil(self.retry_after.total_seconds() * 1000)
+        fits = time_remaining is None or wait_ms / 1000 < time_remaining
+        return ((RETRY_PUSHBACK_KEY, str(wait_ms) if fits else "-1"),)
 
     def to_status(self, extra_trailing_metadata: Sequence[tuple[str, str]] = ()) -> grpc.Status:
         proto = status_pb2.Status(code=_CODE_NUMBERS[self.code], message=self.message)

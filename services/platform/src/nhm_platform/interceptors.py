@@ -155,7 +155,8 @@ class AccessLogInterceptor(_PerMethodInterceptor):
 
     def _fail(self, exc: Exception, context: grpc.ServicerContext, request_id: str) -> None:
         if isinstance(exc, DomainError):
-            context.abort_with_status(exc.to_status(((REQUEST_ID_KEY, request_id),)))
+            trailers = ((REQUEST_ID_KEY, request_id), *exc.retry_pushback(context.time_remaining()))
+            context.abort_with_status(exc.to_status(trailers))
         code = context.code()
         if code is not None and code is not grpc.StatusCode.OK:
             raise exc  # the handler aborted the call itself
