@@ -6,12 +6,14 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 import urllib.parse
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
@@ -19,6 +21,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from nhm.registry.v1 import registry_pb2, registry_pb2_grpc
+from nhm_platform.service import reserved_port
 from nhm_testing.keys import TENANT_A_KEY, auth
 from nhm_testing.processes import free_port_block
 
@@ -137,3 +140,22 @@ def _stderr_lines_until(proc: subprocess.Popen, event: str, count: int) -> list[
         if f'"event": "{event}"' in line:
             found.append(line)
     return found
+
+
+def test_a_port_reserved_for_workers_is_theirs_to_share_and_nobody_elses():
+    with reserved_port("127.0.0.1") as port:
+        with socket.socket() as intruder, pytest.raises(OSError, match="in use"):
+            intruder.bind(("127.0.0.1", port))  # another listener, or a connection's source port
+        server = grpc.server(ThreadPoolExecutor(1))  # binds with SO_REUSEPORT, as the workers do
+        assert server.add_insecure_port(f"127.0.0.1:{port}") == port
+        server.start()
+        try:
+            with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+                with pytest.raises(grpc.RpcError) as unimplemented:
+                    channel.unary_unary("/x.Y/Z")(b"", timeout=5)
+                assert unimplemented.value.code() is grpc.StatusCode.UNIMPLEMENTED  # the worker got the call
+        finally:
+            server.stop(0)
+    with socket.socket() as later:
+        later.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past the call's TIME_WAIT, not a holder
+        later.bind(("127.0.0.1", port))  # released once the workers have bound it

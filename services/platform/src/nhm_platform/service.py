@@ -7,12 +7,13 @@ A service describes itself with a :class:`ServiceSpec`; ``python -m nhm_<service
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, TypeVar
@@ -166,7 +167,30 @@ def supervise_workers(spec: ServiceSpec[S], settings: S) -> int:
     """Run settings.workers server processes on one port; forward SIGTERM/SIGINT; exit when they all have."""
     if settings.migrate_on_start:
         migrate(spec, settings)
-    port = settings.port or _free_port(settings.host)
+    with contextlib.ExitStack() as reservation:
+        port = settings.port or reservation.enter_context(reserved_port(settings.host))
+        children = _start_workers(spec, settings, port)
+
+        def forward(signum: int, _frame: object) -> None:
+            for child in children:
+                if child.poll() is None:
+                    child.send_signal(signum)
+
+        signal.signal(signal.SIGTERM, forward)
+        signal.signal(signal.SIGINT, forward)
+        for child in children:
+            line = child.stdout.readline() if child.stdout else ""
+            if not line.startswith("NHM_SERVING"):
+                forward(signal.SIGTERM, None)
+                return 1
+    _log.info("service.serving", service=spec.name, address=listen_address(settings.host, port),
+              workers=len(children))
+    print(f"NHM_SERVING {spec.name} {port}", flush=True)
+    codes = [child.wait() for child in children]
+    return 0 if all(code == 0 for code in codes) else 1
+
+
+def _start_workers(spec: ServiceSpec[S], settings: S, port: int) -> list[subprocess.Popen[str]]:
     prefix = f"NHM_{spec.name.upper()}_"
     children = []
     for index in range(settings.workers):
@@ -177,29 +201,20 @@ def supervise_workers(spec: ServiceSpec[S], settings: S) -> int:
             env[f"{prefix}METRICS_PORT"] = str(settings.metrics_port + index)
         children.append(subprocess.Popen([sys.executable, "-m", f"nhm_{spec.name}", "serve"], env=env,
                                          stdout=subprocess.PIPE, text=True))
-    def forward(signum: int, _frame: object) -> None:
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signum)
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    for child in children:
-        line = child.stdout.readline() if child.stdout else ""
-        if not line.startswith("NHM_SERVING"):
-            forward(signal.SIGTERM, None)
-            return 1
-    _log.info("service.serving", service=spec.name, address=listen_address(settings.host, port),
-              workers=len(children))
-    print(f"NHM_SERVING {spec.name} {port}", flush=True)
-    codes = [child.wait() for child in children]
-    return 0 if all(code == 0 for code in codes) else 1
+    return children
 
 
-def _free_port(host: str) -> int:
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
+@contextlib.contextmanager
+def reserved_port(host: str) -> Iterator[int]:
+    """A free port for workers started with port 0, held until they have bound it. The reservation is bound with
+    SO_REUSEPORT, as gRPC binds its own listeners, so the workers can share it while nothing else can take it in
+    between (a port probed and closed could become another listener's, or an outgoing connection's source port).
+    Bound but not listening, it is never handed a connection."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as reservation:
+        reservation.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        reservation.bind((host.strip("[]"), 0))
+        yield int(reservation.getsockname()[1])
 
 
 if __name__ == "__main__":  # pragma: no cover
