@@ -1,9 +1,10 @@
 """Faults while allocation serves load: nothing acknowledged is lost, no call outlives its deadline, retries never
 double count, and the services serve again without a restart (or, killed, as soon as they are back).
 
-PostgreSQL is shared with everyone on this machine, so it is never stopped for real: a TcpProxy in front of it
-simulates a hard stop (connections reset, new ones refused), a pause, latency and a blackhole. Each test prints
-its figures (see docs/reliability.md). NHM_RELIABILITY_SCALE multiplies the load (the long version).
+The machine's PostgreSQL is shared with everyone, so it is never stopped: a server of the test's own
+(nhm_testing.private_postgres) is killed -9 and restarted, and frozen with SIGSTOP; a TcpProxy in front of the
+shared one adds latency, resets connections, pauses, blackholes and refuses them. Each test prints its figures
+(see docs/reliability.md). NHM_RELIABILITY_SCALE multiplies the load (the long version).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from faults.support import FaultContext, fault_run, seconds_until_serving_calls
 from invariants import load
 from sqlalchemy.engine import make_url
 
-from nhm_testing.databases import owner_url
+from nhm_testing.databases import PostgresProvisioner, owner_url
+from nhm_testing.private_postgres import PrivatePostgres
 from nhm_testing.processes import wait_serving
 
 SCALE = load.SCALE
@@ -61,13 +63,33 @@ def test_every_database_connection_terminated_mid_load(postgres, upstream):
     assert_clean(result.report("pg_terminate_backend"))
 
 
+def serving_again(ctx: FaultContext, figure: str) -> None:
+    ended = time.monotonic()
+    ctx.figures[figure] = max(seconds_until_serving_calls(ctx, target, ended) for target in ctx.targets)
+
+
+def test_the_database_server_crashed_and_frozen_mid_load(private_postgres: PrivatePostgres, upstream):
+    """A real PostgreSQL server killed -9 (postmaster and every backend), started again (crash recovery), then
+    frozen 3 s with SIGSTOP: whatever it acknowledged is in the ledger after recovery."""
+
+    def fault(ctx: FaultContext) -> None:
+        killed = time.monotonic()
+        private_postgres.kill()
+        time.sleep(1)
+        ctx.figures["server restart with recovery (s)"] = round(private_postgres.start(), 2)
+        ctx.figures["kill to serving calls (s)"] = max(
+            seconds_until_serving_calls(ctx, target, killed) for target in ctx.targets)
+        private_postgres.pause(3)
+        serving_again(ctx, "after a 3 s SIGSTOP (s)")
+
+    provisioner = PostgresProvisioner(private_postgres.url)
+    result = fault_run(provisioner.fresh, upstream, fault, timeout=2.0, scale=SCALE)
+    assert_clean(result.report("database server: kill -9 and restart, SIGSTOP 3 s"))
+
+
 def test_database_faults_through_a_proxy(postgres, upstream):
     """One load, the database behind a TcpProxy: latency, connection resets, a 3 s pause, a 3 s blackhole and a
     3 s hard stop, one after the other; after each, the seconds until both processes serve calls again."""
-
-    def serving_again(ctx: FaultContext, figure: str) -> None:
-        ended = time.monotonic()
-        ctx.figures[figure] = max(seconds_until_serving_calls(ctx, target, ended) for target in ctx.targets)
 
     def fault(ctx: FaultContext) -> None:
         proxy = ctx.db_proxy
