@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import base64
 import threading
 import time
 from datetime import timedelta
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2
+from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from nhm.registry.v1 import registry_pb2, registry_pb2_grpc
 from nhm.scoring.v1 import scoring_pb2, scoring_pb2_grpc
 from nhm_platform.auth import Principal, Role, StaticKeyResolver
-from nhm_platform.errors import ResourceExhausted
+from nhm_platform.errors import FieldViolation, InvalidArgument, ResourceExhausted
 from nhm_platform.ratelimit import TenantRateLimit, TokenBuckets
 from nhm_platform.server import ServiceRegistration, create_server, method_names
 from nhm_platform.settings import ServerSettings
@@ -214,6 +215,56 @@ def test_requests_no_service_could_convert_or_store_are_refused_by_field():
     finally:
         channel.close()
         running.stop(0)
+
+
+def test_a_request_with_more_list_entries_than_allowed_is_refused_unread():
+    servicer = Servicer()
+    running, channel, stub = serve(servicer, max_request_entries=1_000)
+    try:
+        spec = registry_pb2.NumberSpec(phone_number="+14152220123", campaign_ids=["c"] * 600)
+        fits = registry_pb2.BatchCreateNumbersRequest(numbers=[spec])
+        stub.BatchCreateNumbers(fits, metadata=auth(TENANT_A_KEY))
+        assert servicer.handled == ["BatchCreateNumbers"]
+
+        # 1 + 600 + 1 + 600 entries, and then a NUL the check never reaches.
+        over = registry_pb2.BatchCreateNumbersRequest(numbers=[spec, spec, registry_pb2.NumberSpec(provider="\x00")])
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.BatchCreateNumbers(over, metadata=auth(TENANT_A_KEY))
+        assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert field_violations(refused.value) == ["numbers[1].campaign_ids"]
+        assert "at most 1,000" in refused.value.details()
+        assert servicer.handled == ["BatchCreateNumbers"]
+    finally:
+        channel.close()
+        running.stop(0)
+
+
+def test_an_error_with_more_violations_than_trailers_hold_sends_the_first_and_counts_all():
+    violations = [FieldViolation(f"numbers[{i}].phone_number", "must be E.164 " + "é" * 300) for i in range(5_000)]
+    status = InvalidArgument.for_fields(violations).to_status()
+    trailers = dict(status.trailing_metadata)
+    proto = status_pb2.Status.FromString(trailers["grpc-status-details-bin"])
+    # gRPC clients drop a call whose trailers pass 8-16 KiB: the call would fail RESOURCE_EXHAUSTED instead.
+    assert len(base64.b64encode(trailers["grpc-status-details-bin"])) + len(status.details.encode()) * 3 < 8_192
+    found = {}
+    for detail in proto.details:
+        for kind in (error_details_pb2.ErrorInfo, error_details_pb2.BadRequest):
+            if detail.Is(kind.DESCRIPTOR):
+                found[kind] = kind()
+                detail.Unpack(found[kind])
+    sent = found[error_details_pb2.BadRequest].field_violations
+    assert 0 < len(sent) < 5_000
+    assert [v.field for v in sent] == [f"numbers[{i}].phone_number" for i in range(len(sent))]
+    assert all(len(v.description) <= 200 for v in sent)
+    assert dict(found[error_details_pb2.ErrorInfo].metadata) == {
+        "field_violations": "5000", "field_violations_sent": str(len(sent))}
+    assert status.details.startswith("5000 invalid field(s)")
+
+
+def field_violations(error: grpc.RpcError) -> list[str]:
+    bad = error_details_pb2.BadRequest()
+    status = rpc_status.from_call(error)
+    return [v.field for d in status.details if d.Unpack(bad) for v in bad.field_violations] if status else []
 
 
 def test_a_bulk_call_over_the_limit_is_refused_before_its_request_is_parsed_or_checked():

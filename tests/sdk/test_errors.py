@@ -11,6 +11,8 @@ import grpc
 import pytest
 
 from nhm.allocation.v1 import allocation_pb2 as alloc
+from nhm.registry.v1 import registry_pb2 as reg
+from nhm.type.v1 import types_pb2 as types
 from nhm_platform.errors import FailedPrecondition, ResourceExhausted, internal_status
 from nhm_sdk import (
     AbortedError,
@@ -45,6 +47,28 @@ def test_invalid_argument_names_the_field_and_reason(client: Client) -> None:
     assert [v.field for v in error.field_violations] == ["number.phone_number"]
     assert error.reason and error.message
     assert isinstance(error, NhmError) and "INVALID_ARGUMENT" in str(error)
+
+
+def test_an_import_with_more_bad_rows_than_one_answer_holds_still_names_them(client: Client) -> None:
+    # 500 bad rows made a status of 50 KB: gRPC dropped the answer as RESOURCE_EXHAUSTED (trailers over 16 KiB).
+    with pytest.raises(InvalidArgumentError) as caught:
+        client.import_numbers([f"bad-{i}" for i in range(500)])
+    error = caught.value
+    sent = len(error.field_violations)
+    assert 0 < sent < 500
+    assert [v.field for v in error.field_violations] == [f"numbers[{i}].phone_number" for i in range(sent)]
+    assert error.metadata == {"field_violations": "500", "field_violations_sent": str(sent)}
+    assert error.message.startswith("500 invalid field(s)")
+    assert client.list_numbers().to_list() == []
+
+
+def test_a_number_with_more_registrations_than_programs_is_refused_by_field(client: Client) -> None:
+    with pytest.raises(InvalidArgumentError) as caught:
+        client.create_number(reg.NumberSpec(
+            phone_number="+14158675309",
+            registrations=[reg.CarrierRegistration(program=types.REGISTRATION_PROGRAM_TMOBILE)] * 50_000))
+    assert [v.field for v in caught.value.field_violations] == ["number.registrations"]
+    assert "at most 4 registrations" in caught.value.field_violations[0].description
 
 
 def test_not_found_already_exists_and_aborted(client: Client) -> None:

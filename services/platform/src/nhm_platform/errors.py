@@ -19,6 +19,12 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 ERROR_DOMAIN = "nhm"
+# What an error's trailers may carry (gRPC clients refuse trailers over 16 KiB, and may over 8 KiB): the message
+# and each field violation's name and description are cut to these lengths, and field violations are sent while
+# they fit in VIOLATION_BYTES.
+MESSAGE_CHARS = 512
+VIOLATION_CHARS = 200
+VIOLATION_BYTES = 2048
 # gRPC's server pushback (gRFC A6): a client whose retry policy covers the code waits this many milliseconds
 # before trying again, or does not retry when it is negative.
 RETRY_PUSHBACK_KEY = "grpc-retry-pushback-ms"
@@ -63,16 +69,25 @@ class DomainError(Exception):
         return ((RETRY_PUSHBACK_KEY, str(wait_ms) if fits else "-1"),)
 
     def to_status(self, extra_trailing_metadata: Sequence[tuple[str, str]] = ()) -> grpc.Status:
-        proto = status_pb2.Status(code=_CODE_NUMBERS[self.code], message=self.message)
-        info = error_details_pb2.ErrorInfo(reason=self.reason, domain=ERROR_DOMAIN, metadata=self.metadata)
+        """The rich status, sized to fit gRPC's trailers: a client drops a call whose trailers pass 16 KiB (and
+        may past 8 KiB) with RESOURCE_EXHAUSTED, which would hide what to fix. The message and each violation are
+        shortened, and field violations are sent while they fit VIOLATION_BYTES; ErrorInfo then says how many
+        there were in all."""
+        proto = status_pb2.Status(code=_CODE_NUMBERS[self.code], message=_shortened(self.message, MESSAGE_CHARS))
+        bad = error_details_pb2.BadRequest()
+        for v in self.violations:
+            bad.field_violations.add(field=_shortened(v.field, VIOLATION_CHARS),
+                                     description=_shortened(v.description, VIOLATION_CHARS))
+            if bad.ByteSize() > VIOLATION_BYTES:
+                del bad.field_violations[-1]
+                break
+        metadata = dict(self.metadata)
+        if len(bad.field_violations) < len(self.violations):
+            metadata.update(field_violations=str(len(self.violations)),
+                            field_violations_sent=str(len(bad.field_violations)))
+        info = error_details_pb2.ErrorInfo(reason=self.reason, domain=ERROR_DOMAIN, metadata=metadata)
         _pack(proto, info)
         if self.violations:
-            bad = error_details_pb2.BadRequest(
-                field_violations=[
-                    error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
-                    for v in self.violations
-                ]
-            )
             _pack(proto, bad)
         if self.retry_after is not None:
             retry = error_details_pb2.RetryInfo()
@@ -169,3 +184,7 @@ def _pack(status: status_pb2.Status, message: Message) -> None:
 
 
 _CODE_NUMBERS = {code: code.value[0] for code in grpc.StatusCode}
+
+
+def _shortened(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"

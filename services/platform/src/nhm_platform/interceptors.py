@@ -242,13 +242,18 @@ class WellFormedRequestInterceptor(_PerMethodInterceptor):
     """Refuses requests no service could convert or store (see wellformed.py) with INVALID_ARGUMENT, by field,
     before the service sees them."""
 
+    def __init__(self, max_entries: int = 0) -> None:
+        super().__init__()
+        self._max_entries = max_entries
+
     def wrap(self, method: str, handler: grpc.RpcMethodHandler, behavior: Behavior, streaming: bool) -> Behavior:
         client_streaming = handler.request_streaming
+        max_entries = self._max_entries
 
         def checked(request: Any) -> Any:
             if client_streaming:
-                return _checked_stream(request)
-            _check_well_formed(request)
+                return _checked_stream(request, max_entries)
+            _check_well_formed(request, max_entries)
             return request
 
         if streaming:
@@ -261,15 +266,15 @@ class WellFormedRequestInterceptor(_PerMethodInterceptor):
         return unary_behavior
 
 
-def _check_well_formed(request: Any, prefix: str = "") -> None:
-    violations = malformed_fields(request, prefix)
+def _check_well_formed(request: Any, max_entries: int, prefix: str = "") -> None:
+    violations = malformed_fields(request, prefix, max_entries=max_entries)
     if violations:
         raise InvalidArgument.for_fields(violations)
 
 
-def _checked_stream(requests: Iterator[Any]) -> Iterator[Any]:
+def _checked_stream(requests: Iterator[Any], max_entries: int) -> Iterator[Any]:
     for i, request in enumerate(requests):
-        _check_well_formed(request, f"requests[{i}].")
+        _check_well_formed(request, max_entries, f"requests[{i}].")  # each message is a request of its own
         yield request
 
 

@@ -124,7 +124,7 @@ def _interceptors(settings: ServerSettings, service: str, registration: ServiceR
         forward = LaneForwardInterceptor(registration.rate_limited_methods, bulk_lane)
         registration.on_stop.append(forward.close)
         interceptors.append(forward)
-    interceptors.append(WellFormedRequestInterceptor())
+    interceptors.append(WellFormedRequestInterceptor(settings.max_request_entries))
     return interceptors
 
 

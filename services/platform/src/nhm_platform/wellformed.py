@@ -24,25 +24,55 @@ _DURATION_SECONDS = 315_576_000_000  # about 10,000 years either way
 NUL_TEXT = "must not contain NUL (\\x00) characters"
 
 
-def malformed_fields(message: Message, prefix: str = "") -> list[FieldViolation]:
-    """Every field of a request (at any depth) that no service could convert or store."""
+def malformed_fields(message: Message, prefix: str = "", *, max_entries: int = 0) -> list[FieldViolation]:
+    """Every field of a request (at any depth) that no service could convert or store.
+
+    max_entries bounds the entries of all its lists and maps together (0: no bound). Its message-size limit
+    alone lets a request carry millions of empty entries, each of which costs the server microseconds to walk
+    and convert before any service could refuse the list; a list that would pass the bound is refused unread."""
     violations: list[FieldViolation] = []
+    _walk(message, prefix, violations, _Budget(max_entries))
+    return violations
+
+
+class _Budget:
+    def __init__(self, entries: int) -> None:
+        self.limit = self.left = entries
+
+    @property
+    def exhausted(self) -> bool:
+        return self.left < 0
+
+    def spend(self, entries: int) -> bool:
+        if self.limit:
+            self.left -= entries
+        return not self.exhausted
+
+
+def _walk(message: Message, prefix: str, violations: list[FieldViolation], budget: _Budget) -> None:
     for field, value in message.ListFields():
+        if budget.exhausted:  # reported where it ran out; the rest is not read
+            return
         path = f"{prefix}{field.name}"
+        if field.is_repeated and not budget.spend(len(value)):
+            violations.append(FieldViolation(path, f"too many entries: a request may carry at most {budget.limit:,}"
+                                                   " list and map entries in all; send several smaller requests"))
+            return
         if field.message_type is not None and field.message_type.GetOptions().map_entry:
             for key in value:
                 if isinstance(key, str) and "\x00" in key:
                     violations.append(FieldViolation(f"{path}[{key!r}]", "keys " + NUL_TEXT))
-                _check_value(field.message_type.fields_by_name["value"], value[key], f"{path}[{key!r}]", violations)
+                _check_value(field.message_type.fields_by_name["value"], value[key], f"{path}[{key!r}]", violations,
+                             budget)
         elif field.is_repeated:
             for i, item in enumerate(value):
-                _check_value(field, item, f"{path}[{i}]", violations)
+                _check_value(field, item, f"{path}[{i}]", violations, budget)
         else:
-            _check_value(field, value, path, violations)
-    return violations
+            _check_value(field, value, path, violations, budget)
 
 
-def _check_value(field: FieldDescriptor, value: Any, path: str, violations: list[FieldViolation]) -> None:
+def _check_value(field: FieldDescriptor, value: Any, path: str, violations: list[FieldViolation],
+                 budget: _Budget) -> None:
     if field.type == FieldDescriptor.TYPE_STRING:
         if "\x00" in value:
             violations.append(FieldViolation(path, NUL_TEXT))
@@ -51,7 +81,7 @@ def _check_value(field: FieldDescriptor, value: Any, path: str, violations: list
         if problem:
             violations.append(FieldViolation(path, problem))
         elif value.DESCRIPTOR.full_name not in (_TIMESTAMP, _DURATION):
-            violations += malformed_fields(value, path + ".")
+            _walk(value, path + ".", violations, budget)
 
 
 def _time_problem(value: Any) -> str:

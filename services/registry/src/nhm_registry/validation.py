@@ -70,6 +70,7 @@ def phone_number(raw: str, field: str, violations: Violations,
 def labels(values: Mapping[str, str], field: str, violations: Violations, *, max_labels: int) -> dict[str, str]:
     if len(values) > max_labels:
         violations.add(field, f"at most {max_labels} labels")
+        return {}
     for key, value in sorted(values.items()):
         if not _LABEL_KEY.fullmatch(key):
             violations.add(f"{field}[{key!r}]", "key: 1-63 lowercase letters, digits, '_', '.', '-', '/',"
@@ -82,6 +83,11 @@ def labels(values: Mapping[str, str], field: str, violations: Violations, *, max
 def registrations(given: Iterable[RegistrationInput], field: str, violations: Violations,
                   now: datetime) -> tuple[Registration, ...]:
     result: dict[RegistrationProgram, Registration] = {}
+    given = tuple(given)
+    if len(given) > len(RegistrationProgram):
+        violations.add(field, f"at most {len(RegistrationProgram)} registrations, one per program"
+                              f" ({', '.join(RegistrationProgram)})")
+        return ()
     for i, item in enumerate(given):
         at = f"{field}[{i}]"
         program = enum_value(RegistrationProgram, item.program, f"{at}.program", violations)
