@@ -74,6 +74,21 @@ def test_numbers_import_reports_each_bad_row_and_imports_the_rest(
     assert {n["attestation"] for n in listed} == {"ATTESTATION_A", "ATTESTATION_B"}
 
 
+def test_an_import_with_hundreds_of_bad_rows_reports_every_one(registry: ServiceHandle, tmp_path: Path) -> None:
+    # One answer names only the bad rows that fit in gRPC's trailers: the CLI sends the rest again until all are named.
+    good = [f"+1415868{i:04d}" for i in range(100)]
+    csv_file = tmp_path / "numbers.csv"
+    csv_file.write_text("phone_number\n" + "".join(f"bad-{i}\n{good[i]}\n" for i in range(100))
+                        + "".join(f"worse-{i}\n" for i in range(200)))
+    code = main(nhm(registry, tmp_path, "--json", "numbers", "import", str(csv_file)))
+    result = json.loads(printed().out)
+    assert code == 1
+    assert result["created"] == 100
+    assert len(result["errors"]) == 300
+    assert sorted(e["line"] for e in result["errors"]) == sorted([2 + 2 * i for i in range(100)]
+                                                                 + [202 + i for i in range(200)])
+
+
 def test_numbers_list_show_and_lifecycle_as_tables(registry: ServiceHandle, tmp_path: Path) -> None:
     csv_file = tmp_path / "numbers.csv"
     csv_file.write_text("phone_number\n" + "\n".join(SF[5:9]) + "\n")
