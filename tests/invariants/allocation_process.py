@@ -58,8 +58,9 @@ def no_idempotency() -> None:
     allocator.idempotency.complete = lambda *args, **kwargs: None  # type: ignore[method-assign]
     original = repository.record
 
-    def record(session: Session, values: dict[str, Any]) -> None:  # the ledger keeps one row per call id
-        original(session, {**values, "call_id": f"{values['call_id']}#{time.monotonic_ns()}"})
+    def record(session: Session, values: dict[str, Any], response: Any, *, stick: bool) -> None:
+        # the ledger keeps one row per call id
+        original(session, {**values, "call_id": f"{values['call_id']}#{time.monotonic_ns()}"}, response, stick=stick)
 
     repository.record = record
 

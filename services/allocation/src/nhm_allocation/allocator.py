@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 from sqlalchemy.orm import Session
@@ -77,6 +77,13 @@ class Allocation:
     decision: Decision
     allocate_time: datetime
     staleness: timedelta | None
+
+
+@dataclass(frozen=True)
+class _Allocated:
+    allocation: Allocation
+    ledger: dict[str, Any]  # its row in the allocations table, not yet written
+    stick: bool  # the caller ID becomes the prospect's sticky one
 
 
 class NothingEligible(Exception):
@@ -146,16 +153,18 @@ class Allocator:
             if campaign is None:
                 raise NotFound(f"campaign {request.campaign_id!r} not found", reason="CAMPAIGN_NOT_FOUND")
             policy = policy_from_bytes(campaign.policy)
-            allocation = self._allocate(session, tenant_id, campaign.campaign_id, policy, destination,
-                                        Carrier(request.carrier), request.call_id, now)
-            message = respond(allocation)
-            idempotency.complete(session, tenant_id=tenant_id, request_id=request.call_id, response=message)
+            allocated = self._allocate(session, tenant_id, campaign.campaign_id, policy, destination,
+                                       Carrier(request.carrier), request.call_id, now)
+            message = respond(allocated.allocation)
+            repo.record(session, allocated.ledger, message, stick=allocated.stick)
             return message
 
         return self._transactions.run(serve)
 
     def _allocate(self, session: Session, tenant_id: str, campaign_id: str, policy: CallingPolicy,
-                  destination: PhoneNumber, carrier: Carrier, call_id: str, now: datetime) -> Allocation:
+                  destination: PhoneNumber, carrier: Carrier, call_id: str, now: datetime) -> _Allocated:
+        """The caller ID for the call, counted against its caps; its ledger row is for the caller to write with
+        the answer (one statement on PostgreSQL)."""
         zone = zone_or_default(destination.time_zone, policy.cap_reset_zone)
         sticky = repo.lock_prospect(session, tenant_id, destination.e164)
         recent = repo.recent_calls(session, tenant_id, destination.e164, now - LOOKBACK)
@@ -186,23 +195,23 @@ class Allocator:
                 return self._fallback(session, tenant_id, campaign_id, call, destination, call_id, tally)
             raise NothingEligible(campaign_id, self._refusal(call, tally))
         tier = tier_for(pick.candidate.place, place, policy.tiers) or Tier.ANY
-        repo.record_and_stick(session, {
+        ledger = {
             "tenant_id": tenant_id, "call_id": call_id, "campaign_id": campaign_id,
             "destination": destination.e164, "destination_area_key": place.area_key,
             "phone_number": pick.candidate.phone_number, "tier": int(tier), "allocate_time": now,
             "day_start": pick.usage.day_start, "hour_start": pick.usage.hour_start, "counted": True,
             "released": False, "release_time": None,
-        })
+        }
         report = usage_report(pick.candidate, policy, now, pick.usage)
         if pick.sticky and sticky is not None:
             explanation = explain_sticky(pick.candidate.phone_number, now - sticky.time)
         else:
             explanation = explain_choice(pick.candidate.phone_number, tier, report.calls_today - 1, pick.cap, tally)
-        return Allocation(
+        return _Allocated(Allocation(
             call_id=call_id, caller_id=pick.candidate.phone_number, display_name=pick.candidate.display_name,
             tier=tier, usage=report,
             decision=Decision(tally.size, dict(tally.excluded), pick.sticky, explanation),
-            allocate_time=now, staleness=self._staleness())
+            allocate_time=now, staleness=self._staleness()), ledger, stick=True)
 
     def _take(self, session: Session, tenant_id: str, candidate: Candidate, call: Call, tally: Tally,
               *, wait: bool = True) -> _Pick | None:
@@ -315,24 +324,24 @@ class Allocator:
         return Refusal(tally.size, dict(tally.excluded), retry_time)
 
     def _fallback(self, session: Session, tenant_id: str, campaign_id: str, call: Call, destination: PhoneNumber,
-                  call_id: str, tally: Tally) -> Allocation:
+                  call_id: str, tally: Tally) -> _Allocated:
         """The campaign opted in to a fallback caller ID: hand it out, uncapped, and say so."""
         phone = call.policy.fallback_number
-        repo.record(session, {
+        ledger = {
             "tenant_id": tenant_id, "call_id": call_id, "campaign_id": campaign_id,
             "destination": destination.e164, "destination_area_key": call.destination.area_key,
             "phone_number": phone, "tier": int(Tier.FALLBACK), "allocate_time": call.now,
             "day_start": call.day_start, "hour_start": call.hour_start, "counted": False,
             "released": False, "release_time": None,
-        })
+        }
         candidate = repo.number_candidate(session, tenant_id, phone)
         report = (usage_report(candidate, call.policy, call.now) if candidate is not None else
                   UsageReport(phone, 0, call.policy.daily_cap, 0, call.policy.hourly_cap, None))
-        return Allocation(
+        return _Allocated(Allocation(
             call_id=call_id, caller_id=phone, display_name=candidate.display_name if candidate else "",
             tier=Tier.FALLBACK, usage=report,
             decision=Decision(tally.size, dict(tally.excluded), False, explain_fallback(phone, tally)),
-            allocate_time=call.now, staleness=self._staleness())
+            allocate_time=call.now, staleness=self._staleness()), ledger, stick=False)
 
     def release(self, tenant_id: str, call_id: str, *, request_id: str, fingerprint: str,
                 respond: Callable[[bool, UsageReport], M], parse: Callable[[bytes], M]) -> M:

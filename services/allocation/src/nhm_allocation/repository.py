@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from google.protobuf.message import Message
 from sqlalchemy import and_, bindparam, case, func, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
@@ -22,7 +23,16 @@ from sqlalchemy.sql import ColumnElement, Select
 from nhm_allocation.eligibility import Candidate, Place, Usage
 from nhm_allocation.enums import Gate, State, Tier
 from nhm_allocation.health_view import HealthView, from_columns
-from nhm_allocation.models import allocations, campaigns, number_health, number_usage, numbers, pool_members, prospects
+from nhm_allocation.models import (
+    allocations,
+    campaigns,
+    idempotency,
+    number_health,
+    number_usage,
+    numbers,
+    pool_members,
+    prospects,
+)
 from nhm_allocation.policy import WarmupPlan
 from nhm_platform.protoconv import as_utc
 from nhm_platform.statements import Compiled, dialect_of, savepoint
@@ -435,26 +445,39 @@ def recent_calls(session: Session, tenant_id: str, destination: str, since: date
 
 _RECORD = Compiled(allocations.insert().values(
     {column.name: bindparam(column.name) for column in allocations.c}), prepared=True)
-# PostgreSQL: the ledger row and the prospect's new sticky caller ID in one statement.
-_PG_RECORD_AND_STICK = Compiled(_SET_STICKY.add_cte(allocations.insert().values(
-    {column.name: bindparam(f"a_{column.name}") for column in allocations.c},
-).returning(allocations.c.call_id).cte("recorded")), prepared=True)
 _SQLITE_SET_STICKY = Compiled(_SET_STICKY)
 
 
-def record(session: Session, values: dict[str, Any]) -> None:
-    _RECORD.execute(session, values)
+@functools.cache
+def _pg_record(stick: bool) -> Compiled:
+    """PostgreSQL: the ledger row, the call id's stored answer and (stick) the prospect's new sticky caller ID
+    in one statement, one round trip."""
+    ledger = allocations.insert().values({column.name: bindparam(f"a_{column.name}") for column in allocations.c})
+    answer = idempotency.completion.returning(idempotency.table.c.request_id).cte("answered")
+    if stick:
+        return Compiled(_SET_STICKY.add_cte(ledger.returning(allocations.c.call_id).cte("recorded"))
+                        .add_cte(answer), prepared=True)
+    return Compiled(ledger.add_cte(answer), prepared=True)
 
 
-def record_and_stick(session: Session, values: dict[str, Any]) -> None:
-    """The ledger row of an allocation, and its caller ID as the prospect's sticky one."""
-    sticky = {"p_tenant": values["tenant_id"], "p_destination": values["destination"],
-              "p_phone": values["phone_number"], "p_campaign": values["campaign_id"], "p_time": values["allocate_time"]}
+def record(session: Session, values: dict[str, Any], response: Message, *, stick: bool) -> None:
+    """The ledger row of an allocation and the answer its call id keeps (the call id is the idempotency key);
+    with stick, its caller ID becomes the prospect's sticky one."""
     if dialect_of(session) == "postgresql":
-        _PG_RECORD_AND_STICK.execute(session, {**sticky, **{f"a_{name}": value for name, value in values.items()}})
+        answer = idempotency.completion_values(values["tenant_id"], values["call_id"], response)
+        params = {f"a_{name}": value for name, value in values.items()}
+        if stick:
+            params.update(p_tenant=values["tenant_id"], p_destination=values["destination"],
+                          p_phone=values["phone_number"], p_campaign=values["campaign_id"],
+                          p_time=values["allocate_time"])
+        _pg_record(stick).execute(session, {**params, **answer})
         return
     _RECORD.execute(session, values)
-    _SQLITE_SET_STICKY.execute(session, sticky)
+    idempotency.complete(session, tenant_id=values["tenant_id"], request_id=values["call_id"], response=response)
+    if stick:
+        _SQLITE_SET_STICKY.execute(session, {
+            "p_tenant": values["tenant_id"], "p_destination": values["destination"],
+            "p_phone": values["phone_number"], "p_campaign": values["campaign_id"], "p_time": values["allocate_time"]})
 
 
 @dataclass(frozen=True)

@@ -67,9 +67,10 @@ class IdempotencyStore:
                 .returning(t.request_id), prepared=True)
         self._stored = Compiled(select(t.method, t.fingerprint, t.response).where(
             t.tenant_id == bindparam("k_tenant"), t.request_id == bindparam("k_request")), prepared=True)
-        self._complete = Compiled(update(self.table).where(
+        self.completion = update(self.table).where(
             t.tenant_id == bindparam("k_tenant"), t.request_id == bindparam("k_request"),
-        ).values(response=bindparam("k_response")), prepared=True)
+        ).values(response=bindparam("k_response"))
+        self._complete = Compiled(self.completion, prepared=True)
 
     def claim(self, session: Session, *, tenant_id: str, request_id: str, method: str, request_fingerprint: str,
               now: datetime, field: str = "request_id") -> bytes | None:
@@ -94,5 +95,10 @@ class IdempotencyStore:
         return bytes(row.response)
 
     def complete(self, session: Session, *, tenant_id: str, request_id: str, response: Message) -> None:
-        self._complete.execute(session, {"k_tenant": tenant_id, "k_request": request_id,
-                                         "k_response": response.SerializeToString()})
+        self._complete.execute(session, self.completion_values(tenant_id, request_id, response))
+
+    @staticmethod
+    def completion_values(tenant_id: str, request_id: str, response: Message) -> dict[str, object]:
+        """The parameters of `completion`, the statement that stores a claimed id's answer: a caller whose own
+        write is one statement may run it inside that one (a common table expression), a round trip less."""
+        return {"k_tenant": tenant_id, "k_request": request_id, "k_response": response.SerializeToString()}
