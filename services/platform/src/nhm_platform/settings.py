@@ -52,9 +52,9 @@ class ServerSettings:
     max_message_bytes: int = 16 * 1024 * 1024
     # Entries of all a request's lists and maps together (numbers, campaign ids, labels, events ...); a request
     # with more is refused with INVALID_ARGUMENT before any of it is read (within max_message_bytes a request can
-    # carry millions of empty entries, seconds of server time to walk). A 10,000-number import with campaign ids,
-    # registrations and a dozen labels each fits. 0: no limit.
-    max_request_entries: int = 250_000
+    # carry millions of empty entries, seconds of server time to walk). A 10,000-number import with a few campaign
+    # ids, registrations and labels each fits (9 entries a number). 0: no limit.
+    max_request_entries: int = 100_000
     # Calls a second each tenant may make to this server's bulk and ingest methods (imports, batch creates and
     # assignments, outcome, complaint and reputation reports); more are refused at once with RESOURCE_EXHAUSTED
     # and a retry delay. Service keys are not limited. 0 turns the limit off.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from enum import StrEnum
 from typing import Any
 
@@ -34,6 +35,7 @@ from nhm_registry.domain import (
     ChangeKind,
     Number,
     NumberOrder,
+    RegistrationProgram,
     Resource,
     Tenant,
     Transition,
@@ -74,9 +76,12 @@ def _warmup_input(message: Any, field: str = "warmup_plan") -> WarmupPlanInput |
 
 
 def _registrations_input(items: Any) -> tuple[RegistrationInput, ...]:
+    # A number has at most one registration per program, and the service refuses a longer list by its length:
+    # one entry past that is enough to say so, and converting hundreds of thousands would take seconds.
     return tuple(RegistrationInput(_name(types.RegistrationProgram, r.program),
                                    _name(types.RegistrationStatus, r.status),
-                                   optional_timestamp(r, "status_time"), r.reference) for r in items)
+                                   optional_timestamp(r, "status_time"), r.reference)
+                 for r in itertools.islice(items, len(RegistrationProgram) + 1))
 
 
 def number_input(spec: pb.NumberSpec) -> NumberInput:
