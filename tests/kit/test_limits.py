@@ -19,6 +19,7 @@ from nhm_platform.errors import FieldViolation, InvalidArgument, ResourceExhaust
 from nhm_platform.ratelimit import TenantRateLimit, TokenBuckets
 from nhm_platform.server import ServiceRegistration, create_server, method_names
 from nhm_platform.settings import ServerSettings
+from nhm_platform.wellformed import malformed_fields
 from nhm_testing.keys import SERVICE_KEY, TENANT_A, TENANT_A_KEY, TENANT_B, TENANT_B_KEY, auth
 
 SERVICE_NAME = "nhm.registry.v1.RegistryService"
@@ -237,6 +238,26 @@ def test_a_request_with_more_list_entries_than_allowed_is_refused_unread():
     finally:
         channel.close()
         running.stop(0)
+
+
+def test_the_well_formed_check_names_each_bad_entry_by_its_path_at_any_depth():
+    request = registry_pb2.BatchCreateNumbersRequest(numbers=[
+        registry_pb2.NumberSpec(phone_number=f"+1415222{i:04d}", campaign_ids=["a", "b"], labels={"team": "west"})
+        for i in range(50)])
+    assert malformed_fields(request) == []
+    request.numbers[3].provider = "\x00"
+    request.numbers[4].labels["tier"] = "gold\x00"
+    request.numbers[7].campaign_ids.append("c\x00")
+    request.numbers[9].registrations.add().status_time.seconds = 10**12
+    request.numbers[9].labels["k\x00"] = "v"
+    assert [v.field for v in malformed_fields(request)] == [
+        "numbers[3].provider", "numbers[4].labels['tier']", "numbers[7].campaign_ids[2]",
+        "numbers[9].registrations[0].status_time", "numbers[9].labels['k\\x00']"]
+    # 50 numbers, 103 campaign ids, 52 labels and a registration: 204 entries in all.
+    assert len(malformed_fields(request, max_entries=204)) == 5
+    assert malformed_fields(request, max_entries=203)[-1].field == "numbers[49].campaign_ids"
+    assert [v.field for v in malformed_fields(request, max_entries=60)] == [
+        "numbers[3].provider", "numbers[3].campaign_ids"]  # what was found before the budget ran out, and where
 
 
 def test_an_error_with_more_violations_than_trailers_hold_sends_the_first_and_counts_all():

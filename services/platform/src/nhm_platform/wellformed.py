@@ -29,7 +29,11 @@ def malformed_fields(message: Message, prefix: str = "", *, max_entries: int = 0
 
     max_entries bounds the entries of all its lists and maps together (0: no bound). Its message-size limit
     alone lets a request carry millions of empty entries, each of which costs the server microseconds to walk
-    and convert before any service could refuse the list; a list that would pass the bound is refused unread."""
+    and convert before any service could refuse the list; a list that would pass the bound is refused unread.
+
+    It runs on every request, in the serving process: a field's path is spelled out only for a violation, and
+    fields that cannot hold a problem (numbers, enums, booleans, bytes) are not looked at (a 10,000-number
+    import took 165 ms to walk when every path was built)."""
     violations: list[FieldViolation] = []
     _walk(message, prefix, violations, _Budget(max_entries))
     return violations
@@ -49,39 +53,88 @@ class _Budget:
         return not self.exhausted
 
 
+# What a field can hold that needs a look: text (NUL), a time (its range), a message (its own fields), a map.
+_OTHER, _TEXT, _TIME, _MESSAGE, _MAP = range(5)
+_KINDS: dict[FieldDescriptor, int] = {}
+
+
+def _kind(field: FieldDescriptor) -> int:
+    kind = _KINDS.get(field)
+    if kind is None:
+        if field.type == FieldDescriptor.TYPE_STRING:
+            kind = _TEXT
+        elif field.message_type is None:
+            kind = _OTHER
+        elif field.message_type.GetOptions().map_entry:
+            kind = _MAP
+        elif field.message_type.full_name in (_TIMESTAMP, _DURATION):
+            kind = _TIME
+        else:
+            kind = _MESSAGE
+        _KINDS[field] = kind
+    return kind
+
+
 def _walk(message: Message, prefix: str, violations: list[FieldViolation], budget: _Budget) -> None:
     for field, value in message.ListFields():
-        if budget.exhausted:  # reported where it ran out; the rest is not read
+        if budget.left < 0:  # exhausted: reported where it ran out, and the rest is not read
             return
-        path = f"{prefix}{field.name}"
         if field.is_repeated and not budget.spend(len(value)):
-            violations.append(FieldViolation(path, f"too many entries: a request may carry at most {budget.limit:,}"
-                                                   " list and map entries in all; send several smaller requests"))
+            violations.append(FieldViolation(
+                prefix + field.name, f"too many entries: a request may carry at most {budget.limit:,} list and map"
+                                     " entries in all; send several smaller requests"))
             return
-        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+        kind = _kind(field)
+        if kind == _OTHER:
+            continue
+        if kind == _MAP:
+            value_kind = _kind(field.message_type.fields_by_name["value"])
+            if value_kind == _TEXT and not any("\x00" in k or "\x00" in v for k, v in value.items()):
+                continue  # labels and the like: nothing to report, found without a lookup per key
             for key in value:
                 if isinstance(key, str) and "\x00" in key:
-                    violations.append(FieldViolation(f"{path}[{key!r}]", "keys " + NUL_TEXT))
-                _check_value(field.message_type.fields_by_name["value"], value[key], f"{path}[{key!r}]", violations,
-                             budget)
-        elif field.is_repeated:
-            for i, item in enumerate(value):
-                _check_value(field, item, f"{path}[{i}]", violations, budget)
+                    violations.append(FieldViolation(f"{prefix}{field.name}[{key!r}]", "keys " + NUL_TEXT))
+                if value_kind != _OTHER:
+                    _check(value_kind, value[key], f"{prefix}{field.name}[{key!r}]", violations, budget)
+        elif not field.is_repeated:
+            _check(kind, value, prefix + field.name, violations, budget)
+        elif kind == _TEXT:
+            if any("\x00" in item for item in value):
+                violations += [FieldViolation(f"{prefix}{field.name}[{i}]", NUL_TEXT)
+                               for i, item in enumerate(value) if "\x00" in item]
         else:
-            _check_value(field, value, path, violations, budget)
+            for i, item in enumerate(value):
+                if kind == _TIME:
+                    problem = _time_problem(item)
+                    if problem:
+                        violations.append(FieldViolation(f"{prefix}{field.name}[{i}]", problem))
+                elif _needs_path(item, budget):
+                    _walk(item, f"{prefix}{field.name}[{i}].", violations, budget)
 
 
-def _check_value(field: FieldDescriptor, value: Any, path: str, violations: list[FieldViolation],
-                 budget: _Budget) -> None:
-    if field.type == FieldDescriptor.TYPE_STRING:
+def _check(kind: int, value: Any, path: str, violations: list[FieldViolation], budget: _Budget) -> None:
+    if kind == _TEXT:
         if "\x00" in value:
             violations.append(FieldViolation(path, NUL_TEXT))
-    elif field.message_type is not None:
+    elif kind == _TIME:
         problem = _time_problem(value)
         if problem:
             violations.append(FieldViolation(path, problem))
-        elif value.DESCRIPTOR.full_name not in (_TIMESTAMP, _DURATION):
-            _walk(value, path + ".", violations, budget)
+    else:
+        _walk(value, path + ".", violations, budget)
+
+
+def _needs_path(message: Message, budget: _Budget) -> bool:
+    """Whether an entry of a list of messages holds anything to report: walked first without a path (the
+    common case, nothing), and again with its path only when it does. Its lists are spent from the budget
+    once, in the first walk."""
+    found: list[FieldViolation] = []
+    before = budget.left
+    _walk(message, "", found, budget)
+    if not found:
+        return False
+    budget.left = before  # the second walk spends them again
+    return True
 
 
 def _time_problem(value: Any) -> str:
