@@ -122,6 +122,32 @@ def test_a_tenant_gets_a_bounded_number_of_bulk_calls_at_once():
         pass
 
 
+def test_callers_refused_for_want_of_a_place_come_back_as_places_free_and_spend_no_call_rate():
+    clock = [0.0]
+    limit = TenantRateLimit(0.001, 3, concurrency=2, now=lambda: clock[0])  # 3 calls, then next to none
+    acme = Principal(Role.TENANT, "acme")
+    first, second = limit.admit(acme, "/m"), limit.admit(acme, "/m")
+    first.__enter__()
+    second.__enter__()
+
+    waits = []
+    for _ in range(6):  # both places taken: each refused caller is told a later moment, a place's freeing apart
+        with pytest.raises(ResourceExhausted) as refused, limit.admit(acme, "/m"):
+            pass
+        assert refused.value.metadata["concurrent_calls"] == "2"
+        waits.append(refused.value.retry_after.total_seconds())
+    assert waits == pytest.approx([0.05, 0.1, 0.15, 0.2, 0.2, 0.2], abs=0.002)  # calls take 0.1 s until seen
+
+    clock[0] = 2.0
+    first.__exit__(None, None, None)  # a call of 2 s: the moving average is now 0.1 + 0.2 * (2 - 0.1) = 0.48
+    with limit.admit(acme, "/m"):  # the third call of the rate: the refusals spent none of it
+        with pytest.raises(ResourceExhausted) as refused, limit.admit(acme, "/m"):
+            pass
+        # The earlier line has come and gone: one place's freeing from now, 0.48 / 2 places.
+        assert refused.value.retry_after.total_seconds() == pytest.approx(0.24, abs=0.002)
+    second.__exit__(None, None, None)
+
+
 def test_a_tenant_over_its_bulk_rate_is_refused_with_retry_info_and_others_are_not():
     servicer = Servicer()
     running, channel, stub = serve(servicer, tenant_bulk_rate=5, tenant_bulk_burst=3)

@@ -66,11 +66,20 @@ def flood(stub: registry_pb2_grpc.RegistryServiceStub, thread: int, stop: thread
             stub.BatchCreateNumbers(pb.BatchCreateNumbersRequest(numbers=numbers), metadata=auth(TENANT_B_KEY))
             outcome = "accepted"
         except grpc.RpcError as error:
-            outcome = error.code().name
+            outcome = error.code().name + refused_for(error)
             if wait_as_told:
                 stop.wait(retry_after(error))
         with lock:
             counts[outcome] = counts.get(outcome, 0) + 1
+
+
+def refused_for(error: grpc.RpcError) -> str:
+    """Which limit refused a call: " (items)", " (calls)" or " (at once)", from its ErrorInfo ("" for others)."""
+    info = typed_detail(error, error_details_pb2.ErrorInfo)
+    for key, name in (("items_per_second", "items"), ("rate_per_second", "calls"), ("concurrent_calls", "at once")):
+        if info is not None and key in info.metadata:
+            return f" ({name})"
+    return ""
 
 
 def retry_after(error: grpc.RpcError) -> float:

@@ -10,6 +10,8 @@ flood of imports or event reports cannot take the server's threads and database 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -91,7 +93,8 @@ class TenantRateLimit:
         self._buckets = TokenBuckets(rate, burst, now=now)
         self._items = TokenBuckets(item_rate, item_burst, now=now) if item_rate > 0 else None
         self._concurrency = concurrency
-        self._running: dict[str, int] = {}
+        self._now = now
+        self._running: dict[str, _Running] = {}
         self._lock = threading.Lock()
 
     def charge(self, principal: Principal, items: int) -> float:
@@ -104,27 +107,45 @@ class TenantRateLimit:
 
     @contextlib.contextmanager
     def admit(self, principal: Principal, method: str) -> Iterator[None]:
-        """Hold one of the tenant's places for the length of a call (refused at once when it has none left)."""
+        """Hold one of the tenant's places for the length of a call (refused at once when it has none left).
+
+        A caller refused for want of a place is told to come back when one is likely free: the tenant's calls
+        take `mean` seconds, so with all places taken one frees every mean / concurrency seconds, and each
+        refused caller gets the next such moment (a place in line). A fixed delay brought 16 polite threads
+        back 10 times a second each: 1,062 refusals for 37 admitted calls in 8 s. The place is checked before
+        the call rate, so a refused caller spends none of the tenant's calls a second."""
         if principal.role is Role.SERVICE:
             yield
             return
         tenant = _tenant(principal)
-        self.check(principal, method)
         with self._lock:
-            running = self._running.get(tenant, 0)
-            if self._concurrency and running >= self._concurrency:
+            running = self._running.setdefault(tenant, _Running())
+            if self._concurrency and running.calls >= self._concurrency:
+                now = self._now()
+                spacing = running.mean / self._concurrency
+                # At most one mean call away more than the line holds: a caller that ignores it keeps no place.
+                running.told = min(max(now, running.told) + spacing, now + 2 * running.mean)
+                retry_after = timedelta(milliseconds=math.ceil((running.told - now) * 1000))
                 raise ResourceExhausted(
-                    f"tenant {tenant!r} already has {running} bulk or ingest calls running here (at most"
-                    f" {self._concurrency} at once); retry when one has finished",
-                    reason="RATE_LIMITED", retry_after=timedelta(milliseconds=100),
+                    f"tenant {tenant!r} already has {running.calls} bulk or ingest calls running here (at most"
+                    f" {self._concurrency} at once); retry after {retry_after.total_seconds():.3f} s, when one"
+                    " has likely finished", reason="RATE_LIMITED", retry_after=retry_after,
                     metadata={"method": method, "concurrent_calls": str(self._concurrency)})
-            self._running[tenant] = running + 1
+            try:
+                self.check(principal, method)
+            except ResourceExhausted:
+                if not running.calls:
+                    del self._running[tenant]
+                raise
+            running.calls += 1
+            started = self._now()
         try:
             yield
         finally:
             with self._lock:
-                self._running[tenant] -= 1
-                if not self._running[tenant]:
+                running.calls -= 1
+                running.mean += _MEAN_WEIGHT * (self._now() - started - running.mean)
+                if not running.calls and running.told <= started:
                     del self._running[tenant]
 
     def check(self, principal: Principal, method: str) -> None:
@@ -155,6 +176,19 @@ class TenantRateLimit:
                 reason="RATE_LIMITED", retry_after=retry_after,
                 metadata={"method": method, "rate_per_second": f"{self._buckets.rate:g}",
                           "burst": f"{self._buckets.burst:g}"})
+
+
+_MEAN_WEIGHT = 0.2  # of the latest call in the moving average of a tenant's call length
+
+
+@dataclasses.dataclass
+class _Running:
+    """A tenant's bulk calls running here, how long they take (a moving average, seconds), and when the last
+    caller refused for want of a place was told to come back."""
+
+    calls: int = 0
+    mean: float = 0.1
+    told: float = 0.0
 
 
 def _tenant(principal: Principal) -> str:
