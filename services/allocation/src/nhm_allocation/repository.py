@@ -463,21 +463,18 @@ def _pg_record(stick: bool) -> Compiled:
 def record(session: Session, values: dict[str, Any], response: Message, *, stick: bool) -> None:
     """The ledger row of an allocation and the answer its call id keeps (the call id is the idempotency key);
     with stick, its caller ID becomes the prospect's sticky one."""
+    sticky = {"p_tenant": values["tenant_id"], "p_destination": values["destination"],
+              "p_phone": values["phone_number"], "p_campaign": values["campaign_id"],
+              "p_time": values["allocate_time"]} if stick else {}
     if dialect_of(session) == "postgresql":
         answer = idempotency.completion_values(values["tenant_id"], values["call_id"], response)
-        params = {f"a_{name}": value for name, value in values.items()}
-        if stick:
-            params.update(p_tenant=values["tenant_id"], p_destination=values["destination"],
-                          p_phone=values["phone_number"], p_campaign=values["campaign_id"],
-                          p_time=values["allocate_time"])
-        _pg_record(stick).execute(session, {**params, **answer})
+        ledger = {f"a_{name}": value for name, value in values.items()}
+        _pg_record(stick).execute(session, {**ledger, **sticky, **answer})
         return
     _RECORD.execute(session, values)
     idempotency.complete(session, tenant_id=values["tenant_id"], request_id=values["call_id"], response=response)
     if stick:
-        _SQLITE_SET_STICKY.execute(session, {
-            "p_tenant": values["tenant_id"], "p_destination": values["destination"],
-            "p_phone": values["phone_number"], "p_campaign": values["campaign_id"], "p_time": values["allocate_time"]})
+        _SQLITE_SET_STICKY.execute(session, sticky)
 
 
 @dataclass(frozen=True)

@@ -119,7 +119,7 @@ class TenantRateLimit:
             return
         tenant = _tenant(principal)
         with self._lock:
-            running = self._running.setdefault(tenant, _Running())
+            running = self._running.get(tenant, _Running())
             if self._concurrency and running.calls >= self._concurrency:
                 now = self._now()
                 spacing = running.mean / self._concurrency
@@ -131,12 +131,8 @@ class TenantRateLimit:
                     f" {self._concurrency} at once); retry after {retry_after.total_seconds():.3f} s, when one"
                     " has likely finished", reason="RATE_LIMITED", retry_after=retry_after,
                     metadata={"method": method, "concurrent_calls": str(self._concurrency)})
-            try:
-                self.check(principal, method)
-            except ResourceExhausted:
-                if not running.calls:
-                    del self._running[tenant]
-                raise
+            self.check(principal, method)
+            self._running[tenant] = running
             running.calls += 1
             started = self._now()
         try:

@@ -77,7 +77,7 @@ def _kind(field: FieldDescriptor) -> int:
 
 def _walk(message: Message, prefix: str, violations: list[FieldViolation], budget: _Budget) -> None:
     for field, value in message.ListFields():
-        if budget.left < 0:  # exhausted: reported where it ran out, and the rest is not read
+        if budget.exhausted:  # reported where it ran out; the rest is not read
             return
         if field.is_repeated and not budget.spend(len(value)):
             violations.append(FieldViolation(

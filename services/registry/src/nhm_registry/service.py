@@ -177,12 +177,12 @@ class Registry:
             plan = lifecycle.warmup_plan(given.warmup_plan, self._lifecycle, f"{at}.warmup_plan", violations)
         elif given.warmup_plan is not None:
             violations.add(f"{at}.warmup_plan", "only with start_warming")
-        campaign_ids: dict[str, None] = {}  # in order, once each
+        campaign_ids: set[str] = set()
         for j, campaign_id in enumerate(given.campaign_ids):
             if not campaign_id:
                 violations.add(f"{at}.campaign_ids[{j}]", "empty campaign id")
             else:
-                campaign_ids[campaign_id] = None
+                campaign_ids.add(campaign_id)
         if parsed is None or violations:
             return None
         state = LifecycleState.WARMING if given.start_warming else LifecycleState.ACTIVE

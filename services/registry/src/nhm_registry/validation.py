@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import TypeVar
@@ -80,10 +80,9 @@ def labels(values: Mapping[str, str], field: str, violations: Violations, *, max
     return dict(values)
 
 
-def registrations(given: Iterable[RegistrationInput], field: str, violations: Violations,
+def registrations(given: Sequence[RegistrationInput], field: str, violations: Violations,
                   now: datetime) -> tuple[Registration, ...]:
     result: dict[RegistrationProgram, Registration] = {}
-    given = tuple(given)
     if len(given) > len(RegistrationProgram):
         violations.add(field, f"at most {len(RegistrationProgram)} registrations, one per program"
                               f" ({', '.join(RegistrationProgram)})")
