@@ -26,9 +26,8 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from concurrent import futures
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,6 +35,7 @@ from pathlib import Path
 
 import grpc
 import psycopg
+from load import drive, percentile
 from sqlalchemy import create_engine, insert, text
 from sqlalchemy.engine import make_url
 
@@ -73,45 +73,6 @@ class Result:
     @property
     def rate(self) -> float:
         return self.calls / self.seconds if self.seconds else 0.0
-
-
-def percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0.0
-
-
-def drive(call: Callable[[int], bool], callers: int, duration: float) -> tuple[int, int, float, list[float]]:
-    """callers threads calling call(i) with increasing i for duration seconds: (ok, errors, seconds, latencies)."""
-    counter = iter(range(10**12))
-    lock = threading.Lock()
-    latencies: list[float] = []
-    errors = [0]
-    stop = threading.Event()
-
-    def worker() -> None:
-        mine: list[float] = []
-        failed = 0
-        while not stop.is_set():
-            with lock:
-                i = next(counter)
-            started = time.perf_counter()
-            ok = call(i)
-            mine.append((time.perf_counter() - started) * 1000)
-            failed += not ok
-        with lock:
-            latencies.extend(mine)
-            errors[0] += failed
-
-    threads = [threading.Thread(target=worker) for _ in range(callers)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    time.sleep(duration)
-    stop.set()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - started
-    return len(latencies) - errors[0], errors[0], elapsed, latencies
 
 
 def start_process(args: list[str], env: dict[str, str], marker: str) -> tuple[subprocess.Popen[str], int]:
@@ -261,10 +222,11 @@ def bench_allocation(backend: str, url: str, pools: list[int], callers: int, dur
                     return False
 
             allocate(-1)  # warm up
-            ok, errors, seconds, latencies = drive(allocate, callers, duration)
-            offset += (ok + errors) // 3000 * 3000 + 3000
-            results.append(Result(f"AllocateNumber {backend}", f"{size:,}", ok, errors, seconds,
-                                  percentile(latencies, 0.5), percentile(latencies, 0.99)))
+            driven = drive([allocate], callers, duration)
+            offset += (driven.ok + driven.errors) // 3000 * 3000 + 3000
+            results.append(Result(f"AllocateNumber {backend}", f"{size:,}", driven.ok, driven.errors,
+                                  driven.seconds, percentile(driven.latencies_ms, 0.5),
+                                  percentile(driven.latencies_ms, 0.99)))
     return results
 
 
@@ -326,8 +288,9 @@ def bench_echo(callers: int, duration: float, workers: int) -> Result:
                 return False
 
         call(0)
-        ok, errors, seconds, latencies = drive(call, callers, duration)
-    return Result("bare gRPC echo", "-", ok, errors, seconds, percentile(latencies, 0.5), percentile(latencies, 0.99))
+        driven = drive([call], callers, duration)
+    return Result("bare gRPC echo", "-", driven.ok, driven.errors, driven.seconds,
+                  percentile(driven.latencies_ms, 0.5), percentile(driven.latencies_ms, 0.99))
 
 
 def report(results: list[Result], echo: Result, callers: int) -> None:

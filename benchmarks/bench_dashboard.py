@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from bench_allocation import postgres_databases  # benchmarks/ is on the path when a benchmark runs
+from load import percentile
 
 from nhm_platform.database_roles import application_url
 from nhm_sdk import Client, ClientConfig
@@ -64,11 +65,6 @@ def label_of(i: int) -> tuple[str, str, str] | None:
     if i % 25 == 2:
         return ("HIYA", "MINOR", "Potential Spam")
     return None
-
-
-def percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def free_port() -> int:

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import grpc
+from load import percentile
 
 from nhm.registry.v1 import registry_pb2 as pb
 from nhm.registry.v1 import registry_pb2_grpc
@@ -40,11 +41,6 @@ def phone(i: int) -> str:
     area = AREA_CODES[i % len(AREA_CODES)]
     n = i // len(AREA_CODES)
     return f"+1{area}{200 + n // 10_000:03d}{n % 10_000:04d}"
-
-
-def percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def timed(call: Callable[[], object], repeat: int) -> tuple[float, float]:

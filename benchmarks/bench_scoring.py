@@ -32,6 +32,7 @@ from typing import Any
 
 import grpc
 import psycopg
+from load import percentile
 from sqlalchemy import insert, text
 from sqlalchemy.engine import make_url
 
@@ -59,11 +60,6 @@ def phone(i: int) -> str:
     area = AREA_CODES[i % len(AREA_CODES)]
     n = i // len(AREA_CODES)
     return f"+1{area}{200 + n // 10_000:03d}{n % 10_000:04d}"
-
-
-def percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def timed(call: Callable[[], object], repeat: int) -> tuple[float, float]:

@@ -45,6 +45,7 @@ import bench_allocation as allocation_bench
 import bench_scoring as scoring_bench
 import grpc
 from bench_allocation import postgres_databases
+from load import Driven, drive, percentile
 
 from nhm.allocation.v1 import allocation_pb2 as apb
 from nhm.allocation.v1 import allocation_pb2_grpc
@@ -114,57 +115,9 @@ def destinations() -> list[str]:
     return found
 
 
-def drive(calls: list[Callable[[int], bool]], callers: int, duration: float,
-          windows: float = 0.0) -> tuple[int, int, float, list[float], list[int]]:
-    """allocation_bench.drive with callers spread over several channels (calls[i % len(calls)]), and, if
-    windows > 0, the completed calls per window of that many seconds."""
-    counter = iter(range(10**12))
-    lock = threading.Lock()
-    latencies: list[float] = []
-    ends: list[float] = []
-    errors = [0]
-    stop = threading.Event()
-
-    def worker(call: Callable[[int], bool]) -> None:
-        mine, mine_ends, failed = [], [], 0
-        while not stop.is_set():
-            with lock:
-                i = next(counter)
-            started = time.perf_counter()
-            ok = call(i)
-            finished = time.perf_counter()
-            mine.append((finished - started) * 1000)
-            mine_ends.append(finished)
-            failed += not ok
-        with lock:
-            latencies.extend(mine)
-            ends.extend(mine_ends)
-            errors[0] += failed
-
-    threads = [threading.Thread(target=worker, args=(calls[i % len(calls)],)) for i in range(callers)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    time.sleep(duration)
-    stop.set()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - started
-    per_window = []
-    if windows > 0:
-        per_window = [0] * max(1, int(duration // windows))
-        for end in ends:
-            index = int((end - started) // windows)
-            if index < len(per_window):
-                per_window[index] += 1
-    return len(latencies) - errors[0], errors[0], elapsed, latencies, per_window
-
-
-def figure(backend: str, measure: str, callers: int, pool: int, result: tuple[int, int, float, list[float], Any],
-           unit: str = "calls/s") -> Figure:
-    ok, errors, seconds, latencies, _ = result
-    return Figure(backend, measure, callers, pool, ok / seconds if seconds else 0.0, unit,
-                  allocation_bench.percentile(latencies, 0.5), allocation_bench.percentile(latencies, 0.99), errors)
+def figure(backend: str, measure: str, callers: int, pool: int, result: Driven, unit: str = "calls/s") -> Figure:
+    return Figure(backend, measure, callers, pool, result.ok / result.seconds if result.seconds else 0.0, unit,
+                  percentile(result.latencies_ms, 0.5), percentile(result.latencies_ms, 0.99), result.errors)
 
 
 @contextlib.contextmanager
@@ -285,7 +238,7 @@ class Allocations:
             result = drive(calls, callers, duration, windows)
         found = figure(self.backend, measure, callers, pool, result)
         show(found)
-        return found, result[4]
+        return found, result.per_window
 
 
 def bench_backend(backend: str, urls: dict[str, str], sizes: Sizes, prospects: list[str], decay: bool
@@ -387,7 +340,7 @@ def first_page(backend: str, measure: str, sizes: Sizes, port: int,
             except grpc.RpcError:
                 errors += 1
             latencies.append((time.perf_counter() - begun) * 1000)
-        result = (len(latencies) - errors, errors, time.perf_counter() - started, latencies, None)
+        result = Driven(len(latencies) - errors, errors, time.perf_counter() - started, latencies)
     found = figure(backend, measure, 1, sizes.listed, result)
     show(found)
     return found
