@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -58,3 +59,13 @@ def test_the_refusal_benchmark_prints_both_tallies_and_finds_them_equal():
     result = subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr  # it exits non-zero when the two tallies differ
     assert result.stdout.count("300 considered") == (4 if postgres else 2), result.stdout
+
+
+def test_the_kit_profile_times_each_interceptor_and_the_chain_a_server_installs():
+    args = [sys.executable, str(SCRIPT.with_name("profile_kit.py")), "--calls", "50"]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    figures = dict(re.findall(r"^  (.+?)\s+([\d.]+) µs/call$", result.stdout, re.MULTILINE))
+    assert set(figures) == {"bare handler", "access log, metrics, request id", "authentication",
+                            "well-formed check", "as a server installs them"}, result.stdout
+    assert float(figures["as a server installs them"]) > float(figures["bare handler"])  # the chain did run
