@@ -38,11 +38,7 @@ _SCOPE_INFO = "nhm_row_scope"  # Session.info key: the row scope the open transa
 
 class Database:
     def __init__(self, url: str, *, pool_size: int = 16, timeout: float = 5.0,
-                 sqlite_synchronous: str = "FULL", max_writers: int = 0) -> None:
-        """max_writers: read-write transactions this process runs at once on PostgreSQL (the others wait for one
-        to end); 0: no limit. SQLite always runs one at a time."""
-        if max_writers < 0:
-            raise ValueError("max_writers must be 0 (no limit) or more")
+                 sqlite_synchronous: str = "FULL") -> None:
         parsed = make_url(url)
         self.url = url
         self.dialect = parsed.get_backend_name()
@@ -68,7 +64,7 @@ class Database:
                     "prepare_threshold": AUTOMATIC_PREPARE_NEVER,
                 },
             )
-            self._write_lock = threading.BoundedSemaphore(max_writers) if max_writers else contextlib.nullcontext()
+            self._write_lock = contextlib.nullcontext()
         else:
             raise ValueError(f"unsupported database {self.dialect!r}: use sqlite:/// or postgresql+psycopg://")
 

@@ -79,14 +79,12 @@ class ServiceSpec(Generic[S]):
         return load_settings(self.settings_class, self.name, **overrides)
 
 
-def open_database(spec: ServiceSpec[S], settings: S, *, lane: bool = False) -> Database:
-    """The service's database; lane: for its bulk lane process, which runs bulk_lane_transactions at once."""
+def open_database(spec: ServiceSpec[S], settings: S) -> Database:
     url = settings.resolved_database_url(spec.name)
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     db = Database(url, pool_size=settings.db_pool_size, timeout=settings.db_timeout,
-                  sqlite_synchronous=settings.sqlite_synchronous,
-                  max_writers=settings.bulk_lane_transactions if lane else 0)
+                  sqlite_synchronous=settings.sqlite_synchronous)
     try:
         db.check_row_security_applies()
     except BaseException:
@@ -111,7 +109,7 @@ def start_service(spec: ServiceSpec[S], settings: S, clock: Clock | None = None,
     the service's background work (the serving process runs it)."""
     if settings.migrate_on_start:
         migrate(spec, settings)
-    db = open_database(spec, settings, lane=lane_socket is not None)
+    db = open_database(spec, settings)
     static = StaticKeyResolver.from_settings(settings.api_keys, settings.admin_keys, settings.service_key)
     context = ServiceContext(spec.name, settings, db, clock or SystemClock(), static)
     built = spec.build(context)

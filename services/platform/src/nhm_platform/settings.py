@@ -82,10 +82,6 @@ class ServerSettings:
     bulk_lane: bool = False
     # Niceness added to the bulk lane process (0-19; higher yields the CPU sooner to the serving process).
     bulk_lane_niceness: int = 19
-    # Write transactions the bulk lane runs at once; the other bulk calls wait for one to end. On PostgreSQL a
-    # bulk call's work runs in the database's own processes, which the lane's niceness does not reach: four
-    # imports at once there kept both cores busy beside the short calls. 0: no limit.
-    bulk_lane_transactions: int = 1
     # Longest wait, in seconds, before starting again a lane that keeps exiting (the first wait is 0.1 s, doubled
     # each time the lane dies within a minute of starting).
     bulk_lane_restart_max_seconds: float = 5.0
