@@ -196,5 +196,6 @@ def measure(backend: str, args: argparse.Namespace) -> float:
               + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     return rises["waiting as told"]
 
+
 if __name__ == "__main__":
     sys.exit(main())
