@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import argparse
 import secrets
-import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import grpc
-from load import percentile
+from load import timed
 
 from nhm.registry.v1 import registry_pb2 as pb
 from nhm.registry.v1 import registry_pb2_grpc
@@ -41,17 +39,6 @@ def phone(i: int) -> str:
     area = AREA_CODES[i % len(AREA_CODES)]
     n = i // len(AREA_CODES)
     return f"+1{area}{200 + n // 10_000:03d}{n % 10_000:04d}"
-
-
-def timed(call: Callable[[], object], repeat: int) -> tuple[float, float]:
-    """p50 and p99 latency of call, in milliseconds."""
-    call()  # warm up
-    samples = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        call()
-        samples.append((time.perf_counter() - started) * 1000)
-    return statistics.median(samples), percentile(samples, 0.99)
 
 
 def bench_size(stub: registry_pb2_grpc.RegistryServiceStub, metadata: tuple[tuple[str, str], ...], size: int,

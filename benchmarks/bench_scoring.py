@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import random
 import secrets
-import statistics
 import sys
 import tempfile
 import threading
@@ -32,7 +31,7 @@ from typing import Any
 
 import grpc
 import psycopg
-from load import percentile
+from load import timed
 from sqlalchemy import insert, text
 from sqlalchemy.engine import make_url
 
@@ -60,16 +59,6 @@ def phone(i: int) -> str:
     area = AREA_CODES[i % len(AREA_CODES)]
     n = i // len(AREA_CODES)
     return f"+1{area}{200 + n // 10_000:03d}{n % 10_000:04d}"
-
-
-def timed(call: Callable[[], object], repeat: int) -> tuple[float, float]:
-    call()  # warm up
-    samples = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        call()
-        samples.append((time.perf_counter() - started) * 1000)
-    return statistics.median(samples), percentile(samples, 0.99)
 
 
 def seed(url: str, tenant: str, count: int, settings: Any) -> float:

@@ -1,4 +1,5 @@
-"""The benchmarks' load generator: caller threads in a closed loop, and the percentiles of what they measured.
+"""The benchmarks' load generator: caller threads in a closed loop, one caller timing a call again and again, and
+the percentiles of what they measured.
 
 Every benchmark that drives calls uses this one loop, so their figures (and the echo baseline they are divided
 by) come from the same generator.
@@ -6,6 +7,7 @@ by) come from the same generator.
 
 from __future__ import annotations
 
+import statistics
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -26,6 +28,17 @@ def percentile(samples: Sequence[float], q: float) -> float:
     """The q-quantile (0..1) of samples, the nearest sample; 0 for none."""
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0.0
+
+
+def timed(call: Callable[[], object], repeat: int) -> tuple[float, float]:
+    """p50 and p99 latency of call in milliseconds, over repeat calls one after another (after one to warm up)."""
+    call()
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        call()
+        samples.append((time.perf_counter() - started) * 1000)
+    return statistics.median(samples), percentile(samples, 0.99)
 
 
 def drive(calls: Sequence[Callable[[int], bool]], callers: int, duration: float, windows: float = 0.0) -> Driven:
