@@ -155,7 +155,7 @@ def test_a_port_reserved_for_workers_is_theirs_to_share_and_nobody_elses():
                     channel.unary_unary("/x.Y/Z")(b"", timeout=5)
                 assert unimplemented.value.code() is grpc.StatusCode.UNIMPLEMENTED  # the worker got the call
         finally:
-            server.stop(0)
+            server.stop(0).wait(10)  # gRPC closes its listener as the shutdown completes, not when stop returns
     with socket.socket() as later:
         later.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past the call's TIME_WAIT, not a holder
         later.bind(("127.0.0.1", port))  # released once the workers have bound it
