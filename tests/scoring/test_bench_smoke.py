@@ -28,3 +28,20 @@ def test_benchmark_runs_on_a_tiny_size(backend):
     assert any("numbers scored" in line and "120 in" in line for line in lines), result.stdout
     assert sum("events/s" in line for line in lines) == 3, result.stdout
     assert sum("ListHealth" in line and "p50" in line and "p99" in line for line in lines) == 5, result.stdout
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_the_ingestion_profile_prints_each_step_of_a_batch(backend):
+    args = [sys.executable, str(SCRIPT.with_name("profile_ingest.py")), "--numbers", "500", "--batch", "40",
+            "--batches", "3"]
+    if backend == "postgresql":
+        url = os.environ.get(POSTGRES_URL_VARIABLE)
+        if not url:
+            pytest.skip(f"PostgreSQL run needs {POSTGRES_URL_VARIABLE}; CI sets it")
+        args += ["--postgres", url]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=240, check=False)
+    assert result.returncode == 0, result.stderr  # it also fails if a batch is not accepted whole
+    assert result.stdout.startswith(f"{backend}: 500 numbers"), result.stdout
+    assert "3 batches of 40 over 10 numbers" in result.stdout, result.stdout
+    for step in ("raw insert", "bucket upserts", "rescoring: bucket reads", "rescoring: health writes"):
+        assert step in result.stdout, result.stdout

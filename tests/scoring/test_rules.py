@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from nhm_scoring.activity import Activity, DailyCounts, HourlyCounts, Windows, epoch_day, epoch_hour, summarize
+from nhm_scoring.activity import Activity, DailyCounts, HourlyActivity, Windows, epoch_day, epoch_hour, summarize
 from nhm_scoring.assessment import LabelState, assess, carrier_statuses, label_weight, source_views
 from nhm_scoring.csv_import import parse_observations
 from nhm_scoring.events import CallOutcome, Limits, Observation, check_calls, check_observations
@@ -110,23 +110,24 @@ def test_vendor_vocabularies():
 
 
 def test_windows_add_up_only_their_own_buckets():
-    today, hour = epoch_day(NOW), epoch_hour(NOW)
+    today = epoch_day(NOW)
     windows = Windows.at(NOW, DEFAULTS)
     days = [DailyCounts(today, outbound=10, answered=2, complaints=1, max_prospect_calls=2),
             DailyCounts(today - 1, outbound=100, answered=5, max_prospect_calls=4),
             DailyCounts(today - 2, outbound=50, answered=10, inbound=3),
             DailyCounts(today - 3, outbound=1000, answered=0, complaints=1, max_prospect_calls=9),
             DailyCounts(today - 30, complaints=5)]
-    hours = [HourlyCounts(hour, outbound=7), HourlyCounts(hour - 23, outbound=40, sip608=1),
-             HourlyCounts(hour - 24, outbound=90, sip608=2), HourlyCounts(hour - 72, sip608=10)]
-    a = summarize(windows, days, hours, short_calls=3)
+    # The hour windows come added up from the database (tests/scoring/test_buckets.py).
+    a = summarize(windows, days, HourlyActivity(busiest_outbound=40, sip608=3, any_calls=True), short_calls=3)
     assert (a.today_outbound, a.yesterday_outbound) == (10, 100)
     assert (a.window_outbound, a.window_answered, a.window_inbound) == (160, 17, 3)  # 3 days: today and two before
     assert a.complaints == 2  # 30 days: the one 30 days ago is out
     assert a.max_prospect_calls == 4  # today or yesterday
-    assert a.busiest_hour_outbound == 40  # the last 24 hours
-    assert a.sip608_in_blocked_window == 3  # 3 days, to the hour
+    assert (a.busiest_hour_outbound, a.sip608_in_blocked_window) == (40, 3)
     assert a.window_short == 3 and a.any_recent
+    quiet = summarize(windows, [DailyCounts(today - 30)], HourlyActivity(), short_calls=0)
+    assert not quiet.any_recent
+    assert summarize(windows, [], HourlyActivity(sip608=1, any_calls=True), short_calls=0).any_recent
 
 
 def test_event_checks_and_the_folding_of_one_call():

@@ -1,7 +1,8 @@
 """What a number did, summed from its hourly and daily buckets over the policy's windows.
 
 Buckets are keyed by UTC hour (seconds since the epoch // 3600) and UTC day (// 86400). Nothing here reads raw
-call history: the repository loads the few bucket rows of the windows, and :func:`summarize` adds them up.
+call history: the repository loads the few daily bucket rows of the windows and the hour windows already added up
+(:class:`HourlyActivity`), and :func:`summarize` adds them up.
 """
 
 from __future__ import annotations
@@ -46,10 +47,12 @@ class DailyCounts:
 
 
 @dataclass(frozen=True)
-class HourlyCounts:
-    hour: int
-    outbound: int = 0
-    sip608: int = 0
+class HourlyActivity:
+    """One number's hourly buckets over the hour windows, added up by the database (buckets.load_hours)."""
+
+    busiest_outbound: int = 0  # the most outbound calls in one hour of the last 24
+    sip608: int = 0  # SIP 608 rejections in the blocked-call window
+    any_calls: bool = False  # an outbound call or a 608 in any hour of either window
 
 
 @dataclass(frozen=True)
@@ -99,8 +102,7 @@ class Windows:
         )
 
 
-def summarize(windows: Windows, days: Iterable[DailyCounts], hours: Iterable[HourlyCounts],
-              short_calls: int) -> Activity:
+def summarize(windows: Windows, days: Iterable[DailyCounts], hours: HourlyActivity, short_calls: int) -> Activity:
     """Add up one number's buckets; short_calls is already limited to the answer-rate window."""
     today = yesterday = outbound = answered = inbound = talk = blocked = complaints = prospect = 0
     any_recent = short_calls > 0
@@ -121,16 +123,9 @@ def summarize(windows: Windows, days: Iterable[DailyCounts], hours: Iterable[Hou
             inbound += d.inbound
             talk += d.talk_ms
             blocked += d.blocked
-    busiest = sip608 = 0
-    for h in hours:
-        if h.hour >= windows.first_hour_24h:
-            busiest = max(busiest, h.outbound)
-        if h.hour >= windows.first_hour_blocked:
-            sip608 += h.sip608
-        any_recent = any_recent or bool(h.outbound or h.sip608)
     return Activity(
-        today_outbound=today, yesterday_outbound=yesterday, busiest_hour_outbound=busiest,
+        today_outbound=today, yesterday_outbound=yesterday, busiest_hour_outbound=hours.busiest_outbound,
         window_outbound=outbound, window_answered=answered, window_inbound=inbound, window_talk_ms=talk,
-        window_short=short_calls, window_blocked=blocked, sip608_in_blocked_window=sip608,
-        complaints=complaints, max_prospect_calls=prospect, any_recent=any_recent,
+        window_short=short_calls, window_blocked=blocked, sip608_in_blocked_window=hours.sip608,
+        complaints=complaints, max_prospect_calls=prospect, any_recent=any_recent or hours.any_calls,
     )

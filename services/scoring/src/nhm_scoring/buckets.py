@@ -6,10 +6,10 @@ from collections import defaultdict
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import case, delete, func, select
 from sqlalchemy.orm import Session
 
-from nhm_scoring.activity import DailyCounts, HourlyCounts
+from nhm_scoring.activity import DailyCounts, HourlyActivity, Windows
 from nhm_scoring.folding import Increments
 from nhm_scoring.models import daily_buckets, hourly_buckets, prospect_daily, talk_histogram
 from nhm_scoring.sql_upserts import add_counts
@@ -69,14 +69,21 @@ def load_days(session: Session, tenant_id: str, phones: Collection[str], first_d
 
 
 def load_hours(session: Session, tenant_id: str, phones: Collection[str],
-               first_hour: int) -> dict[str, list[HourlyCounts]]:
+               windows: Windows) -> dict[str, HourlyActivity]:
+    """The hour windows of each number that has buckets in them, added up in the database: one row a number
+    instead of one an hour."""
     t = hourly_buckets.c
-    found: dict[str, list[HourlyCounts]] = defaultdict(list)
+    busiest = func.max(case((t.hour >= windows.first_hour_24h, t.outbound), else_=0))
+    sip608 = func.sum(case((t.hour >= windows.first_hour_blocked, t.sip608), else_=0))
+    any_calls = func.max(case(((t.outbound > 0) | (t.sip608 > 0), 1), else_=0))
+    found: dict[str, HourlyActivity] = {}
     for chunk in chunked(phones):
-        rows = session.execute(select(t.phone_number, t.hour, t.outbound, t.sip608)
-                               .where(t.tenant_id == tenant_id, t.phone_number.in_(chunk), t.hour >= first_hour))
-        for r in rows:
-            found[r.phone_number].append(HourlyCounts(int(r.hour), r.outbound, r.sip608))
+        rows = session.execute(select(t.phone_number, busiest, sip608, any_calls)
+                               .where(t.tenant_id == tenant_id, t.phone_number.in_(chunk),
+                                      t.hour >= windows.first_hour)
+                               .group_by(t.phone_number))
+        found.update({phone: HourlyActivity(int(most or 0), int(rejected or 0), bool(calls))
+                      for phone, most, rejected, calls in rows})
     return found
 
 

@@ -15,13 +15,15 @@ from sqlalchemy.orm import Session
 from nhm.scoring.v1 import scoring_pb2
 from nhm_platform.protoconv import to_duration, to_timestamp
 from nhm_scoring import buckets, health_store, label_store, messages, number_replica, policy_store
-from nhm_scoring.activity import Windows, summarize
+from nhm_scoring.activity import HourlyActivity, Windows, summarize
 from nhm_scoring.assessment import Assessment, assess
 from nhm_scoring.folding import carrier_flags
 from nhm_scoring.health_store import CHANGE_CREATED, CHANGE_UPDATED, HealthRow, HealthWrites
 from nhm_scoring.number_replica import NumberFacts
 from nhm_scoring.policy import ScoringPolicy
 from nhm_scoring.reputation import HealthStatus
+
+NO_HOURS = HourlyActivity()
 
 
 def rescore(session: Session, tenant_id: str, phones: Collection[str], now: datetime,
@@ -38,7 +40,7 @@ def rescore(session: Session, tenant_id: str, phones: Collection[str], now: date
     current = health_store.load(session, tenant_id, known, lock=True)
     windows = Windows.at(now, policy)
     days = buckets.load_days(session, tenant_id, known, windows.first_day, windows.today)
-    hours = buckets.load_hours(session, tenant_id, known, windows.first_hour)
+    hours = buckets.load_hours(session, tenant_id, known, windows)
     short = buckets.load_short_calls(session, tenant_id, known, windows.answer_window_first_day, windows.today,
                                      policy.short_call_seconds)
     labels = label_store.load(session, tenant_id, known)
@@ -46,7 +48,7 @@ def rescore(session: Session, tenant_id: str, phones: Collection[str], now: date
     writes = HealthWrites()
     changed = 0
     for phone in known:
-        activity = summarize(windows, days.get(phone, ()), hours.get(phone, ()), short.get(phone, 0))
+        activity = summarize(windows, days.get(phone, ()), hours.get(phone, NO_HOURS), short.get(phone, 0))
         assessment = assess(activity, facts[phone].traits, labels.get(phone, ()), policy, now)
         changed += record(writes, tenant_id, facts[phone], campaigns.get(phone, []), assessment, current.get(phone),
                           now)
