@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import grpc
 import pytest
 from sqlalchemy import Column, MetaData, String, Table, delete, insert, select
 
@@ -122,6 +124,34 @@ def test_a_snapshot_is_applied_whole_in_one_transaction():
     wait_until(lambda: applied and applied[-1][1] == 31)
     follower.stop()
     assert [(len(changes), revision, reset) for changes, revision, reset in applied] == [(7, 30, True), (1, 31, False)]
+
+
+def test_a_reconnecting_follower_leaves_the_process_wide_random_generator_alone():
+    """Its jitter has its own generator: an application (or a Hypothesis test) that seeds random draws the same
+    numbers whether or not a follower is retrying in the background."""
+
+    class Unavailable(grpc.RpcError):
+        def code(self) -> grpc.StatusCode:
+            return grpc.StatusCode.UNAVAILABLE
+
+    attempts = []
+
+    def refuse(after: int, snapshot: bool) -> None:
+        attempts.append(after)
+        raise Unavailable()
+
+    random.seed(7)
+    state = random.getstate()
+    follower = FeedFollower("test", "upstream", open_stream=refuse, load_cursor=lambda: 0,
+                            apply=lambda c, r, reset: None, revision_of=lambda m: m.revision,
+                            is_heartbeat=lambda m: m.heartbeat, clock=FakeClock(), backoff_initial=0.001,
+                            backoff_max=0.002)
+    follower.start()
+    try:
+        wait_until(lambda: len(attempts) >= 20)
+    finally:
+        follower.stop()
+    assert random.getstate() == state
 
 
 def test_a_snapshot_never_undoes_what_another_replica_of_the_service_applied(empty_database_url):

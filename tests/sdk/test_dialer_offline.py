@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 
@@ -59,6 +60,23 @@ def test_reporting_never_blocks_the_call_path_and_drops_beyond_the_queue(make_cl
     assert stats.failed == stats.queued and stats.accepted == 0
     assert failures and isinstance(failures[0], UnavailableError)
     assert reporter.report({"phone_number": FALLBACK}) is False  # closed
+
+
+def test_a_retrying_reporter_leaves_the_applications_random_generator_alone(make_client: Callable[..., Client],
+                                                                            closed_port: int) -> None:
+    """The backoff's jitter has its own generator: a dialer that seeds random (a simulation, a test) draws the
+    same numbers whether or not the reporter is retrying in the background."""
+    client = make_client(scoring_target=f"127.0.0.1:{closed_port}")
+    failures: list[NhmError] = []
+    reporter = client.outcome_reporter(batch_size=3, retry_for=1.5, send_timeout=0.1, flush_interval=0.01,
+                                       on_error=lambda error, batch: failures.append(error))
+    random.seed(11)
+    state = random.getstate()
+    for _ in range(3):
+        reporter.report({"phone_number": FALLBACK, "remote_number": PROSPECT, "start_time": "2026-01-05T15:00:00Z"})
+    reporter.close(timeout=10)
+    assert failures and reporter.stats.failed == 3  # retried with backoff until retry_for ran out
+    assert random.getstate() == state
 
 
 def test_a_fallback_call_reports_its_outcome_through_the_clients_reporter(make_client: Callable[..., Client],

@@ -236,8 +236,12 @@ class _Batcher:
         return not self.items and self.in_flight == 0
 
 
+# Its own generator: the process-wide one belongs to the dialer's application, which may seed it.
+_JITTER = random.Random()
+
+
 def _backoff(attempt: int, base: float, cap: float) -> float:
-    return random.uniform(0, min(cap, base * 2 ** attempt))
+    return _JITTER.uniform(0, min(cap, base * 2 ** attempt))
 
 
 class OutcomeReporter:

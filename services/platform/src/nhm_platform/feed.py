@@ -294,6 +294,9 @@ class FeedFollower:
         self._connected = False
         self._last_sync: datetime | None = None
         self._caught_up = threading.Event()
+        # Its own generator: the process-wide one is the application's (and its tests') to seed, and a background
+        # thread drawing from it changes what they draw.
+        self._jitter = random.Random()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name=f"feed-{self._upstream}", daemon=True)
@@ -349,7 +352,7 @@ class FeedFollower:
             status = self.status()
             if status.staleness is not None:
                 FEED_LAG_SECONDS.labels(self._service, self._upstream).set(status.staleness.total_seconds())
-            self._stop.wait(random.uniform(0, delay))  # full jitter
+            self._stop.wait(self._jitter.uniform(0, delay))  # full jitter
             delay = min(delay * 2, self._backoff_max)
 
     def _follow_once(self) -> None:
