@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import case, delete, func, select
@@ -12,21 +12,12 @@ from sqlalchemy.orm import Session
 from nhm_scoring.activity import DailyCounts, HourlyActivity, Windows
 from nhm_scoring.folding import Increments
 from nhm_scoring.models import daily_buckets, hourly_buckets, prospect_daily, talk_histogram
+from nhm_scoring.phone_filters import phone_filters
 from nhm_scoring.sql_upserts import add_counts
 
 DAY_COLUMNS = ("outbound", "answered", "inbound", "talk_ms", "blocked", "complaints")
 HOUR_COLUMNS = ("outbound", "answered", "sip608", "flagged_outbound", "flagged_answered", "flagged_tmobile",
                 "flagged_att", "flagged_verizon")
-# Phones per IN (...) list.
-PHONE_CHUNK = 500
-
-
-def chunked(phones: Collection[str]) -> Iterator[list[str]]:
-    ordered = sorted(phones)
-    for i in range(0, len(ordered), PHONE_CHUNK):
-        yield ordered[i:i + PHONE_CHUNK]
-
-
 def apply(session: Session, tenant_id: str, increments: Increments) -> None:
     """Add a batch's increments to the buckets (incrementally: no bucket is recomputed from raw events)."""
     busiest: dict[tuple[str, int], int] = defaultdict(int)
@@ -57,11 +48,11 @@ def load_days(session: Session, tenant_id: str, phones: Collection[str], first_d
               last_day: int) -> dict[str, list[DailyCounts]]:
     t = daily_buckets.c
     found: dict[str, list[DailyCounts]] = defaultdict(list)
-    for chunk in chunked(phones):
+    for among in phone_filters(session, t.phone_number, phones):
         rows = session.execute(
             select(t.phone_number, t.day, t.outbound, t.answered, t.inbound, t.talk_ms, t.blocked, t.complaints,
                    t.max_prospect_calls)
-            .where(t.tenant_id == tenant_id, t.phone_number.in_(chunk), t.day >= first_day, t.day <= last_day))
+            .where(t.tenant_id == tenant_id, among, t.day >= first_day, t.day <= last_day))
         for r in rows:
             found[r.phone_number].append(DailyCounts(int(r.day), r.outbound, r.answered, r.inbound, int(r.talk_ms),
                                                      r.blocked, r.complaints, r.max_prospect_calls))
@@ -77,9 +68,9 @@ def load_hours(session: Session, tenant_id: str, phones: Collection[str],
     sip608 = func.sum(case((t.hour >= windows.first_hour_blocked, t.sip608), else_=0))
     any_calls = func.max(case(((t.outbound > 0) | (t.sip608 > 0), 1), else_=0))
     found: dict[str, HourlyActivity] = {}
-    for chunk in chunked(phones):
+    for among in phone_filters(session, t.phone_number, phones):
         rows = session.execute(select(t.phone_number, busiest, sip608, any_calls)
-                               .where(t.tenant_id == tenant_id, t.phone_number.in_(chunk),
+                               .where(t.tenant_id == tenant_id, among,
                                       t.hour >= windows.first_hour)
                                .group_by(t.phone_number))
         found.update({phone: HourlyActivity(int(most or 0), int(rejected or 0), bool(calls))
@@ -92,10 +83,10 @@ def load_short_calls(session: Session, tenant_id: str, phones: Collection[str], 
     """Answered outbound calls with talk time under below_seconds, per number, over the days given."""
     t = talk_histogram.c
     found: dict[str, int] = {}
-    for chunk in chunked(phones):
+    for among in phone_filters(session, t.phone_number, phones):
         rows = session.execute(
             select(t.phone_number, func.sum(t.calls))
-            .where(t.tenant_id == tenant_id, t.phone_number.in_(chunk), t.day >= first_day, t.day <= last_day,
+            .where(t.tenant_id == tenant_id, among, t.day >= first_day, t.day <= last_day,
                    t.seconds < below_seconds)
             .group_by(t.phone_number))
         found.update({phone: int(total or 0) for phone, total in rows})

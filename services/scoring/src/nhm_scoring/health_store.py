@@ -15,9 +15,9 @@ from nhm.scoring.v1 import scoring_pb2
 from nhm.type.v1 import types_pb2
 from nhm_platform.prefix_search import starts_with
 from nhm_platform.protoconv import as_utc
-from nhm_scoring.buckets import chunked
 from nhm_scoring.folding import Standing
 from nhm_scoring.models import assignments, feed, health, health_history, source_labels, status_counts
+from nhm_scoring.phone_filters import phone_filters
 from nhm_scoring.reputation import HealthStatus, Label
 from nhm_scoring.sql_upserts import add_counts, update_rows
 
@@ -52,9 +52,9 @@ def load(session: Session, tenant_id: str, phones: Collection[str], *, lock: boo
     so two processes rescoring one number one after the other never record one transition twice."""
     t = health.c
     found = {}
-    for chunk in chunked(phones):
+    for among in phone_filters(session, t.phone_number, phones):
         query = (select(t.phone_number, t.status, t.status_time, t.update_time, t.payload, t.time_sensitive)
-                 .where(t.tenant_id == tenant_id, t.phone_number.in_(chunk)).order_by(t.phone_number))
+                 .where(t.tenant_id == tenant_id, among).order_by(t.phone_number))
         if lock and session.get_bind().dialect.name == "postgresql":
             query = query.with_for_update()  # SQLite: the transaction already holds the only write lock
         for r in session.execute(query):
@@ -70,9 +70,9 @@ def get(session: Session, tenant_id: str, phone: str) -> HealthRow | None:
 def standings(session: Session, tenant_id: str, phones: Collection[str]) -> dict[str, Standing]:
     t = health.c
     found = {}
-    for chunk in chunked(phones):
+    for among in phone_filters(session, t.phone_number, phones):
         for phone, status, flags in session.execute(select(t.phone_number, t.status, t.carrier_flags).where(
-                t.tenant_id == tenant_id, t.phone_number.in_(chunk))):
+                t.tenant_id == tenant_id, among)):
             found[phone] = Standing(HealthStatus(status), flags)
     return found
 
@@ -201,9 +201,9 @@ def last_at(session: Session, tenant_id: str, when: datetime, phones: Collection
     """The last transition at or before a time of the numbers given (absent: not known then)."""
     t = health_history.c
     found: dict[str, HistoryRow] = {}
-    for chunk in chunked(phones):
+    for among in phone_filters(session, t.phone_number, phones):
         last = (select(func.max(t.id).label("id"))
-                .where(t.tenant_id == tenant_id, t.transition_time <= when, t.phone_number.in_(chunk))
+                .where(t.tenant_id == tenant_id, t.transition_time <= when, among)
                 .group_by(t.phone_number).subquery())
         for r in session.execute(select(health_history).join(last, health_history.c.id == last.c.id)):
             found[r.phone_number] = _history_row(r)

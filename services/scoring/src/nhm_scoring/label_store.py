@@ -11,9 +11,9 @@ from sqlalchemy.orm import Session
 
 from nhm_platform.protoconv import as_utc
 from nhm_scoring.assessment import LabelState
-from nhm_scoring.buckets import chunked
 from nhm_scoring.events import Observation
 from nhm_scoring.models import source_labels
+from nhm_scoring.phone_filters import phone_filters
 from nhm_scoring.reputation import Label, Source
 
 
@@ -44,9 +44,9 @@ def apply(session: Session, tenant_id: str, events: Sequence[Observation]) -> No
 def load(session: Session, tenant_id: str, phones: Collection[str]) -> dict[str, list[LabelState]]:
     t = source_labels.c
     found: dict[str, list[LabelState]] = defaultdict(list)
-    for chunk in chunked(phones):
+    for among in phone_filters(session, t.phone_number, phones):
         for r in session.execute(select(t.phone_number, t.source, t.label, t.raw_label, t.score, t.observe_time)
-                                 .where(t.tenant_id == tenant_id, t.phone_number.in_(chunk))):
+                                 .where(t.tenant_id == tenant_id, among)):
             found[r.phone_number].append(LabelState(Source(r.source), Label(r.label), r.raw_label,
                                                     as_utc(r.observe_time), r.score))
     return found
