@@ -93,6 +93,23 @@ def test_a_failed_statement_in_a_savepoint_rolls_back_alone(db):
         assert _BY_NAME.first(session, {"n": "a"}).count == 0
 
 
+def test_execute_many_writes_every_row_with_its_types_and_fails_like_one_statement(db):
+    rows = [{"n": f"r{i}", "c": i, "s": WHEN if i % 2 else None, "f": bool(i % 2), "b": bytes([i])}
+            for i in range(5)]
+    with db.transaction() as session:
+        _INSERT.execute_many(session, rows)
+        _INSERT.execute_many(session, [])
+    with db.read() as session:
+        stored = [_BY_NAME.first(session, {"n": row["n"]}) for row in rows]
+    assert [(r.name, r.count, r.flag, bytes(r.blob)) for r in stored] == [
+        (row["n"], row["c"], row["f"], row["b"]) for row in rows]
+    assert stored[1].seen.replace(tzinfo=UTC) == WHEN and stored[0].seen is None
+    with db.transaction() as session:
+        with pytest.raises(IntegrityError) as raised:
+            _INSERT.execute_many(session, [{**rows[0], "n": "new"}, rows[1]])  # r1 exists already
+        assert raised.value.orig is not None
+
+
 def test_a_missing_parameter_is_an_error_not_a_null(db):
     with db.transaction() as session, pytest.raises((KeyError, DBAPIError)):
         _INSERT.execute(session, {"n": "a", "c": 0, "s": None, "f": False})

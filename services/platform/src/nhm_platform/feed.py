@@ -33,6 +33,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Table,
+    bindparam,
     delete,
     event,
     func,
@@ -46,6 +47,7 @@ from nhm_platform.clock import Clock
 from nhm_platform.errors import FailedPrecondition
 from nhm_platform.metrics import FEED_LAG_SECONDS, FEED_REVISION
 from nhm_platform.protoconv import as_utc
+from nhm_platform.statements import Compiled
 
 _log = structlog.get_logger("nhm.feed")
 
@@ -98,6 +100,8 @@ class ChangeLog:
             # Entries up to this revision have been pruned; resuming at or before it is refused.
             Column("compacted_through", BigInteger, nullable=False),
         )
+        self._insert_many = Compiled(insert(self.changes).values(
+            {c.name: bindparam(c.name) for c in self.changes.columns}))
         self._changed = threading.Condition()
         self._generation = 0
 
@@ -127,8 +131,8 @@ class ChangeLog:
             .values(revision=self.head.c.revision + len(entries)).returning(self.head.c.revision)
         ).scalar_one())
         revisions = list(range(last - len(entries) + 1, last + 1))
-        session.execute(insert(self.changes), [{**entry, "revision": revision}
-                                               for entry, revision in zip(entries, revisions, strict=True)])
+        self._insert_many.execute_many(session, [{**entry, "revision": revision}
+                                                 for entry, revision in zip(entries, revisions, strict=True)])
         self._notify_after_commit(session)
         return revisions
 

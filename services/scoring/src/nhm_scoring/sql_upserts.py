@@ -1,19 +1,23 @@
 """Multi-row INSERT … ON CONFLICT statements on SQLite and PostgreSQL: claim new keys, add to counters.
 
 Rows are written in key order, so concurrent transactions on PostgreSQL lock shared rows in the same order.
-Without RETURNING, one cached statement runs for every row (executemany: pipelined by psycopg). With RETURNING,
-SQLite gets multi-row VALUES; PostgreSQL gets one short statement over arrays (INSERT … SELECT unnest(…)), since
-psycopg re-parses every long statement it is sent, which made thousand-row VALUES lists slower than the work.
+PostgreSQL gets one short statement over arrays (INSERT … SELECT unnest(…)), since psycopg re-parses every long
+statement it is sent, which made thousand-row VALUES lists slower than the work. SQLite: without RETURNING, one
+statement compiled once per shape runs for every row on the driver (nhm_platform.statements); with RETURNING,
+multi-row VALUES.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Table, bindparam, cast, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+
+from nhm_platform.statements import Compiled
 
 # Rows per statement where a statement carries many rows.
 CHUNK = 400
@@ -67,14 +71,14 @@ def add_counts(session: Session, table: Table, rows: Sequence[dict[str, Any]], k
     ordered = _ordered(rows, keys)
     columns = [c for c in ordered[0] if c not in keys]
     postgres = _is_postgres(session)
-    bigger = func.greatest if postgres else func.max
 
     def upsert(statement: Any) -> Any:
-        excluded = statement.excluded
-        return statement.on_conflict_do_update(index_elements=list(keys), set_={
-            c: bigger(table.c[c], excluded[c]) if c in larger else table.c[c] + excluded[c] for c in columns})
+        return _adding(table, statement, keys, columns, larger, func.greatest if postgres else func.max)
 
     wanted = [table.c[c] for c in returning]
+    if not postgres and not wanted:
+        _sqlite_add_counts(table, tuple(keys), tuple(columns), tuple(larger)).execute_many(session, ordered)
+        return []
     if postgres:
         results: list[Any] = []
         for i in range(0, len(ordered), CHUNK * 10):
@@ -84,10 +88,28 @@ def add_counts(session: Session, table: Table, rows: Sequence[dict[str, Any]], k
             else:
                 session.execute(statement)
         return results
-    if not wanted:
-        session.execute(upsert(_insert(session, table)), ordered)
-        return []
     return list(session.execute(upsert(_insert(session, table)).returning(*wanted), ordered).all())
+
+
+def _adding(table: Table, statement: Any, keys: Sequence[str], columns: Sequence[str], larger: Sequence[str],
+            bigger: Any) -> Any:
+    """ON CONFLICT: add each column's new count to the stored one, or keep the larger value for ``larger``."""
+    excluded = statement.excluded
+    return statement.on_conflict_do_update(index_elements=list(keys), set_={
+        c: bigger(table.c[c], excluded[c]) if c in larger else table.c[c] + excluded[c] for c in columns})
+
+
+@functools.cache
+def _sqlite_add_counts(table: Table, keys: tuple[str, ...], columns: tuple[str, ...],
+                       larger: tuple[str, ...]) -> Compiled:
+    statement = sqlite.insert(table).values({c: bindparam(c) for c in (*keys, *columns)})
+    return Compiled(_adding(table, statement, keys, columns, larger, func.max))
+
+
+@functools.cache
+def _sqlite_update(table: Table, keys: tuple[str, ...], columns: tuple[str, ...]) -> Compiled:
+    return Compiled(update(table).where(*(table.c[k] == bindparam(f"key_{k}") for k in keys))
+                    .values({c: bindparam(c) for c in columns}))
 
 
 def update_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> None:
@@ -106,6 +128,5 @@ def update_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]], 
             session.execute(update(table).where(*(table.c[k] == source.c[k] for k in keys))
                             .values({c: source.c[c] for c in columns}))
         return
-    match = [table.c[k] == bindparam(f"key_{k}") for k in keys]
-    session.execute(update(table).where(*match), [{**{f"key_{k}": r[k] for k in keys},
-                                                    **{c: r[c] for c in columns}} for r in ordered])
+    _sqlite_update(table, tuple(keys), tuple(columns)).execute_many(
+        session, [{**{f"key_{k}": r[k] for k in keys}, **{c: r[c] for c in columns}} for r in ordered])
