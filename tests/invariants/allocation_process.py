@@ -7,15 +7,16 @@ broken variant; the load invariants run each check once against its variant to p
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from nhm_allocation import allocator, repository
+from nhm_allocation import allocator, batch, repository
 from nhm_allocation.app import SPEC
 from nhm_allocation.eligibility import Usage, cap_reason
 from nhm_platform.service import main
@@ -55,19 +56,21 @@ def skip_locked_only() -> None:
 def no_idempotency() -> None:
     """Ignore the call id: a retry is served as a new call."""
     allocator.idempotency.claim = lambda *args, **kwargs: None  # type: ignore[method-assign]
-    allocator.idempotency.complete = lambda *args, **kwargs: None  # type: ignore[method-assign]
-    original = repository.record
+    repository.idempotency.complete_all = lambda *args, **kwargs: None  # type: ignore[method-assign]
+    original = repository.record_all
 
-    def record(session: Session, values: dict[str, Any], response: Any, *, stick: bool) -> None:
+    def record_all(session: Session, recorded: Sequence[repository.Recorded]) -> None:
         # the ledger keeps one row per call id
-        original(session, {**values, "call_id": f"{values['call_id']}#{time.monotonic_ns()}"}, response, stick=stick)
+        original(session, [dataclasses.replace(r, ledger={**r.ledger, "call_id": f"{r.ledger['call_id']}#"
+                                                                                  f"{time.monotonic_ns()}"})
+                           for r in recorded])
 
-    repository.record = record
+    repository.record_all = record_all
 
 
 def no_prospect_limits() -> None:
     """Forget the prospect's recent calls: per-prospect limits never apply."""
-    allocator.repo.recent_calls = lambda *args, **kwargs: []  # type: ignore[attr-defined]
+    batch.AllocationBatch.recent_calls = lambda *args, **kwargs: []  # type: ignore[method-assign]
 
 
 def ignore_standing() -> None:

@@ -46,7 +46,7 @@ def add_one_under(cap: int, key: str):
     return work
 
 
-def run_together(coalescer: TransactionCoalescer, works) -> list[object]:
+def run_together(coalescer: TransactionCoalescer, works, keys=None) -> list[object]:
     """Start every work at once (behind a slow first transaction, so the rest queue up); results in order."""
     results: list[object] = [None] * len(works)
     gate = threading.Event()
@@ -58,7 +58,7 @@ def run_together(coalescer: TransactionCoalescer, works) -> list[object]:
 
     def call(i: int) -> None:
         try:
-            results[i] = coalescer.run(works[i])
+            results[i] = coalescer.run(works[i], keys[i] if keys else None)
         except Exception as error:  # noqa: BLE001 - the test inspects it
             results[i] = error
 
@@ -111,6 +111,44 @@ def test_a_failed_commit_fails_every_call_of_the_batch_and_applies_none(db):
     with db.read() as session:
         assert session.execute(text("SELECT n FROM counters")).scalar() == 0
         assert session.execute(text("SELECT count(*) FROM ledger")).scalar() == 0
+
+
+class LedgerOfBatches:
+    """Batch hooks: begin notes the keys it is given; end writes one ledger row naming the calls that succeeded."""
+
+    def __init__(self) -> None:
+        self.begun: list[list[object]] = []
+
+    def begin(self, session, calls) -> None:
+        self.begun.append([key for _scope, key in calls])
+        session.info["served"] = []
+
+    def end(self, session) -> None:
+        served = session.info.pop("served")
+        session.execute(text("INSERT INTO ledger VALUES (:k)"), {"k": "batch:" + ",".join(sorted(served))})
+
+
+def served_under(cap: int, key: str):
+    counted = add_one_under(cap, key)
+
+    def work(session):
+        n = counted(session)
+        session.info["served"].append(key)  # only once it can no longer fail, as the hooks' contract asks
+        return n
+    return work
+
+
+def test_batch_hooks_read_for_every_call_before_the_first_and_write_after_the_last(db):
+    hooks = LedgerOfBatches()
+    coalescer = TransactionCoalescer(db, max_calls=CALLERS, max_transactions=1, hooks=hooks)
+    keys = [f"c{i:02d}" for i in range(CALLERS)]
+    results = run_together(coalescer, [served_under(5, key) for key in keys], keys)
+    assert sorted(r for r in results if isinstance(r, int)) == [1, 2, 3, 4, 5]
+    assert hooks.begun[0] == [None] and sorted(hooks.begun[1]) == keys  # every queued call's key, one batch
+    served = sorted(key for key, result in zip(keys, results, strict=True) if isinstance(result, int))
+    with db.read() as session:
+        rows = set(session.execute(text("SELECT k FROM ledger WHERE k LIKE 'batch:%'")).scalars())
+    assert rows == {"batch:", "batch:" + ",".join(served)}  # in the same transactions, the failed ones left out
 
 
 def test_one_call_at_a_time_runs_without_savepoints(db):

@@ -1,13 +1,15 @@
 """AllocateNumber and ReleaseAllocation: one short transaction over allocation's own tables.
 
-The transaction claims the call id (a retry gets the first answer; the same id with other parameters is
-refused), locks the prospect's row (per-prospect limits hold across replicas), checks the calling window and
-limits, then picks: the sticky caller ID if still eligible, else each allowed local-presence tier in turn,
-walking the tier's index in rotation order and counting the call with a conditional UPDATE (a lost race falls
-through to the next candidate; nothing is refused while a number has room). If the walk finds nothing, every
-member of the pool is evaluated once more, which is what the refusal reports. The ledger row, the sticky
+The transaction locks the prospect's row (per-prospect limits hold across replicas) and reads its recent calls,
+claims the call id (a retry gets the first answer; the same id with other parameters is refused), checks the
+calling window and limits, then picks: the sticky caller ID if still eligible, else each allowed local-presence
+tier in turn, walking the tier's index in rotation order and counting the call with a conditional UPDATE (a lost
+race falls through to the next candidate; nothing is refused while a number has room). If the walk finds nothing,
+every member of the pool is evaluated once more, which is what the refusal reports. The ledger row, the sticky
 caller ID and the stored answer are written in the same transaction. Calls that arrive while a transaction runs
-are served together in the next one, each in its own savepoint and each answered only after the commit.
+are served together in the next one, each in its own savepoint and each answered only after the commit; what
+they share (prospects, recent calls, campaigns; the ledger, answers and sticky caller IDs) is read before the
+first and written after the last, a few statements for the whole batch (batch.py).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from google.protobuf.message import Message
 from sqlalchemy.orm import Session
 
 from nhm_allocation import repository as repo
+from nhm_allocation.batch import AllocationBatch, BatchReads, CallKey
 from nhm_allocation.decision import Refusal, Tally, explain_choice, explain_fallback, explain_sticky
 from nhm_allocation.eligibility import (
     Call,
@@ -123,9 +126,10 @@ class Allocator:
                  conflict_retries: int = 3) -> None:
         self._db, self._clock, self._window, self._staleness = db, clock, max(1, window), staleness
         # Calls that arrive together share one transaction (each in its own savepoint; see nhm_platform.coalescing).
+        # What they share (prospects, recent calls, campaigns; the ledger) is read and written once per batch.
         self._transactions = TransactionCoalescer(db, max_calls=coalesce_max_calls,
                                                   max_transactions=coalesce_transactions, retries=conflict_retries,
-                                                  lock_wait=coalesce_lock_wait)
+                                                  lock_wait=coalesce_lock_wait, hooks=BatchReads(db))
 
     def allocate(self, tenant_id: str, request: AllocationRequest, *, fingerprint: str,
                  respond: Callable[[Allocation], M], parse: Callable[[bytes], M]) -> M:
@@ -145,29 +149,31 @@ class Allocator:
         now = self._clock.now()
 
         def serve(session: Session) -> M:
+            batch = AllocationBatch.of(session)
+            batch.claimable(tenant_id, request.call_id)
             stored = idempotency.claim(session, tenant_id=tenant_id, request_id=request.call_id, method=METHOD,
                                        request_fingerprint=fingerprint, now=now, field="call_id")
             if stored is not None:
                 return parse(stored)
-            campaign = repo.campaign(session, tenant_id, request.campaign_id)
+            campaign = batch.campaign(tenant_id, request.campaign_id)
             if campaign is None:
                 raise NotFound(f"campaign {request.campaign_id!r} not found", reason="CAMPAIGN_NOT_FOUND")
-            policy = policy_from_bytes(campaign.policy)
-            allocated = self._allocate(session, tenant_id, campaign.campaign_id, policy, destination,
+            allocated = self._allocate(session, batch, tenant_id, campaign.campaign_id, campaign.policy, destination,
                                        Carrier(request.carrier), request.call_id, now)
             message = respond(allocated.allocation)
-            repo.record(session, allocated.ledger, message, stick=allocated.stick)
+            batch.record(repo.Recorded(allocated.ledger, message, stick=allocated.stick))
             return message
 
-        return self._transactions.run(serve)
+        return self._transactions.run(serve, CallKey(tenant_id, request.campaign_id, destination.e164, now))
 
-    def _allocate(self, session: Session, tenant_id: str, campaign_id: str, policy: CallingPolicy,
-                  destination: PhoneNumber, carrier: Carrier, call_id: str, now: datetime) -> _Allocated:
-        """The caller ID for the call, counted against its caps; its ledger row is for the caller to write with
-        the answer (one statement on PostgreSQL)."""
+    def _allocate(self, session: Session, batch: AllocationBatch, tenant_id: str, campaign_id: str,
+                  policy: CallingPolicy, destination: PhoneNumber, carrier: Carrier, call_id: str,
+                  now: datetime) -> _Allocated:
+        """The caller ID for the call, counted against its caps; its ledger row is for the batch to write with
+        the answer."""
         zone = zone_or_default(destination.time_zone, policy.cap_reset_zone)
-        sticky = repo.lock_prospect(session, tenant_id, destination.e164)
-        recent = repo.recent_calls(session, tenant_id, destination.e164, now - LOOKBACK)
+        sticky = batch.sticky(tenant_id, destination.e164)
+        recent = batch.recent_calls(tenant_id, destination.e164, now - LOOKBACK)
         restricted = restriction(policy, zone, zone.key, now, recent)
         if restricted is not None:
             raise ProspectRestricted(restricted)

@@ -8,13 +8,13 @@ through one conditional UPDATE ... WHERE used < cap ... RETURNING.
 from __future__ import annotations
 
 import functools
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from google.protobuf.message import Message
-from sqlalchemy import and_, bindparam, case, func, or_, select, tuple_, update
+from sqlalchemy import String, and_, any_, bindparam, case, func, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
@@ -407,23 +407,66 @@ class Sticky:
     time: datetime
 
 
-@functools.cache
-def _lock_prospect_statement(dialect: str) -> Compiled:
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(prospects).values(tenant_id=bindparam("p_tenant"), destination=bindparam("p_destination"))
+_STICKY_COLUMNS = (prospects.c.sticky_phone_number, prospects.c.sticky_campaign_id, prospects.c.sticky_time)
+
+
+def _pg_lock_prospects() -> Compiled:
+    """PostgreSQL: each prospect's row (created if new), locked, with its sticky caller ID: one statement."""
+    listed = (func.unnest(bindparam("p_destinations", type_=postgresql.ARRAY(String)))
+              .table_valued("destination").render_derived())
+    statement = postgresql.insert(prospects).from_select(
+        ["tenant_id", "destination"], select(bindparam("p_tenant", type_=String), listed.c.destination))
     return Compiled(statement.on_conflict_do_update(index_elements=["tenant_id", "destination"],
                                                      set_={"destination": statement.excluded.destination})
-                    .returning(prospects.c.sticky_phone_number, prospects.c.sticky_campaign_id,
-                               prospects.c.sticky_time), prepared=True)
+                    .returning(prospects.c.destination, *_STICKY_COLUMNS), prepared=True)
 
 
-def lock_prospect(session: Session, tenant_id: str, destination: str) -> Sticky | None:
-    """Take the prospect's row lock (creating the row) and return its sticky caller ID, if any."""
-    row = _lock_prospect_statement(dialect_of(session)).first(
-        session, {"p_tenant": tenant_id, "p_destination": destination})
+_PG_LOCK_PROSPECTS = _pg_lock_prospects()
+
+
+def _sticky(row: Row[Any]) -> Sticky | None:
     if not row.sticky_phone_number or row.sticky_time is None:
         return None
     return Sticky(row.sticky_phone_number, row.sticky_campaign_id or "", as_utc(row.sticky_time))
+
+
+def lock_prospects(session: Session, tenant_id: str, destinations: Collection[str]) -> dict[str, Sticky | None]:
+    """Each prospect's sticky caller ID, if any. On PostgreSQL their rows are locked first (created if new, in
+    destination order), so concurrent calls to one prospect are served one after the other and per-prospect
+    limits hold across replicas; SQLite's write transaction already holds the whole database."""
+    ordered = sorted(set(destinations))
+    dialect = dialect_of(session)
+    if dialect == "postgresql":
+        rows = _PG_LOCK_PROSPECTS.rows(session, {"p_tenant": tenant_id, "p_destinations": ordered})
+    else:
+        rows = _of_destinations(_stickies_of, dialect, len(ordered)).rows(
+            session, {"p_tenant": tenant_id, **_destination_values(dialect, ordered)})
+    found = {row.destination: _sticky(row) for row in rows}
+    return {destination: found.get(destination) for destination in ordered}
+
+
+def _destination_values(dialect: str, destinations: Sequence[str]) -> dict[str, Any]:
+    if dialect == "postgresql":
+        return {"p_destinations": list(destinations)}
+    return {f"p_destination_{i}": destination for i, destination in enumerate(destinations)}
+
+
+Listed = Callable[[ColumnElement[str]], ColumnElement[bool]]
+
+
+@functools.lru_cache(maxsize=256)
+def _of_destinations(query: Callable[[Listed], Select[Any]], dialect: str, count: int) -> Compiled:
+    """A query over a set of prospects, compiled once per database and set size: one array parameter on
+    PostgreSQL (prepared), an IN list of `count` parameters on SQLite."""
+    if dialect == "postgresql":
+        listed = bindparam("p_destinations", type_=postgresql.ARRAY(String))
+        return Compiled(query(lambda column: column == any_(listed)), prepared=True)
+    return Compiled(query(lambda column: column.in_([bindparam(f"p_destination_{i}") for i in range(count)])))
+
+
+def _stickies_of(listed: Listed) -> Select[Any]:
+    return select(prospects.c.destination, *_STICKY_COLUMNS).where(
+        prospects.c.tenant_id == bindparam("p_tenant"), listed(prospects.c.destination))
 
 
 _SET_STICKY = update(prospects).where(
@@ -432,49 +475,78 @@ _SET_STICKY = update(prospects).where(
          sticky_time=bindparam("p_time"))
 
 
-_RECENT_CALLS = Compiled(select(allocations.c.allocate_time).where(
-    allocations.c.tenant_id == bindparam("tenant"), allocations.c.destination == bindparam("destination"),
-    allocations.c.allocate_time > bindparam("since"), allocations.c.released.is_(False)), prepared=True)
+def _recent_of(listed: Listed) -> Select[Any]:
+    a = allocations.c
+    return select(a.destination, a.allocate_time).where(
+        a.tenant_id == bindparam("p_tenant"), listed(a.destination), a.allocate_time > bindparam("p_since"),
+        a.released.is_(False))
 
 
-def recent_calls(session: Session, tenant_id: str, destination: str, since: datetime) -> list[datetime]:
-    """Times of the prospect's calls (not released) after `since`."""
-    rows = _RECENT_CALLS.rows(session, {"tenant": tenant_id, "destination": destination, "since": since})
-    return [as_utc(row.allocate_time) for row in rows]
+def recent_calls(session: Session, tenant_id: str, destinations: Collection[str],
+                 since: datetime) -> dict[str, list[datetime]]:
+    """Times of each prospect's calls (not released) after `since`."""
+    ordered = sorted(set(destinations))
+    dialect = dialect_of(session)
+    found: dict[str, list[datetime]] = {destination: [] for destination in ordered}
+    for row in _of_destinations(_recent_of, dialect, len(ordered)).rows(
+            session, {"p_tenant": tenant_id, "p_since": since, **_destination_values(dialect, ordered)}):
+        found[row.destination].append(as_utc(row.allocate_time))
+    return found
 
 
 _RECORD = Compiled(allocations.insert().values(
-    {column.name: bindparam(column.name) for column in allocations.c}), prepared=True)
-_SQLITE_SET_STICKY = Compiled(_SET_STICKY)
+    {column.name: bindparam(column.name) for column in allocations.c}))
+# SQLite: the prospect's row exists only once it has a sticky caller ID (no row lock is taken before).
+_sqlite_sticky = sqlite.insert(prospects).values(
+    tenant_id=bindparam("p_tenant"), destination=bindparam("p_destination"), sticky_phone_number=bindparam("p_phone"),
+    sticky_campaign_id=bindparam("p_campaign"), sticky_time=bindparam("p_time"))
+_SQLITE_STICK = Compiled(_sqlite_sticky.on_conflict_do_update(
+    index_elements=["tenant_id", "destination"],
+    set_={column: _sqlite_sticky.excluded[column] for column in ("sticky_phone_number", "sticky_campaign_id",
+                                                                 "sticky_time")}))
 
 
 @functools.cache
 def _pg_record(stick: bool) -> Compiled:
     """PostgreSQL: the ledger row, the call id's stored answer and (stick) the prospect's new sticky caller ID
-    in one statement, one round trip."""
+    in one statement."""
     ledger = allocations.insert().values({column.name: bindparam(f"a_{column.name}") for column in allocations.c})
     answer = idempotency.completion.returning(idempotency.table.c.request_id).cte("answered")
     if stick:
         return Compiled(_SET_STICKY.add_cte(ledger.returning(allocations.c.call_id).cte("recorded"))
-                        .add_cte(answer), prepared=True)
-    return Compiled(ledger.add_cte(answer), prepared=True)
+                        .add_cte(answer))
+    return Compiled(ledger.add_cte(answer))
 
 
-def record(session: Session, values: dict[str, Any], response: Message, *, stick: bool) -> None:
-    """The ledger row of an allocation and the answer its call id keeps (the call id is the idempotency key);
-    with stick, its caller ID becomes the prospect's sticky one."""
-    sticky = {"p_tenant": values["tenant_id"], "p_destination": values["destination"],
-              "p_phone": values["phone_number"], "p_campaign": values["campaign_id"],
-              "p_time": values["allocate_time"]} if stick else {}
+@dataclass(frozen=True)
+class Recorded:
+    """An allocation to write: its ledger row, the answer its call id keeps, and whether its caller ID becomes
+    the prospect's sticky one."""
+
+    ledger: dict[str, Any]
+    response: Message
+    stick: bool
+
+    def sticky_values(self) -> dict[str, Any]:
+        values = self.ledger
+        return {"p_tenant": values["tenant_id"], "p_destination": values["destination"],
+                "p_phone": values["phone_number"], "p_campaign": values["campaign_id"],
+                "p_time": values["allocate_time"]}
+
+
+def record_all(session: Session, recorded: Sequence[Recorded]) -> None:
+    """The ledger rows of allocations and the answers their call ids keep (the call id is the idempotency key);
+    each one that sticks makes its caller ID the prospect's sticky one. A few statements, however many."""
     if dialect_of(session) == "postgresql":
-        answer = idempotency.completion_values(values["tenant_id"], values["call_id"], response)
-        ledger = {f"a_{name}": value for name, value in values.items()}
-        _pg_record(stick).execute(session, {**ledger, **sticky, **answer})
+        for stick in (True, False):
+            _pg_record(stick).execute_many(session, [
+                {**{f"a_{name}": value for name, value in r.ledger.items()}, **(r.sticky_values() if stick else {}),
+                 **idempotency.completion_values(r.ledger["tenant_id"], r.ledger["call_id"], r.response)}
+                for r in recorded if r.stick is stick])
         return
-    _RECORD.execute(session, values)
-    idempotency.complete(session, tenant_id=values["tenant_id"], request_id=values["call_id"], response=response)
-    if stick:
-        _SQLITE_SET_STICKY.execute(session, sticky)
+    _RECORD.execute_many(session, [r.ledger for r in recorded])
+    idempotency.complete_all(session, [(r.ledger["tenant_id"], r.ledger["call_id"], r.response) for r in recorded])
+    _SQLITE_STICK.execute_many(session, [r.sticky_values() for r in recorded if r.stick])
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,11 @@ Calls of different callers (tenants) may share a transaction: each call runs und
 the first call's scope, in the statement that sets the batch's lock wait, so a batch of one tenant's calls costs
 one statement for both.
 
+What the calls of a batch read and write alike may be done once for the batch (``BatchHooks``): read for all of
+them before the first call, and written for all of them after the last, in the same transaction. A call then adds
+its writes to the batch only once it can no longer fail, so a call rolled back to its savepoint leaves nothing
+behind; a batch whose shared writes fail fails every call, as a failed commit does.
+
 Calls are served in arrival order by the callers themselves (a waiting caller runs the next batch when a
 transaction slot is free: flat combining, no extra thread). Within a batch each call sees the writes of the calls
 before it, exactly as if they had committed one after the other; concurrent batches (PostgreSQL) relate to each
@@ -24,9 +29,9 @@ other as any concurrent transactions do.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -40,6 +45,16 @@ T = TypeVar("T")
 _LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL: lock_timeout expired
 
 
+class BatchHooks(Protocol):
+    """Work a batch's calls share: `begin` before its first call (each call's row scope and key, in order),
+    `end` after its last one that succeeded, both in the batch's transaction. A batch that waits longer than its
+    lock wait in `begin` runs its calls one transaction each; any other error of either fails every call."""
+
+    def begin(self, session: Session, calls: Sequence[tuple[RowScope, Any]]) -> None: ...
+
+    def end(self, session: Session) -> None: ...
+
+
 class _Busy(Exception):
     """A call of a batch waited longer than the batch's lock wait for a row another transaction holds."""
 
@@ -47,6 +62,7 @@ class _Busy(Exception):
 @dataclass(eq=False)
 class _Call(Generic[T]):
     work: Callable[[Session], T]
+    key: Any  # what the batch hooks read ahead for the call
     # Notified (under the coalescer's lock) when the call is served, or when it may lead the next batch.
     wakeup: threading.Condition
     scope: RowScope = field(default_factory=current_row_scope)  # the caller's, taken on its own thread
@@ -58,8 +74,9 @@ class _Call(Generic[T]):
 
 class TransactionCoalescer:
     def __init__(self, db: Database, *, max_calls: int = 32, max_transactions: int = 32, retries: int = 3,
-                 lock_wait: float = 0.05) -> None:
+                 lock_wait: float = 0.05, hooks: BatchHooks | None = None) -> None:
         self._db = db
+        self._hooks = hooks
         self._lock_wait = max(0.001, lock_wait)
         self._max_calls = max(1, max_calls)
         # SQLite has one writer: a second transaction would only wait for the first, with fewer calls in each.
@@ -69,14 +86,18 @@ class TransactionCoalescer:
         self._running = 0
         self._lock = threading.Lock()
 
-    def run(self, work: Callable[[Session], T]) -> T:
-        """Run work(session) in a transaction shared with the calls waiting alongside; its result once committed."""
-        call: _Call[T] = _Call(work, threading.Condition(self._lock))
+    def run(self, work: Callable[[Session], T], key: Any = None) -> T:
+        """Run work(session) in a transaction shared with the calls waiting alongside; its result once committed.
+        key: what the batch hooks read ahead for this call."""
+        call: _Call[T] = _Call(work, key, threading.Condition(self._lock))
         while True:
             self._submit(call)
             if isinstance(call.error, _Busy):  # it waited for a row in a batch: now alone, with the usual timeouts
                 with row_scope(call.scope), self._db.transaction() as session:
-                    return work(session)
+                    self._begin(session, [call])
+                    result = work(session)
+                    self._end(session)
+                    return result
             if isinstance(call.error, Aborted) and call.attempts <= self._retries:
                 call.done, call.error = False, None
                 continue
@@ -123,7 +144,11 @@ class TransactionCoalescer:
                 # batch (and the rows of those before it): it gives up soon and runs on its own.
                 lock_wait = self._lock_wait if len(batch) > 1 else None
                 with row_scope(batch[0].scope), self._db.transaction(lock_wait=lock_wait) as session:
+                    self._begin(session, batch)
                     outcomes = [self._one(session, call, alone=len(batch) == 1) for call in batch]
+                    self._end(session)
+            except _Busy as busy:  # the shared reads waited for rows: each call on its own instead
+                outcomes = [(None, busy)] * len(batch)
             except Aborted as error:
                 if attempt < self._retries:
                     continue
@@ -134,6 +159,20 @@ class TransactionCoalescer:
         for call, (result, error) in zip(batch, outcomes, strict=True):
             call.attempts += 1
             call.result, call.error, call.done = result, error, True
+
+    def _begin(self, session: Session, calls: Sequence[_Call[Any]]) -> None:
+        if self._hooks is None:
+            return
+        try:
+            self._hooks.begin(session, [(call.scope, call.key) for call in calls])
+        except DBAPIError as error:
+            if len(calls) > 1 and getattr(error.orig, "sqlstate", None) == _LOCK_NOT_AVAILABLE:
+                raise _Busy from error
+            raise
+
+    def _end(self, session: Session) -> None:
+        if self._hooks is not None:
+            self._hooks.end(session)
 
     def _one(self, session: Session, call: _Call[Any], *, alone: bool) -> tuple[Any, BaseException | None]:
         if alone:  # its failure rolls back the whole (one-call) transaction: no savepoint needed

@@ -7,6 +7,7 @@ commit); the same id with different parameters is refused, never applied twice.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from datetime import datetime
 
 from google.protobuf.message import Message
@@ -96,6 +97,10 @@ class IdempotencyStore:
 
     def complete(self, session: Session, *, tenant_id: str, request_id: str, response: Message) -> None:
         self._complete.execute(session, self.completion_values(tenant_id, request_id, response))
+
+    def complete_all(self, session: Session, answers: Sequence[tuple[str, str, Message]]) -> None:
+        """Store the answers of claimed ids, (tenant id, request id, response) each, in one driver call."""
+        self._complete.execute_many(session, [self.completion_values(*answer) for answer in answers])
 
     @staticmethod
     def completion_values(tenant_id: str, request_id: str, response: Message) -> dict[str, object]:
