@@ -158,7 +158,8 @@ class Allocator:
             campaign = batch.campaign(tenant_id, request.campaign_id)
             if campaign is None:
                 raise NotFound(f"campaign {request.campaign_id!r} not found", reason="CAMPAIGN_NOT_FOUND")
-            allocated = self._allocate(session, batch, tenant_id, campaign.campaign_id, campaign.policy, destination,
+            policy = policy_from_bytes(campaign.policy)
+            allocated = self._allocate(session, batch, tenant_id, campaign.campaign_id, policy, destination,
                                        Carrier(request.carrier), request.call_id, now)
             message = respond(allocated.allocation)
             batch.record(repo.Recorded(allocated.ledger, message, stick=allocated.stick))

@@ -1,7 +1,7 @@
 """What the allocations of one coalesced transaction share: read once before the first, written once after the last.
 
 Before the batch's first call: its prospects (locked on PostgreSQL, with their sticky caller IDs), their recent
-calls, and the campaigns' policies, a statement each for the whole batch. After its last call: every ledger row,
+calls, and their campaigns, a statement each for the whole batch. After its last call: every ledger row,
 stored answer and sticky caller ID, a few driver calls in all. In between, a call sees the batch as if the calls
 before it had written as they went: a prospect called twice in one batch has the first call's caller ID as its
 sticky one and that call among its recent calls. A call adds its writes only once it has its answer, so a call
@@ -18,8 +18,6 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from nhm_allocation import repository as repo
-from nhm_allocation.feed_conversion import policy_from_bytes
-from nhm_allocation.policy import CallingPolicy
 from nhm_allocation.prospect_rules import LOOKBACK
 from nhm_platform.db import Database
 from nhm_platform.errors import Aborted
@@ -38,17 +36,11 @@ class CallKey:
     now: datetime
 
 
-@dataclass(frozen=True)
-class Campaign:
-    campaign_id: str
-    policy: CallingPolicy
-
-
 @dataclass
 class AllocationBatch:
     stickies: dict[tuple[str, str], repo.Sticky | None] = field(default_factory=dict)
     recent: dict[tuple[str, str], list[datetime]] = field(default_factory=dict)
-    campaigns: dict[tuple[str, str], Campaign | None] = field(default_factory=dict)
+    campaigns: dict[tuple[str, str], repo.CampaignRecord | None] = field(default_factory=dict)
     scopes: dict[str, RowScope] = field(default_factory=dict)
     recorded: list[repo.Recorded] = field(default_factory=list)
     answered: set[tuple[str, str]] = field(default_factory=set)
@@ -57,7 +49,7 @@ class AllocationBatch:
     def of(session: Session) -> AllocationBatch:
         return session.info[_SESSION_KEY]  # type: ignore[no-any-return]
 
-    def campaign(self, tenant_id: str, campaign_id: str) -> Campaign | None:
+    def campaign(self, tenant_id: str, campaign_id: str) -> repo.CampaignRecord | None:
         return self.campaigns[(tenant_id, campaign_id)]
 
     def sticky(self, tenant_id: str, destination: str) -> repo.Sticky | None:
@@ -104,9 +96,7 @@ class BatchReads:
             for destination, times in repo.recent_calls(session, tenant_id, destinations, since).items():
                 batch.recent[(tenant_id, destination)] = times
             for campaign_id in {key.campaign_id for key in keys}:
-                record = repo.campaign(session, tenant_id, campaign_id)
-                batch.campaigns[(tenant_id, campaign_id)] = (
-                    Campaign(record.campaign_id, policy_from_bytes(record.policy)) if record is not None else None)
+                batch.campaigns[(tenant_id, campaign_id)] = repo.campaign(session, tenant_id, campaign_id)
         session.info[_SESSION_KEY] = batch
 
     def end(self, session: Session) -> None:
