@@ -229,6 +229,14 @@ class Allocations:
             return call
         return [caller(channel) for channel in opened]
 
+    def settle(self, port: int, pools: tuple[int, ...], callers: int, duration: float) -> None:
+        """Allocations on every pool before anything is measured, then planner statistics of the ledger they
+        wrote (allocation_bench.analyze): the state of a service in use, not of one started a second ago."""
+        with channels(port, callers) as opened:
+            for pool in pools:
+                drive(self.calls(opened, pool), callers, duration)
+        allocation_bench.analyze(self.url)
+
     def measure(self, port: int, pool: int, callers: int, duration: float, measure: str = "AllocateNumber",
                 windows: float = 0.0) -> tuple[Figure, list[int]]:
         with channels(port, callers) as opened:
@@ -256,6 +264,7 @@ def bench_backend(backend: str, urls: dict[str, str], sizes: Sizes, prospects: l
     envs = {"allocation": allocation_env, "registry": service_env("registry", urls["registry"]),
             "scoring": service_env("scoring", urls["scoring"], follow_registry="false", rescore_interval="3600")}
     with services(envs) as ports:
+        load.settle(ports["allocation"], (sizes.small_pool, sizes.large_pool), main, min(2.0, sizes.duration))
         for callers in sizes.callers:
             found.append(load.measure(ports["allocation"], sizes.small_pool, callers, sizes.duration)[0])
         found.append(load.measure(ports["allocation"], sizes.large_pool, main, sizes.duration)[0])

@@ -19,8 +19,9 @@ import pytest
 from sqlalchemy import select
 
 from nhm.allocation.v1 import allocation_pb2 as pb
+from nhm_allocation import repository as repo
 from nhm_allocation.allocator import AllocationRequest, Allocator, ProspectRestricted
-from nhm_allocation.models import allocations, idempotency
+from nhm_allocation.models import allocations, idempotency, number_usage
 from nhm_allocation.servicer import allocation_to_proto
 from nhm_platform.clock import FakeClock
 from nhm_platform.db import Database
@@ -143,3 +144,44 @@ def test_a_refused_call_in_a_batch_keeps_no_claim_of_its_call_id(batched):
     assert claimed == {"holder", "call-1", "call-2", "call-4"}
     # so the same id is a new call later: here for a prospect the limit does not hold back
     assert batched.allocate(OTHER, "call-3").caller_id in (SF1, SF2)
+
+
+def take_first(batched: Batched, candidates: list[tuple[str, int]]) -> tuple[str, Any] | None:
+    """The first of (number, daily cap) that takes a call now (one transaction, committed)."""
+    with tenant_rows(TENANT_A), batched.db.transaction() as session:
+        return repo.take_first(session, TENANT_A, candidates, day_start=1_000, hour_start=1_000, hourly_cap=5,
+                               now_ms=1_000_000)
+
+
+def test_taking_the_first_of_several_numbers_passes_over_a_full_one(batched):
+    assert take_first(batched, [(SF1, 1), (SF2, 1)])[0] == SF1
+    phone, usage = take_first(batched, [(SF1, 1), (SF2, 1)])  # SF1 is at its daily cap of 1 now
+    assert (phone, usage.day_used, usage.hour_used) == (SF2, 1, 1)
+    assert take_first(batched, [(SF1, 1), (SF2, 1)]) is None  # both full: nothing counted
+    with tenant_rows(TENANT_A), batched.db.read() as session:
+        assert repo.usage(session, TENANT_A, SF1).day_used == repo.usage(session, TENANT_A, SF2).day_used == 1
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)  # SQLite: one writer, nobody else holds a row
+def test_taking_the_first_of_several_numbers_passes_over_one_another_transaction_holds(batched):
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with tenant_rows(TENANT_A), batched.db.transaction() as session:
+            session.execute(select(number_usage.c.phone_number).where(
+                number_usage.c.phone_number == SF1).with_for_update())
+            held.set()
+            release.wait(5)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.wait(10)
+        phone, usage = take_first(batched, [(SF1, 5), (SF2, 5)])
+        assert not release.is_set()  # it did not wait for the holder
+    finally:
+        release.set()
+        holder.join(10)
+    assert (phone, usage.day_used) == (SF2, 1)
+    with tenant_rows(TENANT_A), batched.db.read() as session:
+        assert repo.usage(session, TENANT_A, SF1).day_used == 0

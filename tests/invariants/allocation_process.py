@@ -27,7 +27,7 @@ def check_then_insert() -> None:
     counts (two callers both read 4 of 5 and both write 5)."""
 
     def take(session: Session, tenant_id: str, phone_number: str, *, day_start: int, hour_start: int,
-             daily_cap: int, hourly_cap: int, now_ms: int, wait: bool = True) -> Usage | None:
+             daily_cap: int, hourly_cap: int, now_ms: int) -> Usage | None:
         current = repository.usage(session, tenant_id, phone_number) or Usage()
         day_used, hour_used = current.used_today(day_start), current.used_this_hour(hour_start)
         if day_used >= daily_cap or hour_used >= hourly_cap:
@@ -41,14 +41,15 @@ def check_then_insert() -> None:
         return Usage(day_start, day_used + 1, hour_start, hour_used + 1, now_ms)
 
     repository.take = take
+    repository.take_first = repository.take_each_in_turn  # which calls the take above
 
 
 def skip_locked_only() -> None:
     """Always pass over numbers another transaction holds, never wait for one: refuses while capacity remains."""
-    original = repository.take
 
-    def take(*args: Any, **kwargs: Any) -> Usage | None:
-        return original(*args, **{**kwargs, "wait": False})
+    def take(session: Session, tenant_id: str, phone_number: str, *, daily_cap: int, **counts: Any) -> Usage | None:
+        taken = repository.take_first(session, tenant_id, [(phone_number, daily_cap)], **counts)
+        return taken[1] if taken is not None else None
 
     repository.take = take
 

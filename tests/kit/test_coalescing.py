@@ -97,6 +97,28 @@ def test_a_failing_call_is_rolled_back_alone_and_the_cap_holds(db):
         assert session.execute(text("SELECT count(*) FROM ledger")).scalar() == 5
 
 
+def test_calls_that_fail_between_others_are_rolled_back_alone(db):
+    """Each call's savepoint stays open after it (the next one nests in it): a failing call rolls back to its own,
+    taking nothing of the calls before it, and the calls after it commit."""
+    coalescer = TransactionCoalescer(db, max_calls=CALLERS, max_transactions=1)
+
+    def written_then_failed(key: str):
+        def work(session):
+            session.execute(text("INSERT INTO ledger VALUES (:k)"), {"k": key})
+            session.execute(text("UPDATE counters SET n = n + 100 WHERE k = 'a'"))
+            raise InvalidArgument("refused after writing")
+        return work
+
+    works = [add_one_under(100, f"c{i}") if i % 3 != 1 else written_then_failed(f"c{i}") for i in range(CALLERS)]
+    results = run_together(coalescer, works)
+    kept = [f"c{i}" for i in range(CALLERS) if i % 3 != 1]
+    assert [isinstance(r, InvalidArgument) for r in results] == [i % 3 == 1 for i in range(CALLERS)]
+    assert sorted(r for r in results if isinstance(r, int)) == list(range(1, len(kept) + 1))
+    with db.read() as session:
+        assert session.execute(text("SELECT n FROM counters")).scalar() == len(kept)
+        assert sorted(session.execute(text("SELECT k FROM ledger")).scalars()) == sorted(kept)
+
+
 def test_a_failed_commit_fails_every_call_of_the_batch_and_applies_none(db):
     coalescer = TransactionCoalescer(db, max_calls=CALLERS, max_transactions=1, retries=0)
 

@@ -87,6 +87,7 @@ class _Allocated:
     allocation: Allocation
     ledger: dict[str, Any]  # its row in the allocations table, not yet written
     stick: bool  # the caller ID becomes the prospect's sticky one
+    counted: Usage | None  # the caller ID's usage once the call counted against it (None: not counted)
 
 
 class NothingEligible(Exception):
@@ -122,7 +123,7 @@ def validate_call_id(call_id: str) -> None:
 class Allocator:
     def __init__(self, db: Database, clock: Clock, *, window: int,
                  staleness: Callable[[], timedelta | None] = lambda: None, coalesce_max_calls: int = 32,
-                 coalesce_transactions: int = 32, coalesce_lock_wait: float = 0.05,
+                 coalesce_transactions: int = 2, coalesce_lock_wait: float = 0.05,
                  conflict_retries: int = 3) -> None:
         self._db, self._clock, self._window, self._staleness = db, clock, max(1, window), staleness
         # Calls that arrive together share one transaction (each in its own savepoint; see nhm_platform.coalescing).
@@ -162,7 +163,7 @@ class Allocator:
             allocated = self._allocate(session, batch, tenant_id, campaign.campaign_id, policy, destination,
                                        Carrier(request.carrier), request.call_id, now)
             message = respond(allocated.allocation)
-            batch.record(repo.Recorded(allocated.ledger, message, stick=allocated.stick))
+            batch.record(repo.Recorded(allocated.ledger, message, stick=allocated.stick), allocated.counted)
             return message
 
         return self._transactions.run(serve, CallKey(tenant_id, request.campaign_id, destination.e164, now))
@@ -183,14 +184,12 @@ class Allocator:
         tally = Tally()
         pick = None
         if policy.sticky and sticky is not None and now - sticky.time <= policy.sticky_ttl:
-            candidate = repo.member(session, tenant_id, campaign_id, sticky.phone_number)
+            candidate = batch.member(session, tenant_id, campaign_id, sticky.phone_number)
             if candidate is not None:
                 reason = exclusion(candidate, call)
                 tally.consider(candidate.phone_number, reason)
                 if reason is None:
-                    # Not waiting first: when nobody holds the number (nearly always) that is one statement less.
-                    pick = (self._take(session, tenant_id, candidate, call, tally, wait=False)
-                            or self._take(session, tenant_id, candidate, call, tally))
+                    pick = self._take_first(session, tenant_id, [candidate], call, tally)
                     pick = replace(pick, sticky=True) if pick else None
         if pick is None:
             pick = self._walk(session, tenant_id, campaign_id, call, tally)
@@ -218,21 +217,19 @@ class Allocator:
             call_id=call_id, caller_id=pick.candidate.phone_number, display_name=pick.candidate.display_name,
             tier=tier, usage=report,
             decision=Decision(tally.size, dict(tally.excluded), pick.sticky, explanation),
-            allocate_time=now, staleness=self._staleness()), ledger, stick=True)
+            allocate_time=now, staleness=self._staleness()), ledger, stick=True, counted=pick.usage)
 
-    def _take(self, session: Session, tenant_id: str, candidate: Candidate, call: Call, tally: Tally,
-              *, wait: bool = True) -> _Pick | None:
-        """Count the call against an eligible candidate. Waiting, a failure means a cap was reached meanwhile
-        (the tally records which); not waiting, it may also mean another call holds the number right now."""
+    def _take(self, session: Session, tenant_id: str, candidate: Candidate, call: Call, tally: Tally) -> _Pick | None:
+        """Count the call against an eligible candidate, waiting for a call that holds it; a failure means a cap
+        was reached meanwhile (the tally records which)."""
         cap, _ = daily_cap(candidate, call.policy, call.now)
         usage = repo.take(session, tenant_id, candidate.phone_number, day_start=call.day_start,
                           hour_start=call.hour_start, daily_cap=cap, hourly_cap=call.policy.hourly_cap,
-                          now_ms=epoch_ms(call.now), wait=wait)
+                          now_ms=epoch_ms(call.now))
         if usage is not None:
             return _Pick(candidate, usage, cap)
-        if wait:
-            fresh = repo.usage(session, tenant_id, candidate.phone_number) or candidate.usage
-            tally.reclassify(None, cap_reason(replace(candidate, usage=fresh), call) or Reason.DAILY_CAP)
+        fresh = repo.usage(session, tenant_id, candidate.phone_number) or candidate.usage
+        tally.reclassify(None, cap_reason(replace(candidate, usage=fresh), call) or Reason.DAILY_CAP)
         return None
 
     def _take_first(self, session: Session, tenant_id: str, eligible: list[Candidate], call: Call,
@@ -240,10 +237,14 @@ class Allocator:
         """The first eligible candidate (in order) that takes the call: first passing over numbers other calls
         hold right now, so that concurrent calls spread out; then waiting for each in turn, so that a number with
         room is never refused because it was busy."""
-        for candidate in eligible:
-            pick = self._take(session, tenant_id, candidate, call, tally, wait=False)
-            if pick is not None:
-                return pick
+        caps = [daily_cap(candidate, call.policy, call.now)[0] for candidate in eligible]
+        offered = [(candidate.phone_number, cap) for candidate, cap in zip(eligible, caps, strict=True)]
+        taken = repo.take_first(session, tenant_id, offered, day_start=call.day_start, hour_start=call.hour_start,
+                                hourly_cap=call.policy.hourly_cap, now_ms=epoch_ms(call.now))
+        if taken is not None:
+            phone_number, usage = taken
+            index = next(i for i, candidate in enumerate(eligible) if candidate.phone_number == phone_number)
+            return _Pick(eligible[index], usage, caps[index])
         for candidate in eligible:
             if len(eligible) > 1:
                 # Wait only for a number that still has room by its latest committed count: one that filled up
@@ -348,7 +349,7 @@ class Allocator:
             call_id=call_id, caller_id=phone, display_name=candidate.display_name if candidate else "",
             tier=Tier.FALLBACK, usage=report,
             decision=Decision(tally.size, dict(tally.excluded), False, explain_fallback(phone, tally)),
-            allocate_time=call.now, staleness=self._staleness()), ledger, stick=False)
+            allocate_time=call.now, staleness=self._staleness()), ledger, stick=False, counted=None)
 
     def release(self, tenant_id: str, call_id: str, *, request_id: str, fingerprint: str,
                 respond: Callable[[bool, UsageReport], M], parse: Callable[[bytes], M]) -> M:

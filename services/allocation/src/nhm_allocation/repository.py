@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from google.protobuf.message import Message
-from sqlalchemy import String, and_, any_, bindparam, case, func, or_, select, tuple_, update
+from sqlalchemy import Integer, String, and_, any_, bindparam, case, func, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
@@ -195,6 +195,22 @@ def member(session: Session, tenant_id: str, campaign_id: str, phone_number: str
     return _candidate(row) if row else None
 
 
+def _members_of(listed: Listed) -> Select[Any]:
+    return select(*_CANDIDATE_COLUMNS).select_from(_FROM).where(
+        _P.tenant_id == bindparam("p_tenant"), _P.campaign_id == bindparam("p_campaign"), listed(_P.phone_number))
+
+
+def members(session: Session, tenant_id: str, campaign_id: str, phone_numbers: Collection[str]) -> dict[str, Candidate]:
+    """The numbers that are members of the campaign's pool, each with its usage and health: one statement."""
+    ordered = sorted(set(phone_numbers))
+    if not ordered:
+        return {}
+    dialect = dialect_of(session)
+    rows = _of_listed(_members_of, dialect, len(ordered)).rows(
+        session, {"p_tenant": tenant_id, "p_campaign": campaign_id, **_listed_values(dialect, ordered)})
+    return {row.phone_number: _candidate(row) for row in rows}
+
+
 def all_members(session: Session, tenant_id: str, campaign_id: str) -> Iterator[Candidate]:
     """Every member of a campaign's pool (refusal explanations and reports, never the normal path)."""
     rows = session.execute(select(*_CANDIDATE_COLUMNS).select_from(_FROM).where(
@@ -273,8 +289,9 @@ _NEW_HOUR = _U.hour_start < bindparam("p_hour_start")
 _USAGE_RETURNING = (_U.day_start, _U.day_used, _U.hour_start, _U.hour_used, _U.last_ms)
 
 
-def _under_caps(usage: Any) -> tuple[ColumnElement[bool], ...]:
-    return (or_(usage.day_start < bindparam("p_day_start"), usage.day_used < bindparam("p_daily_cap")),
+def _under_caps(usage: Any, daily_cap: Any = None) -> tuple[ColumnElement[bool], ...]:
+    daily_cap = bindparam("p_daily_cap") if daily_cap is None else daily_cap
+    return (or_(usage.day_start < bindparam("p_day_start"), usage.day_used < daily_cap),
             or_(usage.hour_start < bindparam("p_hour_start"), usage.hour_used < bindparam("p_hourly_cap")))
 
 
@@ -294,20 +311,6 @@ _TAKE = (
     .values(_COUNT_CALL)
     .returning(*_USAGE_RETURNING)
 )
-# The same, but it passes over a row another transaction holds (FOR UPDATE SKIP LOCKED) instead of waiting for
-# it, so concurrent calls spread over the least used numbers instead of queueing on the first one. PostgreSQL
-# only; SQLite has one writer at a time.
-_locked = number_usage.alias("locked")
-_TAKE_UNLESS_LOCKED = (
-    update(number_usage)
-    .where(_U.tenant_id == bindparam("p_tenant"), _U.phone_number == bindparam("p_phone"), *_UNDER_CAPS,
-           _U.phone_number == select(_locked.c.phone_number).where(
-               _locked.c.tenant_id == bindparam("p_tenant"), _locked.c.phone_number == bindparam("p_phone"),
-               *_under_caps(_locked.c),
-           ).with_for_update(skip_locked=True).scalar_subquery())
-    .values(_COUNT_CALL)
-    .returning(*_USAGE_RETURNING)
-)
 _REFUND = (
     update(number_usage)
     .where(_U.tenant_id == bindparam("p_tenant"), _U.phone_number == bindparam("p_phone"))
@@ -322,19 +325,43 @@ _COPY_ROTATION = update(pool_members).where(
 ).values(day_start=bindparam("p_day_start"), day_used=bindparam("p_day_used"), last_ms=bindparam("p_last_ms"))
 
 
-def _with_rotation_copy(count: Any) -> Select[Any]:
+def _with_rotation_copy(count: Any, *, phone: bool = False) -> Select[Any]:
     """PostgreSQL: a counter UPDATE and the copy of its result into the number's pool rows as one statement (a
-    round trip less per allocation; SQLite, in process, runs the two statements)."""
+    round trip less per allocation; SQLite, in process, runs the two statements). phone: the number counted is
+    the first column."""
     counted = count.returning(_U.phone_number.label("counted_phone")).cte("counted")
     copy = update(pool_members).where(
         _P.tenant_id == bindparam("p_tenant"), _P.phone_number == counted.c.counted_phone,
     ).values(day_start=counted.c.day_start, day_used=counted.c.day_used, last_ms=counted.c.last_ms)
     usage = (counted.c.day_start, counted.c.day_used, counted.c.hour_start, counted.c.hour_used, counted.c.last_ms)
-    return select(*usage).add_cte(copy.returning(_P.phone_number).cte("copied"))
+    return select(*((counted.c.counted_phone,) if phone else ()), *usage).add_cte(
+        copy.returning(_P.phone_number).cte("copied"))
 
 
-_PG_TAKE, _PG_TAKE_UNLESS_LOCKED, _PG_REFUND = (Compiled(_with_rotation_copy(s), prepared=True)
-                                                 for s in (_TAKE, _TAKE_UNLESS_LOCKED, _REFUND))
+def _take_first_unlocked() -> Select[Any]:
+    """PostgreSQL: the first of several numbers (in the order given, each with its own daily cap) that is under
+    both caps and that no other transaction holds now (FOR UPDATE SKIP LOCKED), counted: one statement however
+    many numbers another transaction holds."""
+    offered = func.unnest(bindparam("p_phones", type_=postgresql.ARRAY(String)),
+                          bindparam("p_daily_caps", type_=postgresql.ARRAY(Integer))).table_valued(
+        "phone_number", "daily_cap", with_ordinality="position").render_derived()
+    free = number_usage.alias("free")
+    chosen = (select(free.c.phone_number, offered.c.daily_cap)
+              .join_from(free, offered, free.c.phone_number == offered.c.phone_number)
+              .where(free.c.tenant_id == bindparam("p_tenant"),
+                     *_under_caps(free.c, daily_cap=offered.c.daily_cap))
+              .order_by(offered.c.position).limit(1)
+              .with_for_update(of=free, skip_locked=True)).cte("number_usage_to_count")
+    count = (update(number_usage)
+             .where(_U.tenant_id == bindparam("p_tenant"), _U.phone_number == chosen.c.phone_number,
+                    *_under_caps(_U, daily_cap=chosen.c.daily_cap))
+             .values(_COUNT_CALL)
+             .returning(*_USAGE_RETURNING))
+    return _with_rotation_copy(count, phone=True)
+
+
+_PG_TAKE, _PG_REFUND = (Compiled(_with_rotation_copy(s), prepared=True) for s in (_TAKE, _REFUND))
+_PG_TAKE_FIRST_UNLOCKED = Compiled(_take_first_unlocked(), prepared=True)
 _SQLITE_TAKE, _SQLITE_REFUND, _SQLITE_COPY_ROTATION = Compiled(_TAKE), Compiled(_REFUND), Compiled(_COPY_ROTATION)
 
 
@@ -343,9 +370,9 @@ class _Full(Exception):
 
 
 def take(session: Session, tenant_id: str, phone_number: str, *, day_start: int, hour_start: int,
-         daily_cap: int, hourly_cap: int, now_ms: int, wait: bool = True) -> Usage | None:
-    """Count one call against a number's caps, atomically: None if either cap is reached, or (wait=False)
-    if another transaction holds the number now."""
+         daily_cap: int, hourly_cap: int, now_ms: int) -> Usage | None:
+    """Count one call against a number's caps, atomically (waiting for another transaction that holds it): None
+    if either cap is reached."""
     params = {"p_tenant": tenant_id, "p_phone": phone_number, "p_day_start": day_start, "p_hour_start": hour_start,
               "p_daily_cap": daily_cap, "p_hourly_cap": hourly_cap, "p_now_ms": now_ms}
     if dialect_of(session) != "postgresql":
@@ -355,20 +382,46 @@ def take(session: Session, tenant_id: str, phone_number: str, *, day_start: int,
         usage = Usage(*row)
         _copy_rotation(session, tenant_id, phone_number, usage)
         return usage
-    if not wait:
-        row = _PG_TAKE_UNLESS_LOCKED.first(session, params)
-    else:
-        # An UPDATE that waited for a row and then found it full keeps the row locked to the end of the
-        # transaction (PostgreSQL re-checks under the lock); other calls would queue behind a number nobody can
-        # use. A savepoint rolled back releases that lock at once.
-        try:
-            with savepoint(session):
-                row = _PG_TAKE.first(session, params)
-                if row is None:
-                    raise _Full
-        except _Full:
-            row = None
+    # An UPDATE that waited for a row and then found it full keeps the row locked to the end of the transaction
+    # (PostgreSQL re-checks under the lock); other calls would queue behind a number nobody can use. A savepoint
+    # rolled back releases that lock at once.
+    try:
+        with savepoint(session):
+            row = _PG_TAKE.first(session, params)
+            if row is None:
+                raise _Full
+    except _Full:
+        row = None
     return Usage(*row) if row is not None else None
+
+
+def take_first(session: Session, tenant_id: str, candidates: Sequence[tuple[str, int]], *, day_start: int,
+               hour_start: int, hourly_cap: int, now_ms: int) -> tuple[str, Usage] | None:
+    """Count one call against the first of the candidates (phone number, daily cap), in order, that is under both
+    caps and that no other transaction holds now (so that concurrent calls spread over the least used numbers
+    instead of queueing on the first one); None if there is none. One statement on PostgreSQL; on SQLite, whose
+    write transaction holds the whole database, each candidate in turn."""
+    if dialect_of(session) != "postgresql":
+        return take_each_in_turn(session, tenant_id, candidates, day_start=day_start, hour_start=hour_start,
+                                 hourly_cap=hourly_cap, now_ms=now_ms)
+    if not candidates:
+        return None
+    row = _PG_TAKE_FIRST_UNLOCKED.first(session, {
+        "p_tenant": tenant_id, "p_phones": [phone for phone, _ in candidates],
+        "p_daily_caps": [cap for _, cap in candidates], "p_day_start": day_start, "p_hour_start": hour_start,
+        "p_hourly_cap": hourly_cap, "p_now_ms": now_ms})
+    return (row[0], Usage(*row[1:])) if row is not None else None
+
+
+def take_each_in_turn(session: Session, tenant_id: str, candidates: Sequence[tuple[str, int]], *, day_start: int,
+                      hour_start: int, hourly_cap: int, now_ms: int) -> tuple[str, Usage] | None:
+    """take_first as one take() after another (SQLite's way: nobody else holds a number there)."""
+    for phone_number, daily_cap in candidates:
+        usage = take(session, tenant_id, phone_number, day_start=day_start, hour_start=hour_start,
+                     daily_cap=daily_cap, hourly_cap=hourly_cap, now_ms=now_ms)
+        if usage is not None:
+            return phone_number, usage
+    return None
 
 
 def refund(session: Session, tenant_id: str, phone_number: str, *, day_start: int, hour_start: int) -> Usage | None:
@@ -439,29 +492,29 @@ def lock_prospects(session: Session, tenant_id: str, destinations: Collection[st
     if dialect == "postgresql":
         rows = _PG_LOCK_PROSPECTS.rows(session, {"p_tenant": tenant_id, "p_destinations": ordered})
     else:
-        rows = _of_destinations(_stickies_of, dialect, len(ordered)).rows(
-            session, {"p_tenant": tenant_id, **_destination_values(dialect, ordered)})
+        rows = _of_listed(_stickies_of, dialect, len(ordered)).rows(
+            session, {"p_tenant": tenant_id, **_listed_values(dialect, ordered)})
     found = {row.destination: _sticky(row) for row in rows}
     return {destination: found.get(destination) for destination in ordered}
 
 
-def _destination_values(dialect: str, destinations: Sequence[str]) -> dict[str, Any]:
+def _listed_values(dialect: str, values: Sequence[str]) -> dict[str, Any]:
     if dialect == "postgresql":
-        return {"p_destinations": list(destinations)}
-    return {f"p_destination_{i}": destination for i, destination in enumerate(destinations)}
+        return {"p_listed": list(values)}
+    return {f"p_listed_{i}": value for i, value in enumerate(values)}
 
 
 Listed = Callable[[ColumnElement[str]], ColumnElement[bool]]
 
 
 @functools.lru_cache(maxsize=256)
-def _of_destinations(query: Callable[[Listed], Select[Any]], dialect: str, count: int) -> Compiled:
-    """A query over a set of prospects, compiled once per database and set size: one array parameter on
-    PostgreSQL (prepared), an IN list of `count` parameters on SQLite."""
+def _of_listed(query: Callable[[Listed], Select[Any]], dialect: str, count: int) -> Compiled:
+    """A query over a set of values (prospects, numbers), compiled once per database and set size: one array
+    parameter on PostgreSQL (prepared), an IN list of `count` parameters on SQLite."""
     if dialect == "postgresql":
-        listed = bindparam("p_destinations", type_=postgresql.ARRAY(String))
+        listed = bindparam("p_listed", type_=postgresql.ARRAY(String))
         return Compiled(query(lambda column: column == any_(listed)), prepared=True)
-    return Compiled(query(lambda column: column.in_([bindparam(f"p_destination_{i}") for i in range(count)])))
+    return Compiled(query(lambda column: column.in_([bindparam(f"p_listed_{i}") for i in range(count)])))
 
 
 def _stickies_of(listed: Listed) -> Select[Any]:
@@ -488,8 +541,8 @@ def recent_calls(session: Session, tenant_id: str, destinations: Collection[str]
     ordered = sorted(set(destinations))
     dialect = dialect_of(session)
     found: dict[str, list[datetime]] = {destination: [] for destination in ordered}
-    for row in _of_destinations(_recent_of, dialect, len(ordered)).rows(
-            session, {"p_tenant": tenant_id, "p_since": since, **_destination_values(dialect, ordered)}):
+    for row in _of_listed(_recent_of, dialect, len(ordered)).rows(
+            session, {"p_tenant": tenant_id, "p_since": since, **_listed_values(dialect, ordered)}):
         found[row.destination].append(as_utc(row.allocate_time))
     return found
 

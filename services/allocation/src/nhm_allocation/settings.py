@@ -23,11 +23,12 @@ class AllocationSettings(ServerSettings):
     # runs share the next one (one commit for all, each call in its own savepoint, answered after the commit).
     # 1 gives every call its own transaction.
     coalesce_max_calls: int = 32
-    # Such transactions one process runs at once on PostgreSQL (SQLite has one writer: one). With as many as the
-    # server has threads, calls share a transaction only when that many already run: on PostgreSQL each call
-    # still costs its own statements' round trips, so a batch saves the commit but serialises the rest
-    # (docs/performance.md).
-    coalesce_transactions: int = 32
+    # Such transactions one process runs at once on PostgreSQL (SQLite has one writer: one). Fewer transactions
+    # make larger batches, whose calls share their reads and writes, and hold each number's row for fewer other
+    # calls to wait on; more keep the database's cores busy while a batch waits for its round trips. 2, the
+    # cores of the 2-core machine it was measured on (docs/performance.md, change 13): 20-25% more calls than 32
+    # at every concurrency measured, with a lower p99. Raise it with the database's cores.
+    coalesce_transactions: int = 2
     # Seconds a call sharing a PostgreSQL transaction waits for a row another transaction holds before it leaves
     # the batch and runs in its own transaction (where db_timeout applies).
     coalesce_lock_wait: float = 0.05

@@ -179,7 +179,8 @@ class TransactionCoalescer:
             return call.work(session), None
         self._db.use_row_scope(session, call.scope)
         try:
-            with savepoint(session):
+            # Left open after the call: the next call's savepoint nests in it, and commit releases them all.
+            with savepoint(session, release=False):
                 try:
                     result = call.work(session)
                 except DBAPIError as error:
