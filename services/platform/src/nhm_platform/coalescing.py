@@ -37,9 +37,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from nhm_platform.db import Database, translate_errors
-from nhm_platform.errors import Aborted
+from nhm_platform.errors import Aborted, Unavailable
 from nhm_platform.row_scope import RowScope, current_row_scope, row_scope
-from nhm_platform.statements import savepoint
+from nhm_platform.statements import connection_of, savepoint
 
 T = TypeVar("T")
 _LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL: lock_timeout expired
@@ -146,6 +146,10 @@ class TransactionCoalescer:
                 with row_scope(batch[0].scope), self._db.transaction(lock_wait=lock_wait) as session:
                     self._begin(session, batch)
                     outcomes = [self._one(session, call, alone=len(batch) == 1) for call in batch]
+                    if connection_of(session).invalidated:
+                        # Lost while a call ran (that call has its error): nothing of the batch can commit, so
+                        # the calls that had succeeded must not be told so either.
+                        raise Unavailable("the database connection was lost; retry", reason="DATABASE_UNAVAILABLE")
                     self._end(session)
             except _Busy as busy:  # the shared reads waited for rows: each call on its own instead
                 outcomes = [(None, busy)] * len(batch)
