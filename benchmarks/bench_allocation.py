@@ -168,7 +168,6 @@ def analyze(url: str) -> None:
         engine.dispose()
 
 
-
 @contextlib.contextmanager
 def postgres_databases(server_url: str, services: Iterable[str] = ("allocation", "scoring", "registry"),
                        prefix: str = "nhm_bench") -> Iterator[dict[str, str]]:

@@ -65,7 +65,9 @@ class AllocationBatch:
     def member(self, session: Session, tenant_id: str, campaign_id: str, phone_number: str) -> Candidate | None:
         """The number as a member of the campaign's pool (None if it is not one), as this batch left it."""
         key = (tenant_id, campaign_id, phone_number)
-        candidate = self.members[key] if key in self.members else repo.member(session, *key)
+        if key not in self.members:  # a sticky caller ID set by an earlier call of this batch
+            self.members[key] = repo.members(session, tenant_id, campaign_id, [phone_number]).get(phone_number)
+        candidate = self.members[key]
         usage = self.counted.get((tenant_id, phone_number))
         return replace(candidate, usage=usage) if candidate is not None and usage is not None else candidate
 

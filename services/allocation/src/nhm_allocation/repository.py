@@ -185,16 +185,6 @@ def has_later_day(session: Session, tenant_id: str, campaign_id: str, gate: Gate
     return _later_day_statement(tier).first(session, params) is not None
 
 
-_MEMBER = Compiled(select(*_CANDIDATE_COLUMNS).select_from(_FROM).where(
-    _P.tenant_id == bindparam("tenant"), _P.campaign_id == bindparam("campaign"),
-    _P.phone_number == bindparam("phone")), prepared=True)
-
-
-def member(session: Session, tenant_id: str, campaign_id: str, phone_number: str) -> Candidate | None:
-    row = _MEMBER.first(session, {"tenant": tenant_id, "campaign": campaign_id, "phone": phone_number})
-    return _candidate(row) if row else None
-
-
 def _members_of(listed: Listed) -> Select[Any]:
     return select(*_CANDIDATE_COLUMNS).select_from(_FROM).where(
         _P.tenant_id == bindparam("p_tenant"), _P.campaign_id == bindparam("p_campaign"), listed(_P.phone_number))
