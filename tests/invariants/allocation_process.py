@@ -47,10 +47,22 @@ def check_then_insert() -> None:
 def skip_locked_only() -> None:
     """Always pass over numbers another transaction holds, never wait for one: refuses while capacity remains."""
 
+    take_first = repository.take_first
+
+    def take_first_and_hold(session: Session, tenant_id: str, candidates: Sequence[tuple[str, int]],
+                            **counts: Any) -> tuple[str, Usage] | None:
+        taken = take_first(session, tenant_id, candidates, **counts)
+        if taken is not None:
+            # The work after counting that keeps the number held until commit: with every hot number held by
+            # some transaction at once, a call that never waits is refused though all of them have room.
+            time.sleep(0.02)
+        return taken
+
     def take(session: Session, tenant_id: str, phone_number: str, *, daily_cap: int, **counts: Any) -> Usage | None:
-        taken = repository.take_first(session, tenant_id, [(phone_number, daily_cap)], **counts)
+        taken = take_first_and_hold(session, tenant_id, [(phone_number, daily_cap)], **counts)
         return taken[1] if taken is not None else None
 
+    repository.take_first = take_first_and_hold
     repository.take = take
 
 

@@ -186,6 +186,12 @@ class Follower:
         with self.db.read() as session:
             return self.cursors.load(session, "upstream")
 
+    def listed(self) -> bool:
+        """Whether the first list (the snapshot every follower starts with) has been applied."""
+        with self.db.read() as session:
+            return session.execute(select(self.cursors.table.c.revision).where(
+                self.cursors.table.c.upstream == "upstream")).first() is not None
+
     def state(self) -> dict[str, int]:
         with self.db.read() as session:
             return {key: seq for key, seq in session.execute(select(self.replica.c.key, self.replica.c.seq))}
@@ -226,6 +232,12 @@ def test_no_change_is_lost_duplicated_or_reordered_while_the_follower_is_dropped
     follower = Follower(empty_database_url("stress_follower"), upstream)
     started = time.monotonic()
     follower.follower.start()
+    # Drops start once the follower has listed: a drop held while it was still starting would delay its first
+    # list, which is a snapshot anyway, and the resync path would go unexercised.
+    deadline = time.monotonic() + 30
+    while not follower.listed():
+        assert time.monotonic() < deadline, "the follower never applied its first list"
+        time.sleep(0.01)
     writers = [threading.Thread(target=upstream.writer, args=(i, 1000 + i)) for i in range(WRITERS)]
     for thread in writers:
         thread.start()
