@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from nhm.allocation.v1 import allocation_pb2 as pb
 from nhm_allocation import repository as repo
@@ -40,7 +40,8 @@ class Batched:
 
     def __init__(self, url: str) -> None:
         self.db = Database(url)
-        self.allocator = Allocator(self.db, FakeClock(NOON_PT), window=16, coalesce_transactions=1)
+        self.clock = FakeClock(NOON_PT)
+        self.allocator = Allocator(self.db, self.clock, window=16, coalesce_transactions=1)
 
     def allocate(self, destination: str, call_id: str, *, respond: Callable[[Any], pb.AllocateNumberResponse]
                  = allocation_to_proto) -> pb.AllocateNumberResponse:
@@ -50,8 +51,9 @@ class Batched:
                                            fingerprint=fingerprint(request, exclude=("call_id",)), respond=respond,
                                            parse=pb.AllocateNumberResponse.FromString)
 
-    def together(self, *calls: tuple[str, str]) -> list[Any]:
-        """(destination, call id) calls served in one transaction, in this order: answers or exceptions."""
+    def together(self, *calls: tuple[str, str], times: tuple[datetime, ...] = ()) -> list[Any]:
+        """(destination, call id) calls served in one transaction, in this order: answers or exceptions.
+        times: when each call is made (the holder's call is made at noon)."""
         release, holding = threading.Event(), threading.Event()
 
         def held(allocation: Any) -> pb.AllocateNumberResponse:
@@ -72,6 +74,8 @@ class Batched:
         assert holding.wait(10)
         threads = []
         for i in range(len(calls)):
+            if times:
+                self.clock.set(times[i])
             threads.append(threading.Thread(target=run, args=(i,)))
             threads[-1].start()
             deadline = time.monotonic() + 10
@@ -146,42 +150,81 @@ def test_a_refused_call_in_a_batch_keeps_no_claim_of_its_call_id(batched):
     assert batched.allocate(OTHER, "call-3").caller_id in (SF1, SF2)
 
 
-def take_first(batched: Batched, candidates: list[tuple[str, int]]) -> tuple[str, Any] | None:
-    """The first of (number, daily cap) that takes a call now (one transaction, committed)."""
-    with tenant_rows(TENANT_A), batched.db.transaction() as session:
-        return repo.take_first(session, TENANT_A, candidates, day_start=1_000, hour_start=1_000, hourly_cap=5,
-                               now_ms=1_000_000)
+def count(batched: Batched, *counts: repo.Count) -> bool:
+    """Write counts in one transaction, committed only if all of them were under their caps (as a batch's end)."""
+    class Refused(Exception):
+        pass
 
-
-def test_taking_the_first_of_several_numbers_passes_over_a_full_one(batched):
-    assert take_first(batched, [(SF1, 1), (SF2, 1)])[0] == SF1
-    phone, usage = take_first(batched, [(SF1, 1), (SF2, 1)])  # SF1 is at its daily cap of 1 now
-    assert (phone, usage.day_used, usage.hour_used) == (SF2, 1, 1)
-    assert take_first(batched, [(SF1, 1), (SF2, 1)]) is None  # both full: nothing counted
-    with tenant_rows(TENANT_A), batched.db.read() as session:
-        assert repo.usage(session, TENANT_A, SF1).day_used == repo.usage(session, TENANT_A, SF2).day_used == 1
-
-
-@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)  # SQLite: one writer, nobody else holds a row
-def test_taking_the_first_of_several_numbers_passes_over_one_another_transaction_holds(batched):
-    held, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with tenant_rows(TENANT_A), batched.db.transaction() as session:
-            session.execute(select(number_usage.c.phone_number).where(
-                number_usage.c.phone_number == SF1).with_for_update())
-            held.set()
-            release.wait(5)
-
-    holder = threading.Thread(target=hold)
-    holder.start()
     try:
-        assert held.wait(10)
-        phone, usage = take_first(batched, [(SF1, 5), (SF2, 5)])
-        assert not release.is_set()  # it did not wait for the holder
+        with tenant_rows(TENANT_A), batched.db.transaction() as session:
+            if len(repo.count_all(session, TENANT_A, list(counts))) < len(counts):
+                raise Refused
+    except Refused:
+        return False
+    return True
+
+
+def counters(batched: Batched, phone: str) -> tuple[int, int, int, int]:
+    with tenant_rows(TENANT_A), batched.db.read() as session:
+        usage = repo.usage(session, TENANT_A, phone)
+    return usage.day_start, usage.day_used, usage.hour_start, usage.hour_used
+
+
+DAY, HOUR = 1_000_000, 1_003_600
+
+
+def test_a_batchs_counts_are_written_only_if_every_counted_call_was_under_its_caps(batched):
+    # two calls on SF1 (caps 5 a day, 3 an hour: before them at most 3 and 1), one on SF2
+    assert count(batched, repo.Count(SF1, 2, DAY, HOUR, 3, 1, 7), repo.Count(SF2, 1, DAY, HOUR, 4, 2, 8))
+    assert counters(batched, SF1) == (DAY, 2, HOUR, 2) and counters(batched, SF2) == (DAY, 1, HOUR, 1)
+    # SF1 now holds 2 of this hour: two more calls under an hourly cap of 3 (at most 1 before them) do not fit, and
+    # neither number is counted
+    assert not count(batched, repo.Count(SF2, 1, DAY, HOUR, 4, 2, 9), repo.Count(SF1, 2, DAY, HOUR, 3, 1, 9))
+    assert counters(batched, SF1) == (DAY, 2, HOUR, 2) and counters(batched, SF2) == (DAY, 1, HOUR, 1)
+    # a later hour starts its counter again (the day's goes on), whatever the earlier hour held
+    assert count(batched, repo.Count(SF1, 2, DAY, HOUR + 3600, 3, 1, 10))
+    assert counters(batched, SF1) == (DAY, 4, HOUR + 3600, 2)
+    # and a later day both
+    assert count(batched, repo.Count(SF1, 1, DAY + 86_400, HOUR + 86_400, 0, 0, 11))
+    assert counters(batched, SF1) == (DAY + 86_400, 1, HOUR + 86_400, 1)
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)  # SQLite: the batch holds the only writer
+def test_a_batch_whose_number_another_transaction_filled_meanwhile_is_served_again(batched, allocation):
+    decided, release = threading.Event(), threading.Event()
+    chosen: list[str] = []
+
+    def held(allocation: Any) -> pb.AllocateNumberResponse:
+        chosen.append(allocation.caller_id)
+        decided.set()
+        release.wait(10)
+        return allocation_to_proto(allocation)
+
+    answers: list[pb.AllocateNumberResponse] = []
+    caller = threading.Thread(target=lambda: answers.append(batched.allocate(PROSPECT, "call-1", respond=held)))
+    caller.start()
+    try:
+        assert decided.wait(10)
+        assert chosen == [SF1]  # counted in memory: the batch holds no lock on SF1 until it ends
+        with tenant_rows(TENANT_A), batched.db.transaction() as session:  # so another transaction fills it now
+            session.execute(update(number_usage).where(number_usage.c.phone_number == SF1).values(
+                day_start=DAY * 10_000, day_used=10**6))
     finally:
         release.set()
-        holder.join(10)
-    assert (phone, usage.day_used) == (SF2, 1)
-    with tenant_rows(TENANT_A), batched.db.read() as session:
-        assert repo.usage(session, TENANT_A, SF1).day_used == 0
+        caller.join(20)
+    # the batch's count found SF1 without room: rolled back and served again from fresh reads
+    assert chosen == [SF1, SF2] and answers[0].caller_id == SF2
+    assert counters(batched, SF1)[:2] == (DAY * 10_000, 10**6)
+    assert allocation.usage(SF2).calls_today == 1
+    assert batched.ledger() == {"call-1": SF2}
+
+
+def test_a_batch_that_straddles_the_hour_counts_a_number_in_one_hour_only(batched, allocation):
+    before, after = NOON_PT.replace(minute=59, second=59), NOON_PT.replace(hour=21, second=1)
+    first, second = batched.together((PROSPECT, "call-1"), (PROSPECT, "call-2"), times=(before, after))
+    # the second call waited for the first one's count to commit, then counted in the next hour, on the
+    # prospect's sticky caller ID
+    assert second.caller_id == first.caller_id and second.decision.sticky
+    usage = allocation.usage(first.caller_id)
+    assert (usage.calls_today, usage.calls_this_hour) == (2, 1)
+    assert batched.ledger() == {"call-1": first.caller_id, "call-2": first.caller_id}

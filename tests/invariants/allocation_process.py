@@ -11,59 +11,60 @@ import dataclasses
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from nhm_allocation import allocator, batch, repository
 from nhm_allocation.app import SPEC
+from nhm_allocation.decision import Refusal
 from nhm_allocation.eligibility import Usage, cap_reason
 from nhm_platform.service import main
 
 
 def check_then_insert() -> None:
-    """Read the counters, decide, then write the number read plus one: the race that over-allocates and loses
-    counts (two callers both read 4 of 5 and both write 5)."""
+    """Read the counters, check the batch's calls against them, then write the number read plus the calls: the
+    race that over-allocates and loses counts (two batches both read 4 of 5 and both write 5)."""
 
-    def take(session: Session, tenant_id: str, phone_number: str, *, day_start: int, hour_start: int,
-             daily_cap: int, hourly_cap: int, now_ms: int) -> Usage | None:
-        current = repository.usage(session, tenant_id, phone_number) or Usage()
-        day_used, hour_used = current.used_today(day_start), current.used_this_hour(hour_start)
-        if day_used >= daily_cap or hour_used >= hourly_cap:
-            return None
-        time.sleep(0.002)  # the work between the check and the write that makes the window visible
-        session.execute(text(
-            "UPDATE number_usage SET day_start = :d, day_used = :du, hour_start = :h, hour_used = :hu, "
-            "last_ms = :ms WHERE tenant_id = :t AND phone_number = :p"),
-            {"d": day_start, "du": day_used + 1, "h": hour_start, "hu": hour_used + 1, "ms": now_ms,
-             "t": tenant_id, "p": phone_number})
-        return Usage(day_start, day_used + 1, hour_start, hour_used + 1, now_ms)
+    def count_all(session: Session, tenant_id: str, counts: Sequence[repository.Count]) -> dict[str, Usage]:
+        counted = {}
+        for count in counts:
+            current = repository.usage(session, tenant_id, count.phone_number) or Usage()
+            day_used, hour_used = current.used_today(count.day_start), current.used_this_hour(count.hour_start)
+            if day_used > count.day_limit or hour_used > count.hour_limit:
+                break
+            time.sleep(0.002)  # the work between the check and the write that makes the window visible
+            usage = Usage(count.day_start, day_used + count.calls, count.hour_start, hour_used + count.calls,
+                          count.last_ms)
+            session.execute(text(
+                "UPDATE number_usage SET day_start = :d, day_used = :du, hour_start = :h, hour_used = :hu, "
+                "last_ms = :ms WHERE tenant_id = :t AND phone_number = :p"),
+                {"d": usage.day_start, "du": usage.day_used, "h": usage.hour_start, "hu": usage.hour_used,
+                 "ms": usage.last_ms, "t": tenant_id, "p": count.phone_number})
+            counted[count.phone_number] = usage
+        return counted
 
-    repository.take = take
-    repository.take_first = repository.take_each_in_turn  # which calls the take above
+    repository.count_all = count_all
 
 
-def skip_locked_only() -> None:
-    """Always pass over numbers another transaction holds, never wait for one: refuses while capacity remains."""
+def no_wait() -> None:
+    """Never wait for a number another transaction is counting: refuse the batch's calls instead (as if out of
+    capacity), though the number has room once that transaction commits."""
+    count_all = repository.count_all
 
-    take_first = repository.take_first
+    def count_or_refuse(session: Session, tenant_id: str, counts: Sequence[repository.Count]) -> dict[str, Usage]:
+        try:
+            session.execute(text("SELECT 1 FROM number_usage WHERE tenant_id = :t AND phone_number = ANY(:p) "
+                                 "ORDER BY phone_number FOR UPDATE NOWAIT"),
+                            {"t": tenant_id, "p": sorted(count.phone_number for count in counts)})
+        except DBAPIError:
+            raise allocator.NothingEligible("", Refusal(0, {}, None)) from None
+        counted = count_all(session, tenant_id, counts)
+        time.sleep(0.02)  # the work after counting that keeps the numbers locked until the commit
+        return counted
 
-    def take_first_and_hold(session: Session, tenant_id: str, candidates: Sequence[tuple[str, int]],
-                            **counts: Any) -> tuple[str, Usage] | None:
-        taken = take_first(session, tenant_id, candidates, **counts)
-        if taken is not None:
-            # The work after counting that keeps the number held until commit: with every hot number held by
-            # some transaction at once, a call that never waits is refused though all of them have room.
-            time.sleep(0.02)
-        return taken
-
-    def take(session: Session, tenant_id: str, phone_number: str, *, daily_cap: int, **counts: Any) -> Usage | None:
-        taken = take_first_and_hold(session, tenant_id, [(phone_number, daily_cap)], **counts)
-        return taken[1] if taken is not None else None
-
-    repository.take_first = take_first_and_hold
-    repository.take = take
+    repository.count_all = count_or_refuse
 
 
 def no_idempotency() -> None:
@@ -94,7 +95,7 @@ def ignore_standing() -> None:
 
 VARIANTS: dict[str, Callable[[], None]] = {
     "check_then_insert": check_then_insert,
-    "skip_locked_only": skip_locked_only,
+    "no_wait": no_wait,
     "no_idempotency": no_idempotency,
     "no_prospect_limits": no_prospect_limits,
     "ignore_standing": ignore_standing,

@@ -24,7 +24,7 @@ CLIENTS, THREADS, PROCESSES, TIMEOUT = 3, 16, 2, 20.0
 # Each broken variant and the invariants that must catch it.
 BROKEN = {
     "check_then_insert": ("over_cap", "counters_match_ledger"),
-    "skip_locked_only": ("false_refusals",),
+    "no_wait": ("false_refusals",),
     "no_idempotency": ("double_allocations",),
     "no_prospect_limits": ("prospect_limit_violations",),
     "ignore_standing": ("foreign_or_ineligible",),
@@ -32,7 +32,7 @@ BROKEN = {
 # The campaign a broken run needs and the share of its calls (demand stays several times the capacity).
 BROKEN_CAMPAIGNS = {
     "check_then_insert": ({"capped"}, 0.5),
-    "skip_locked_only": ({"ample"}, 1.0),
+    "no_wait": ({"ample"}, 1.0),
     "no_idempotency": ({"ample"}, 0.5),
     "no_prospect_limits": ({"prospects"}, 0.5),
     "ignore_standing": ({"capped"}, 0.5),

@@ -3,13 +3,13 @@
 The transaction locks the prospect's row (per-prospect limits hold across replicas) and reads its recent calls,
 claims the call id (a retry gets the first answer; the same id with other parameters is refused), checks the
 calling window and limits, then picks: the sticky caller ID if still eligible, else each allowed local-presence
-tier in turn, walking the tier's index in rotation order and counting the call with a conditional UPDATE (a lost
-race falls through to the next candidate; nothing is refused while a number has room). If the walk finds nothing,
-every member of the pool is evaluated once more, which is what the refusal reports. The ledger row, the sticky
-caller ID and the stored answer are written in the same transaction. Calls that arrive while a transaction runs
-are served together in the next one, each in its own savepoint and each answered only after the commit; what
-they share (prospects, recent calls, campaigns; the ledger, answers and sticky caller IDs) is read before the
-first and written after the last, a few statements for the whole batch (batch.py).
+tier in turn, walking the tier's index in rotation order, and counts the call against the first number with room.
+If the walk finds nothing, every member of the pool is evaluated once more, which is what the refusal reports.
+The counts, the ledger row, the sticky caller ID and the stored answer are written in the same transaction. Calls
+that arrive while a transaction runs are served together in the next one, each in its own savepoint and each
+answered only after the commit; what they share (prospects, recent calls, campaigns, candidate windows; the
+counts, the ledger, answers and sticky caller IDs) is read before the first and written after the last, a few
+statements for the whole batch, the counts under the database's check of every cap (batch.py).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from google.protobuf.message import Message
 from sqlalchemy.orm import Session
 
 from nhm_allocation import repository as repo
-from nhm_allocation.batch import AllocationBatch, BatchReads, CallKey
+from nhm_allocation.batch import AllocationBatch, BatchReads, CallKey, Counting
 from nhm_allocation.decision import Refusal, Tally, explain_choice, explain_fallback, explain_sticky
 from nhm_allocation.eligibility import (
     Call,
@@ -46,7 +46,7 @@ from nhm_allocation.usage_report import UsageReport, usage_report
 from nhm_platform.clock import Clock
 from nhm_platform.coalescing import TransactionCoalescer
 from nhm_platform.db import Database
-from nhm_platform.errors import FieldViolation, InvalidArgument, NotFound
+from nhm_platform.errors import Aborted, FieldViolation, InvalidArgument, NotFound
 from nhm_platform.phone import InvalidPhoneNumber, PhoneNumber, Purpose, parse_phone_number
 
 M = TypeVar("M", bound=Message)
@@ -87,7 +87,7 @@ class _Allocated:
     allocation: Allocation
     ledger: dict[str, Any]  # its row in the allocations table, not yet written
     stick: bool  # the caller ID becomes the prospect's sticky one
-    counted: Usage | None  # the caller ID's usage once the call counted against it (None: not counted)
+    counting: Counting | None  # how the call counts against the caller ID (None: not counted)
 
 
 class NothingEligible(Exception):
@@ -110,9 +110,14 @@ class ProspectRestricted(Exception):
 @dataclass(frozen=True)
 class _Pick:
     candidate: Candidate
-    usage: Usage
+    usage: Usage  # once the call is counted
     cap: int
+    counted_now: bool = False  # by the database already (else by the batch's end)
     sticky: bool = False
+
+    def counting(self, call: Call) -> Counting:
+        return Counting(call.day_start, call.hour_start, self.cap, call.policy.hourly_cap, self.usage,
+                        self.counted_now)
 
 
 def validate_call_id(call_id: str) -> None:
@@ -124,8 +129,9 @@ class Allocator:
     def __init__(self, db: Database, clock: Clock, *, window: int,
                  staleness: Callable[[], timedelta | None] = lambda: None, coalesce_max_calls: int = 32,
                  coalesce_transactions: int = 2, coalesce_lock_wait: float = 0.05,
-                 conflict_retries: int = 3) -> None:
+                 conflict_retries: int = 3, count_at_once_within: int = 32) -> None:
         self._db, self._clock, self._window, self._staleness = db, clock, max(1, window), staleness
+        self._count_at_once_within = count_at_once_within
         # Calls that arrive together share one transaction (each in its own savepoint; see nhm_platform.coalescing).
         # What they share (prospects, recent calls, campaigns; the ledger) is read and written once per batch.
         self._transactions = TransactionCoalescer(db, max_calls=coalesce_max_calls,
@@ -163,7 +169,7 @@ class Allocator:
             allocated = self._allocate(session, batch, tenant_id, campaign.campaign_id, policy, destination,
                                        Carrier(request.carrier), request.call_id, now)
             message = respond(allocated.allocation)
-            batch.record(repo.Recorded(allocated.ledger, message, stick=allocated.stick), allocated.counted)
+            batch.record(repo.Recorded(allocated.ledger, message, stick=allocated.stick), allocated.counting)
             return message
 
         return self._transactions.run(serve, CallKey(tenant_id, request.campaign_id, destination.e164, now))
@@ -189,16 +195,16 @@ class Allocator:
                 reason = exclusion(candidate, call)
                 tally.consider(candidate.phone_number, reason)
                 if reason is None:
-                    pick = self._take_first(session, tenant_id, [candidate], call, tally)
+                    pick = self._take_first(session, batch, tenant_id, [candidate], call, tally)
                     pick = replace(pick, sticky=True) if pick else None
         if pick is None:
-            pick = self._walk(session, tenant_id, campaign_id, call, tally)
+            pick = self._walk(session, batch, tenant_id, campaign_id, call, tally)
         if pick is None:
             tally = Tally()
-            pick = self._evaluate_pool(session, tenant_id, campaign_id, call, tally)
+            pick = self._evaluate_pool(session, batch, tenant_id, campaign_id, call, tally)
         if pick is None:
             if policy.fallback_number:
-                return self._fallback(session, tenant_id, campaign_id, call, destination, call_id, tally)
+                return self._fallback(session, batch, tenant_id, campaign_id, call, destination, call_id, tally)
             raise NothingEligible(campaign_id, self._refusal(call, tally))
         tier = tier_for(pick.candidate.place, place, policy.tiers) or Tier.ANY
         ledger = {
@@ -217,49 +223,43 @@ class Allocator:
             call_id=call_id, caller_id=pick.candidate.phone_number, display_name=pick.candidate.display_name,
             tier=tier, usage=report,
             decision=Decision(tally.size, dict(tally.excluded), pick.sticky, explanation),
-            allocate_time=now, staleness=self._staleness()), ledger, stick=True, counted=pick.usage)
+            allocate_time=now, staleness=self._staleness()), ledger, stick=True, counting=pick.counting(call))
 
-    def _take(self, session: Session, tenant_id: str, candidate: Candidate, call: Call, tally: Tally) -> _Pick | None:
-        """Count the call against an eligible candidate, waiting for a call that holds it; a failure means a cap
-        was reached meanwhile (the tally records which)."""
-        cap, _ = daily_cap(candidate, call.policy, call.now)
-        usage = repo.take(session, tenant_id, candidate.phone_number, day_start=call.day_start,
-                          hour_start=call.hour_start, daily_cap=cap, hourly_cap=call.policy.hourly_cap,
-                          now_ms=epoch_ms(call.now))
-        if usage is not None:
-            return _Pick(candidate, usage, cap)
-        fresh = repo.usage(session, tenant_id, candidate.phone_number) or candidate.usage
-        tally.reclassify(None, cap_reason(replace(candidate, usage=fresh), call) or Reason.DAILY_CAP)
-        return None
-
-    def _take_first(self, session: Session, tenant_id: str, eligible: list[Candidate], call: Call,
-                    tally: Tally) -> _Pick | None:
-        """The first eligible candidate (in order) that takes the call: first passing over numbers other calls
-        hold right now, so that concurrent calls spread out; then waiting for each in turn, so that a number with
-        room is never refused because it was busy."""
-        caps = [daily_cap(candidate, call.policy, call.now)[0] for candidate in eligible]
-        offered = [(candidate.phone_number, cap) for candidate, cap in zip(eligible, caps, strict=True)]
-        taken = repo.take_first(session, tenant_id, offered, day_start=call.day_start, hour_start=call.hour_start,
-                                hourly_cap=call.policy.hourly_cap, now_ms=epoch_ms(call.now))
-        if taken is not None:
-            phone_number, usage = taken
-            index = next(i for i, candidate in enumerate(eligible) if candidate.phone_number == phone_number)
-            return _Pick(eligible[index], usage, caps[index])
+    def _take_first(self, session: Session, batch: AllocationBatch, tenant_id: str, eligible: list[Candidate],
+                    call: Call, tally: Tally) -> _Pick | None:
+        """The first of the eligible candidates (each as this batch left it, under both caps) that takes the call.
+        A number with room to spare is counted in memory, for the batch's end to write with its other counts; one
+        near a cap is counted at once, under its row's lock, and passed over if it filled up meanwhile."""
+        straddled = False
         for candidate in eligible:
-            if len(eligible) > 1:
-                # Wait only for a number that still has room by its latest committed count: one that filled up
-                # meanwhile may be held by a call that is passing over it, and waiting for that call is waste.
-                fresh = repo.usage(session, tenant_id, candidate.phone_number) or candidate.usage
-                reason = cap_reason(replace(candidate, usage=fresh), call)
-                if reason is not None:
-                    tally.reclassify(None, reason)
-                    continue
-            pick = self._take(session, tenant_id, candidate, call, tally)
-            if pick is not None:
-                return pick
+            if not batch.countable(tenant_id, candidate.phone_number, call):
+                straddled = True
+                continue
+            cap, _ = daily_cap(candidate, call.policy, call.now)
+            now_ms = epoch_ms(call.now)
+            if self._counts_at_end(batch, tenant_id, candidate, call, cap):
+                return _Pick(candidate, candidate.usage.plus_call(call.day_start, call.hour_start, now_ms), cap)
+            usage = repo.count_now(session, tenant_id, repo.Count(
+                candidate.phone_number, 1, call.day_start, call.hour_start, cap - 1, call.policy.hourly_cap - 1,
+                now_ms))
+            if usage is not None:
+                return _Pick(candidate, usage, cap, counted_now=True)
+            fresh = repo.usage(session, tenant_id, candidate.phone_number) or candidate.usage
+            tally.reclassify(None, cap_reason(replace(candidate, usage=fresh), call) or Reason.DAILY_CAP)
+        if straddled:  # a number with room was counted earlier in this batch in another hour: after its commit
+            raise Aborted("the batch counted this call's numbers in another hour; retry", reason="CONFLICT")
         return None
 
-    def _walk(self, session: Session, tenant_id: str, campaign_id: str, call: Call, tally: Tally) -> _Pick | None:
+    def _counts_at_end(self, batch: AllocationBatch, tenant_id: str, candidate: Candidate, call: Call,
+                       cap: int) -> bool:
+        if self._db.is_sqlite or batch.counts_at_end(tenant_id, candidate.phone_number):
+            return True  # SQLite's transaction holds the whole database: nobody counts meanwhile
+        room = min(cap - candidate.usage.used_today(call.day_start),
+                   call.policy.hourly_cap - candidate.usage.used_this_hour(call.hour_start))
+        return room > self._count_at_once_within
+
+    def _walk(self, session: Session, batch: AllocationBatch, tenant_id: str, campaign_id: str, call: Call,
+              tally: Tally) -> _Pick | None:
         """Each allowed tier in turn, numbers healthy everywhere before numbers healthy on this carrier only,
         least used first, a window of candidates at a time."""
         gates = [Gate.OPEN] if call.carrier is Carrier.UNSPECIFIED else [Gate.OPEN, Gate.CARRIER]
@@ -270,8 +270,7 @@ class Allocator:
             for gate in gates:
                 after = None
                 while True:
-                    window = repo.candidate_window(session, tenant_id, campaign_id, gate, tier, key, after,
-                                                   self._window)
+                    window = batch.window(session, tenant_id, campaign_id, gate, tier, key, after, self._window)
                     eligible = []
                     capped_from_here = False
                     for rotation, candidate in window:
@@ -284,11 +283,15 @@ class Allocator:
                             tally.consider(candidate.phone_number, Reason.DAILY_CAP)
                             capped_from_here = True
                             break
+                        candidate = batch.seen(tenant_id, candidate)
                         reason = exclusion(candidate, call)
                         tally.consider(candidate.phone_number, reason)
                         if reason is None:
                             eligible.append(candidate)
-                    pick = self._take_first(session, tenant_id, eligible, call, tally)
+                    # The window is in the order the database knew; the calls of this batch counted since move
+                    # their numbers back.
+                    eligible.sort(key=lambda candidate: candidate.rotation_key)
+                    pick = self._take_first(session, batch, tenant_id, eligible, call, tally)
                     if pick is not None:
                         return pick
                     if capped_from_here or len(window) < self._window:
@@ -296,32 +299,35 @@ class Allocator:
                     after = window[-1][0]
         return None
 
-    def _evaluate_pool(self, session: Session, tenant_id: str, campaign_id: str, call: Call,
-                       tally: Tally) -> _Pick | None:
+    def _evaluate_pool(self, session: Session, batch: AllocationBatch, tenant_id: str, campaign_id: str,
+                       call: Call, tally: Tally) -> _Pick | None:
         """The whole pool, after the walk found nobody: the database counts the members alike in every rule
         (a few rows per area, however large the pool) and the rules judge one of each kind, so that a campaign
         out of capacity refuses in milliseconds, not seconds per call at 100,000 numbers. Only when some kind
-        may take the call (its standing changed while the walk ran) is every member looked at, to find it."""
+        may take the call (its standing changed while the walk ran, or the database does not know yet what this
+        batch counted) is every member looked at, to find it."""
         kinds = [(exclusion(like, call), members) for like, members in repo.member_kinds(
             session, tenant_id, campaign_id, destination_exchange=call.destination.exchange,
             day_start=call.day_start, hour_start=call.hour_start)]
         if any(reason is None for reason, _ in kinds):
-            return self._evaluate_all(session, tenant_id, campaign_id, call, tally)
+            return self._evaluate_all(session, batch, tenant_id, campaign_id, call, tally)
         for reason, members in kinds:
             tally.consider_many(members, reason)
         return None
 
-    def _evaluate_all(self, session: Session, tenant_id: str, campaign_id: str, call: Call,
-                      tally: Tally) -> _Pick | None:
+    def _evaluate_all(self, session: Session, batch: AllocationBatch, tenant_id: str, campaign_id: str,
+                      call: Call, tally: Tally) -> _Pick | None:
         """Every member of the pool, evaluated afresh: the refusal's explanation, and a last chance for a
         number the index walk could not see (one whose standing changed while the walk ran)."""
         eligible = []
         for candidate in repo.all_members(session, tenant_id, campaign_id):
+            candidate = batch.seen(tenant_id, candidate)
             reason = exclusion(candidate, call)
             tally.consider(candidate.phone_number, reason)
             if reason is None:
                 eligible.append(candidate)
-        return self._take_first(session, tenant_id, sorted(eligible, key=lambda c: preference(c, call)), call, tally)
+        return self._take_first(session, batch, tenant_id, sorted(eligible, key=lambda c: preference(c, call)),
+                                call, tally)
 
     def _refusal(self, call: Call, tally: Tally) -> Refusal:
         retry_time = None
@@ -331,8 +337,8 @@ class Allocator:
             retry_time = next_day_start(call.now, call.policy.reset_zone)
         return Refusal(tally.size, dict(tally.excluded), retry_time)
 
-    def _fallback(self, session: Session, tenant_id: str, campaign_id: str, call: Call, destination: PhoneNumber,
-                  call_id: str, tally: Tally) -> _Allocated:
+    def _fallback(self, session: Session, batch: AllocationBatch, tenant_id: str, campaign_id: str, call: Call,
+                  destination: PhoneNumber, call_id: str, tally: Tally) -> _Allocated:
         """The campaign opted in to a fallback caller ID: hand it out, uncapped, and say so."""
         phone = call.policy.fallback_number
         ledger = {
@@ -343,13 +349,14 @@ class Allocator:
             "released": False, "release_time": None,
         }
         candidate = repo.number_candidate(session, tenant_id, phone)
+        candidate = batch.seen(tenant_id, candidate) if candidate is not None else None
         report = (usage_report(candidate, call.policy, call.now) if candidate is not None else
                   UsageReport(phone, 0, call.policy.daily_cap, 0, call.policy.hourly_cap, None))
         return _Allocated(Allocation(
             call_id=call_id, caller_id=phone, display_name=candidate.display_name if candidate else "",
             tier=Tier.FALLBACK, usage=report,
             decision=Decision(tally.size, dict(tally.excluded), False, explain_fallback(phone, tally)),
-            allocate_time=call.now, staleness=self._staleness()), ledger, stick=False, counted=None)
+            allocate_time=call.now, staleness=self._staleness()), ledger, stick=False, counting=None)
 
     def release(self, tenant_id: str, call_id: str, *, request_id: str, fingerprint: str,
                 respond: Callable[[bool, UsageReport], M], parse: Callable[[bytes], M]) -> M:

@@ -33,7 +33,8 @@ def build(context: ServiceContext[AllocationSettings]) -> BuiltService:
                           staleness=replication.staleness, coalesce_max_calls=settings.coalesce_max_calls,
                           coalesce_transactions=settings.coalesce_transactions,
                           coalesce_lock_wait=settings.coalesce_lock_wait,
-                          conflict_retries=settings.conflict_retries)
+                          conflict_retries=settings.conflict_retries,
+                          count_at_once_within=settings.count_at_once_within)
     reports = Reports(context.db, context.clock, max_batch_get=settings.max_batch_get)
     servicer = AllocationServiceServicer(allocator, reports, replication)
     registration = ServiceRegistration(

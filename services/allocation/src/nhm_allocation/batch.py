@@ -2,12 +2,20 @@
 
 Before the batch's first call: its prospects (locked on PostgreSQL, with their sticky caller IDs), their recent
 calls, their campaigns, and their sticky caller IDs as members of the calls' campaigns, a statement each for the
-whole batch. After its last call: every ledger row, stored answer and sticky caller ID, a few driver calls in
+whole batch. During it, the candidate windows its calls walk, each read once. After its last call: every ledger
+row, stored answer and sticky caller ID, then every number's count (repository.count_all), a few driver calls in
 all. In between, a call sees the batch as if the calls before it had written as they went: a prospect called
 twice in one batch has the first call's caller ID as its sticky one and that call among its recent calls, and a
-number counted by an earlier call shows that count (the conditional UPDATE that takes a number still decides;
-this only spares it a try bound to fail). A call adds its writes only once it has its answer, so a call that
-fails leaves nothing here (nhm_platform.coalescing rolls back its own statements).
+number counted by an earlier call shows that count.
+
+Calls are counted here, in memory, and written together when the batch ends: numbers are locked only from that
+statement to the commit, instead of from each call to the commit, and no call makes a round trip to count. The
+database still arbitrates every cap: the counts are written only if every counted call was under its caps given
+what other transactions counted meanwhile; if not, the batch rolls back and is served again from fresh reads
+(nhm_platform.coalescing retries an Aborted batch), so a cap is never exceeded and nothing is counted twice. Near
+a cap, where concurrent batches would often count on the same last calls, the allocator counts a call at once
+instead (see Allocator). A call adds its writes and its count only once it has its answer, so a call that fails
+leaves nothing here.
 """
 
 from __future__ import annotations
@@ -16,11 +24,13 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from nhm_allocation import repository as repo
-from nhm_allocation.eligibility import Candidate, Usage
+from nhm_allocation.eligibility import Call, Candidate, Usage
+from nhm_allocation.enums import Gate, Tier
 from nhm_allocation.prospect_rules import LOOKBACK
 from nhm_platform.db import Database
 from nhm_platform.errors import Aborted
@@ -44,10 +54,12 @@ class AllocationBatch:
     stickies: dict[tuple[str, str], repo.Sticky | None] = field(default_factory=dict)
     recent: dict[tuple[str, str], list[datetime]] = field(default_factory=dict)
     campaigns: dict[tuple[str, str], repo.CampaignRecord | None] = field(default_factory=dict)
-    # Members of the calls' campaigns read ahead (None: not a member), and the usage each number counted by a
-    # call of this batch has since.
+    # Members of the calls' campaigns read ahead (None: not a member), and the candidate windows read so far.
     members: dict[tuple[str, str, str], Candidate | None] = field(default_factory=dict)
+    windows: dict[tuple[Any, ...], list[tuple[repo.RotationKey, Candidate]]] = field(default_factory=dict)
+    # Each number counted by a call of this batch: its usage since, and what the batch's end writes.
     counted: dict[tuple[str, str], Usage] = field(default_factory=dict)
+    counts: dict[tuple[str, str], repo.Count] = field(default_factory=dict)
     scopes: dict[str, RowScope] = field(default_factory=dict)
     recorded: list[repo.Recorded] = field(default_factory=list)
     answered: set[tuple[str, str]] = field(default_factory=set)
@@ -68,8 +80,32 @@ class AllocationBatch:
         if key not in self.members:  # a sticky caller ID set by an earlier call of this batch
             self.members[key] = repo.members(session, tenant_id, campaign_id, [phone_number]).get(phone_number)
         candidate = self.members[key]
-        usage = self.counted.get((tenant_id, phone_number))
-        return replace(candidate, usage=usage) if candidate is not None and usage is not None else candidate
+        return self.seen(tenant_id, candidate) if candidate is not None else None
+
+    def seen(self, tenant_id: str, candidate: Candidate) -> Candidate:
+        """A candidate as read, with the calls this batch counted against it."""
+        usage = self.counted.get((tenant_id, candidate.phone_number))
+        return replace(candidate, usage=usage) if usage is not None else candidate
+
+    def window(self, session: Session, tenant_id: str, campaign_id: str, gate: Gate, tier: Tier, key: str,
+               after: repo.RotationKey | None, limit: int) -> list[tuple[repo.RotationKey, Candidate]]:
+        """repository.candidate_window, read once per batch: the members as the database orders them before this
+        batch's counts (see `seen`)."""
+        wanted = (tenant_id, campaign_id, gate, tier, key, after, limit)
+        if wanted not in self.windows:
+            self.windows[wanted] = repo.candidate_window(session, tenant_id, campaign_id, gate, tier, key, after,
+                                                         limit)
+        return self.windows[wanted]
+
+    def counts_at_end(self, tenant_id: str, phone_number: str) -> bool:
+        """Whether an earlier call of this batch counted on the number for the batch's end to write."""
+        return (tenant_id, phone_number) in self.counts
+
+    def countable(self, tenant_id: str, phone_number: str, call: Call) -> bool:
+        """Whether this batch may count the call against the number: not if an earlier call of it counted one in
+        another day or hour (a batch that straddles the hour), whose count must be written first."""
+        count = self.counts.get((tenant_id, phone_number))
+        return count is None or (count.day_start, count.hour_start) == (call.day_start, call.hour_start)
 
     def recent_calls(self, tenant_id: str, destination: str, since: datetime) -> list[datetime]:
         return [time for time in self.recent[(tenant_id, destination)] if time > since]
@@ -79,19 +115,48 @@ class AllocationBatch:
         if (tenant_id, call_id) in self.answered:
             raise Aborted(f"call_id {call_id!r} is being answered in this transaction; retry", reason="CONFLICT")
 
-    def record(self, recorded: repo.Recorded, counted: Usage | None) -> None:
+    def record(self, recorded: repo.Recorded, counting: Counting | None) -> None:
         """An allocation's writes, once its answer is final; what later calls of the batch see at once.
-        counted: the caller ID's usage once this call counted against it (None: not counted)."""
+        counting: how the call counts against its caller ID (None: not counted)."""
         ledger = recorded.ledger
         tenant_id, destination = ledger["tenant_id"], ledger["destination"]
-        if counted is not None:
-            self.counted[(tenant_id, ledger["phone_number"])] = counted
+        if counting is not None and counting.counted_now:
+            self.counted[(tenant_id, ledger["phone_number"])] = counting.usage
+        elif counting is not None:
+            self._count(tenant_id, ledger["phone_number"], counting)
         self.recorded.append(recorded)
         self.answered.add((tenant_id, ledger["call_id"]))
         self.recent[(tenant_id, destination)].append(ledger["allocate_time"])
         if recorded.stick:
             self.stickies[(tenant_id, destination)] = repo.Sticky(
                 ledger["phone_number"], ledger["campaign_id"], ledger["allocate_time"])
+
+
+    def _count(self, tenant_id: str, phone_number: str, counting: Counting) -> None:
+        key = (tenant_id, phone_number)
+        earlier = self.counts.get(key)
+        calls = earlier.calls if earlier is not None else 0
+        # The counters may hold at most cap - calls - 1 before the batch for this call, the calls+1-th, to be under
+        # both caps.
+        day_limit, hour_limit = counting.daily_cap - calls - 1, counting.hourly_cap - calls - 1
+        if earlier is not None:
+            day_limit, hour_limit = min(day_limit, earlier.day_limit), min(hour_limit, earlier.hour_limit)
+        self.counts[key] = repo.Count(phone_number, calls + 1, counting.day_start, counting.hour_start, day_limit,
+                                      hour_limit, counting.usage.last_ms)
+        self.counted[key] = counting.usage
+
+
+@dataclass(frozen=True)
+class Counting:
+    """One call counted against a number: the day and hour it counts in, the caps it was under, the number's
+    usage once counted, and whether the database counted it already (else the batch's end does)."""
+
+    day_start: int
+    hour_start: int
+    daily_cap: int
+    hourly_cap: int
+    usage: Usage
+    counted_now: bool = False
 
 
 class BatchReads:
@@ -136,7 +201,14 @@ class BatchReads:
         by_tenant: dict[str, list[repo.Recorded]] = defaultdict(list)
         for recorded in batch.recorded:
             by_tenant[recorded.ledger["tenant_id"]].append(recorded)
+        counts: dict[str, list[repo.Count]] = defaultdict(list)
+        for (tenant_id, _), count in batch.counts.items():
+            counts[tenant_id].append(count)
         for tenant_id, recorded in by_tenant.items():
             self._db.use_row_scope(session, batch.scopes[tenant_id])
             repo.record_all(session, recorded)
+            # Last, so that the numbers stay locked only until the commit that follows.
+            if len(repo.count_all(session, tenant_id, counts[tenant_id])) < len(counts[tenant_id]):
+                raise Aborted("another transaction counted calls against a number this batch counted on; retry",
+                              reason="CONFLICT")
 

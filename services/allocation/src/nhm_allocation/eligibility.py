@@ -57,6 +57,13 @@ class Usage:
     def used_this_hour(self, hour_start: int) -> int:
         return self.hour_used if self.hour_start >= hour_start else 0
 
+    def plus_call(self, day_start: int, hour_start: int, now_ms: int) -> Usage:
+        """The counters once a call of this day and hour is counted (a later day or hour starts again at one),
+        as repository.count_all writes them."""
+        new_day, new_hour = self.day_start < day_start, self.hour_start < hour_start
+        return Usage(day_start if new_day else self.day_start, 1 if new_day else self.day_used + 1,
+                     hour_start if new_hour else self.hour_start, 1 if new_hour else self.hour_used + 1, now_ms)
+
 
 @dataclass(frozen=True)
 class Candidate:

@@ -2,7 +2,8 @@
 
 Statements of the allocation path are built once, with bound parameters. None of them scans a pool:
 candidates come from the pool indexes in rotation order, a window at a time, and counters change only
-through one conditional UPDATE ... WHERE used < cap ... RETURNING.
+through a conditional UPDATE that adds a batch's calls to each number only if every one of them was under its
+caps (count_all).
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ import functools
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from google.protobuf.message import Message
-from sqlalchemy import Integer, String, and_, any_, bindparam, case, func, or_, select, tuple_, update
+from sqlalchemy import BigInteger, Integer, String, and_, any_, bindparam, case, func, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
@@ -274,33 +276,8 @@ def member_kinds(session: Session, tenant_id: str, campaign_id: str, *, destinat
     return kinds
 
 
-_NEW_DAY = _U.day_start < bindparam("p_day_start")
-_NEW_HOUR = _U.hour_start < bindparam("p_hour_start")
 _USAGE_RETURNING = (_U.day_start, _U.day_used, _U.hour_start, _U.hour_used, _U.last_ms)
 
-
-def _under_caps(usage: Any, daily_cap: Any = None) -> tuple[ColumnElement[bool], ...]:
-    daily_cap = bindparam("p_daily_cap") if daily_cap is None else daily_cap
-    return (or_(usage.day_start < bindparam("p_day_start"), usage.day_used < daily_cap),
-            or_(usage.hour_start < bindparam("p_hour_start"), usage.hour_used < bindparam("p_hourly_cap")))
-
-
-_UNDER_CAPS = _under_caps(_U)
-_COUNT_CALL = {
-    "day_used": case((_NEW_DAY, 1), else_=_U.day_used + 1),
-    "day_start": case((_NEW_DAY, bindparam("p_day_start")), else_=_U.day_start),
-    "hour_used": case((_NEW_HOUR, 1), else_=_U.hour_used + 1),
-    "hour_start": case((_NEW_HOUR, bindparam("p_hour_start")), else_=_U.hour_start),
-    "last_ms": bindparam("p_now_ms"),
-}
-# The one statement that counts a call: both caps checked and both counters bumped (or reset for a new day or
-# hour) atomically. On PostgreSQL a concurrent updater waits for the row lock and re-checks the WHERE clause.
-_TAKE = (
-    update(number_usage)
-    .where(_U.tenant_id == bindparam("p_tenant"), _U.phone_number == bindparam("p_phone"), *_UNDER_CAPS)
-    .values(_COUNT_CALL)
-    .returning(*_USAGE_RETURNING)
-)
 _REFUND = (
     update(number_usage)
     .where(_U.tenant_id == bindparam("p_tenant"), _U.phone_number == bindparam("p_phone"))
@@ -308,110 +285,128 @@ _REFUND = (
                           else_=_U.day_used),
             hour_used=case((and_(_U.hour_start == bindparam("p_hour_start"), _U.hour_used > 0), _U.hour_used - 1),
                            else_=_U.hour_used))
-    .returning(*_USAGE_RETURNING)
 )
 _COPY_ROTATION = update(pool_members).where(
     _P.tenant_id == bindparam("p_tenant"), _P.phone_number == bindparam("p_phone"),
 ).values(day_start=bindparam("p_day_start"), day_used=bindparam("p_day_used"), last_ms=bindparam("p_last_ms"))
 
 
-def _with_rotation_copy(count: Any, *, phone: bool = False) -> Select[Any]:
-    """PostgreSQL: a counter UPDATE and the copy of its result into the number's pool rows as one statement (a
-    round trip less per allocation; SQLite, in process, runs the two statements). phone: the number counted is
-    the first column."""
-    counted = count.returning(_U.phone_number.label("counted_phone")).cte("counted")
+def _with_rotation_copy(count: Any) -> Select[Any]:
+    """PostgreSQL: a counter UPDATE (returning the number and its counters) and the copy of its result into the
+    number's pool rows, as one statement (a round trip less; SQLite, in process, runs the two statements)."""
+    counted = count.cte("counted")
     copy = update(pool_members).where(
-        _P.tenant_id == bindparam("p_tenant"), _P.phone_number == counted.c.counted_phone,
+        _P.tenant_id == bindparam("p_tenant"), _P.phone_number == counted.c.phone_number,
     ).values(day_start=counted.c.day_start, day_used=counted.c.day_used, last_ms=counted.c.last_ms)
-    usage = (counted.c.day_start, counted.c.day_used, counted.c.hour_start, counted.c.hour_used, counted.c.last_ms)
-    return select(*((counted.c.counted_phone,) if phone else ()), *usage).add_cte(
-        copy.returning(_P.phone_number).cte("copied"))
+    return select(*counted.c).add_cte(copy.returning(_P.phone_number).cte("copied"))
 
 
-def _take_first_unlocked() -> Select[Any]:
-    """PostgreSQL: the first of several numbers (in the order given, each with its own daily cap) that is under
-    both caps and that no other transaction holds now (FOR UPDATE SKIP LOCKED), counted: one statement however
-    many numbers another transaction holds."""
-    offered = func.unnest(bindparam("p_phones", type_=postgresql.ARRAY(String)),
-                          bindparam("p_daily_caps", type_=postgresql.ARRAY(Integer))).table_valued(
-        "phone_number", "daily_cap", with_ordinality="position").render_derived()
-    free = number_usage.alias("free")
-    chosen = (select(free.c.phone_number, offered.c.daily_cap)
-              .join_from(free, offered, free.c.phone_number == offered.c.phone_number)
-              .where(free.c.tenant_id == bindparam("p_tenant"),
-                     *_under_caps(free.c, daily_cap=offered.c.daily_cap))
-              .order_by(offered.c.position).limit(1)
-              .with_for_update(of=free, skip_locked=True)).cte("number_usage_to_count")
+@dataclass(frozen=True)
+class Count:
+    """The calls a batch counted against one number, written when it ends: how many, the day and hour they count
+    in, and the most calls of that day and hour the counters may have held before them for each of those calls
+    to have been under its caps (a counter of an earlier day or hour holds none)."""
+
+    phone_number: str
+    calls: int
+    day_start: int
+    hour_start: int
+    day_limit: int
+    hour_limit: int
+    last_ms: int
+
+
+_COUNT_TYPES: dict[str, Any] = {"phone_number": String, "calls": Integer, "day_start": BigInteger,
+                                 "hour_start": BigInteger, "day_limit": Integer, "hour_limit": Integer,
+                                 "last_ms": BigInteger}
+
+
+def _counting(count: Any) -> tuple[dict[str, Any], tuple[ColumnElement[bool], ...]]:
+    """The counters' new values and the condition that every counted call was under its caps, for a count whose
+    columns (phone_number, calls, day_start, ...) are `count`'s attributes."""
+    new_day, new_hour = _U.day_start < count.day_start, _U.hour_start < count.hour_start
+    values = {
+        "day_used": case((new_day, count.calls), else_=_U.day_used + count.calls),
+        "day_start": case((new_day, count.day_start), else_=_U.day_start),
+        "hour_used": case((new_hour, count.calls), else_=_U.hour_used + count.calls),
+        "hour_start": case((new_hour, count.hour_start), else_=_U.hour_start),
+        "last_ms": count.last_ms,
+    }
+    under_caps = (case((new_day, 0), else_=_U.day_used) <= count.day_limit,
+                  case((new_hour, 0), else_=_U.hour_used) <= count.hour_limit)
+    return values, under_caps
+
+
+def _pg_count_all() -> Compiled:
+    """PostgreSQL: every count of a batch (one tenant's) in one statement, the numbers locked in phone order first
+    (two batches that count the same numbers then wait for each other instead of deadlocking)."""
+    arrays = {name: bindparam(f"c_{name}", type_=postgresql.ARRAY(type_)) for name, type_ in _COUNT_TYPES.items()}
+    phones = arrays["phone_number"]
+    counts = func.unnest(*arrays.values()).table_valued(*_COUNT_TYPES).render_derived()
+    locked = (select(_U.phone_number.label("locked_phone"))
+              .where(_U.tenant_id == bindparam("p_tenant"), _U.phone_number == any_(phones))
+              .order_by(_U.phone_number).with_for_update()).cte("locked").prefix_with("MATERIALIZED")
+    values, under_caps = _counting(counts.c)
     count = (update(number_usage)
-             .where(_U.tenant_id == bindparam("p_tenant"), _U.phone_number == chosen.c.phone_number,
-                    *_under_caps(_U, daily_cap=chosen.c.daily_cap))
-             .values(_COUNT_CALL)
-             .returning(*_USAGE_RETURNING))
-    return _with_rotation_copy(count, phone=True)
+             .where(_U.tenant_id == bindparam("p_tenant"), _U.phone_number == counts.c.phone_number,
+                    _U.phone_number.in_(select(locked.c.locked_phone)), *under_caps)
+             .values(values)
+             .returning(_U.phone_number, *_USAGE_RETURNING))
+    return Compiled(_with_rotation_copy(count), prepared=True)
 
 
-_PG_TAKE, _PG_REFUND = (Compiled(_with_rotation_copy(s), prepared=True) for s in (_TAKE, _REFUND))
-_PG_TAKE_FIRST_UNLOCKED = Compiled(_take_first_unlocked(), prepared=True)
-_SQLITE_TAKE, _SQLITE_REFUND, _SQLITE_COPY_ROTATION = Compiled(_TAKE), Compiled(_REFUND), Compiled(_COPY_ROTATION)
+def _sqlite_count() -> Compiled:
+    """SQLite: one count, a number's (its pool rows' copy is a second statement)."""
+    values, under_caps = _counting(SimpleNamespace(**{name: bindparam(f"c_{name}") for name in _COUNT_TYPES}))
+    return Compiled(update(number_usage).where(
+        _U.tenant_id == bindparam("p_tenant"), _U.phone_number == bindparam("c_phone_number"), *under_caps,
+    ).values(values).returning(*_USAGE_RETURNING))
+
+
+_PG_COUNT_ALL, _SQLITE_COUNT = _pg_count_all(), _sqlite_count()
+_PG_REFUND = Compiled(_with_rotation_copy(_REFUND.returning(_U.phone_number, *_USAGE_RETURNING)), prepared=True)
+_SQLITE_REFUND, _SQLITE_COPY_ROTATION = Compiled(_REFUND.returning(*_USAGE_RETURNING)), Compiled(_COPY_ROTATION)
+
+
+def count_all(session: Session, tenant_id: str, counts: Sequence[Count]) -> dict[str, Usage]:
+    """Add each count's calls to its number's counters, if they were all under their caps: the numbers counted,
+    with their usage since. A number left out had no room for them, given what other transactions counted
+    meanwhile, and the others were counted anyway: the transaction must then roll back (or, for one count, its
+    savepoint: see count_now). One statement on PostgreSQL, waiting for the rows other transactions hold; on
+    SQLite, whose transaction holds the whole database, one statement a number."""
+    if not counts:
+        return {}
+    if dialect_of(session) == "postgresql":
+        ordered = sorted(counts, key=lambda count: count.phone_number)
+        rows = _PG_COUNT_ALL.rows(session, {"p_tenant": tenant_id, **{
+            f"c_{name}": [getattr(count, name) for count in ordered] for name in _COUNT_TYPES}})
+        return {row[0]: Usage(*row[1:]) for row in rows}
+    counted = {}
+    for count in counts:
+        row = _SQLITE_COUNT.first(session, {"p_tenant": tenant_id, **{
+            f"c_{name}": getattr(count, name) for name in _COUNT_TYPES}})
+        if row is None:
+            break
+        counted[count.phone_number] = usage = Usage(*row)
+        _copy_rotation(session, tenant_id, count.phone_number, usage)
+    return counted
 
 
 class _Full(Exception):
-    """The waited-for number turned out to be at a cap: its savepoint is rolled back."""
+    """The number counted at once had no room: its savepoint is rolled back."""
 
 
-def take(session: Session, tenant_id: str, phone_number: str, *, day_start: int, hour_start: int,
-         daily_cap: int, hourly_cap: int, now_ms: int) -> Usage | None:
-    """Count one call against a number's caps, atomically (waiting for another transaction that holds it): None
-    if either cap is reached."""
-    params = {"p_tenant": tenant_id, "p_phone": phone_number, "p_day_start": day_start, "p_hour_start": hour_start,
-              "p_daily_cap": daily_cap, "p_hourly_cap": hourly_cap, "p_now_ms": now_ms}
-    if dialect_of(session) != "postgresql":
-        row = _SQLITE_TAKE.first(session, params)
-        if row is None:
-            return None
-        usage = Usage(*row)
-        _copy_rotation(session, tenant_id, phone_number, usage)
-        return usage
-    # An UPDATE that waited for a row and then found it full keeps the row locked to the end of the transaction
-    # (PostgreSQL re-checks under the lock); other calls would queue behind a number nobody can use. A savepoint
-    # rolled back releases that lock at once.
+def count_now(session: Session, tenant_id: str, count: Count) -> Usage | None:
+    """count_all for one number, leaving nothing behind if it has no room: on PostgreSQL the row it locked (and
+    waited for) is released at once instead of at the commit, so that other calls do not queue on a full number."""
     try:
         with savepoint(session):
-            row = _PG_TAKE.first(session, params)
-            if row is None:
+            usage = count_all(session, tenant_id, [count]).get(count.phone_number)
+            if usage is None:
                 raise _Full
     except _Full:
-        row = None
-    return Usage(*row) if row is not None else None
-
-
-def take_first(session: Session, tenant_id: str, candidates: Sequence[tuple[str, int]], *, day_start: int,
-               hour_start: int, hourly_cap: int, now_ms: int) -> tuple[str, Usage] | None:
-    """Count one call against the first of the candidates (phone number, daily cap), in order, that is under both
-    caps and that no other transaction holds now (so that concurrent calls spread over the least used numbers
-    instead of queueing on the first one); None if there is none. One statement on PostgreSQL; on SQLite, whose
-    write transaction holds the whole database, each candidate in turn."""
-    if dialect_of(session) != "postgresql":
-        return take_each_in_turn(session, tenant_id, candidates, day_start=day_start, hour_start=hour_start,
-                                 hourly_cap=hourly_cap, now_ms=now_ms)
-    if not candidates:
         return None
-    row = _PG_TAKE_FIRST_UNLOCKED.first(session, {
-        "p_tenant": tenant_id, "p_phones": [phone for phone, _ in candidates],
-        "p_daily_caps": [cap for _, cap in candidates], "p_day_start": day_start, "p_hour_start": hour_start,
-        "p_hourly_cap": hourly_cap, "p_now_ms": now_ms})
-    return (row[0], Usage(*row[1:])) if row is not None else None
-
-
-def take_each_in_turn(session: Session, tenant_id: str, candidates: Sequence[tuple[str, int]], *, day_start: int,
-                      hour_start: int, hourly_cap: int, now_ms: int) -> tuple[str, Usage] | None:
-    """take_first as one take() after another (SQLite's way: nobody else holds a number there)."""
-    for phone_number, daily_cap in candidates:
-        usage = take(session, tenant_id, phone_number, day_start=day_start, hour_start=hour_start,
-                     daily_cap=daily_cap, hourly_cap=hourly_cap, now_ms=now_ms)
-        if usage is not None:
-            return phone_number, usage
-    return None
+    return usage
 
 
 def refund(session: Session, tenant_id: str, phone_number: str, *, day_start: int, hour_start: int) -> Usage | None:
@@ -419,7 +414,7 @@ def refund(session: Session, tenant_id: str, phone_number: str, *, day_start: in
     params = {"p_tenant": tenant_id, "p_phone": phone_number, "p_day_start": day_start, "p_hour_start": hour_start}
     if dialect_of(session) == "postgresql":
         row = _PG_REFUND.first(session, params)
-        return Usage(*row) if row is not None else None
+        return Usage(*row[1:]) if row is not None else None
     row = _SQLITE_REFUND.first(session, params)
     if row is None:
         return None

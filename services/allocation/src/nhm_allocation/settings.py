@@ -32,8 +32,16 @@ class AllocationSettings(ServerSettings):
     # Seconds a call sharing a PostgreSQL transaction waits for a row another transaction holds before it leaves
     # the batch and runs in its own transaction (where db_timeout applies).
     coalesce_lock_wait: float = 0.05
-    # Times a call is retried when a conflict with another process (a deadlock) aborted its transaction.
+    # Times a call is retried when a conflict with another process (a deadlock, a count that found a number
+    # filled meanwhile) aborted its transaction.
     conflict_retries: int = 3
+    # On PostgreSQL a call is counted against its caller ID when its batch ends, with the batch's other counts in
+    # one statement, unless the number had at most this many calls of room left under its caps when read: then
+    # at once, under the number's row lock, so that batches of several transactions and processes do not all
+    # count on a number's last calls and have to be served again (a count that finds no room rolls its batch
+    # back). 32, a full batch's calls. 0 counts every call at its batch's end. SQLite always counts at the end:
+    # its transaction holds the whole database, so nobody counts meanwhile.
+    count_at_once_within: int = 32
     # Most numbers one BatchGetNumberUsage request may name; more are refused with INVALID_ARGUMENT.
     max_batch_get: int = 1000
     # Seconds between upkeep passes (forgetting old call ids, ledger rows and prospects); 0 turns upkeep off.

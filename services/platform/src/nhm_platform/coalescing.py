@@ -48,7 +48,8 @@ _LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL: lock_timeout expired
 class BatchHooks(Protocol):
     """Work a batch's calls share: `begin` before its first call (each call's row scope and key, in order),
     `end` after its last one that succeeded, both in the batch's transaction. A batch that waits longer than its
-    lock wait in `begin` runs its calls one transaction each; any other error of either fails every call."""
+    lock wait in `begin` runs its calls one transaction each; one that does in `end`, or whose `end` raises
+    Aborted, is served again in a new transaction; any other error of either fails every call."""
 
     def begin(self, session: Session, calls: Sequence[tuple[RowScope, Any]]) -> None: ...
 
@@ -175,8 +176,16 @@ class TransactionCoalescer:
             raise
 
     def _end(self, session: Session) -> None:
-        if self._hooks is not None:
+        if self._hooks is None:
+            return
+        try:
             self._hooks.end(session)
+        except DBAPIError as error:
+            if getattr(error.orig, "sqlstate", None) == _LOCK_NOT_AVAILABLE:
+                # The shared writes waited for rows another batch is committing: the batch is served again.
+                raise Aborted("the batch waited too long for rows another transaction holds; retry",
+                              reason="CONFLICT") from error
+            raise
 
     def _one(self, session: Session, call: _Call[Any], *, alone: bool) -> tuple[Any, BaseException | None]:
         if alone:  # its failure rolls back the whole (one-call) transaction: no savepoint needed
