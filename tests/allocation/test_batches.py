@@ -139,6 +139,14 @@ def test_a_call_id_reused_for_another_prospect_in_one_batch_is_refused(batched):
     assert batched.ledger() == {"call-1": first.caller_id}
 
 
+def test_an_answered_call_id_retried_and_reused_in_one_batch_is_judged_by_each_request(batched):
+    answered = batched.allocate(PROSPECT, "call-1")
+    retry, reused = batched.together((PROSPECT, "call-1"), (OTHER, "call-1"))
+    assert retry == answered  # the stored answer
+    assert isinstance(reused, FailedPrecondition) and "different request" in str(reused)
+    assert batched.ledger() == {"call-1": answered.caller_id}
+
+
 def test_a_refused_call_in_a_batch_keeps_no_claim_of_its_call_id(batched):
     _, _, refused, _ = batched.together(
         (PROSPECT, "call-1"), (PROSPECT, "call-2"), (PROSPECT, "call-3"), (OTHER, "call-4"))

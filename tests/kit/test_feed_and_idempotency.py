@@ -14,7 +14,7 @@ from nhm_platform.clock import FakeClock
 from nhm_platform.db import Database
 from nhm_platform.errors import FailedPrecondition
 from nhm_platform.feed import ChangeLog, FeedFollower, Heartbeat
-from nhm_platform.idempotency import IdempotencyStore, fingerprint
+from nhm_platform.idempotency import Claim, IdempotencyStore, fingerprint
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 
@@ -172,6 +172,36 @@ def test_idempotency_returns_first_answer_and_refuses_reuse(feed_db):
     with db.transaction() as session:  # ids are per tenant
         assert store.claim(session, tenant_id="globex", request_id="r1", method="M", request_fingerprint=fp,
                            now=T0) is None
+
+
+def test_claiming_many_ids_at_once_finds_what_claiming_each_would(feed_db):
+    db, _, store = feed_db
+    with db.transaction() as session:
+        store.claim(session, tenant_id="acme", request_id="answered", method="M", request_fingerprint="f", now=T0)
+        store.complete(session, tenant_id="acme", request_id="answered", response=Timestamp(seconds=42))
+    with db.transaction() as session:
+        found = store.claim_all(session, tenant_id="acme", method="M", now=T0, requests=[
+            ("new", "f"), ("answered", "f"), ("also-new", "f"), ("new", "other"), ("answered-elsewise", "f")])
+        claimed_before = store.claim_all(session, tenant_id="acme", method="M", now=T0,
+                                         requests=[("answered", "f"), ("answered", "other")])
+    # claimed now, for its first request: a later request with the same id finds that claim
+    assert found["new", "f"] == found["new", "other"] == Claim()
+    assert Timestamp.FromString(found["answered", "f"].result()).seconds == 42
+    assert found["also-new", "f"].result() is None and found["answered-elsewise", "f"].result() is None
+    # an id answered before is judged by each request's own fingerprint
+    assert Timestamp.FromString(claimed_before["answered", "f"].result()).seconds == 42
+    with pytest.raises(FailedPrecondition, match="different request"):
+        claimed_before["answered", "other"].result()
+    with db.transaction() as session:  # the ids claimed above are taken now, by a call still without an answer
+        again = store.claim_all(session, tenant_id="acme", method="M", now=T0, requests=[("new", "f")])
+        with pytest.raises(FailedPrecondition, match="still being processed"):
+            again["new", "f"].result()
+        store.release_all(session, "acme", ["new", "answered"])  # a failed call's claim goes; an answer stays
+    with db.transaction() as session:
+        found = store.claim_all(session, tenant_id="acme", method="M", now=T0, requests=[("new", "f"),
+                                                                                          ("answered", "f")])
+    assert found["new", "f"].result() is None
+    assert Timestamp.FromString(found["answered", "f"].result()).seconds == 42
 
 
 class FakeCall:

@@ -47,6 +47,7 @@ from nhm_platform.clock import Clock
 from nhm_platform.coalescing import TransactionCoalescer
 from nhm_platform.db import Database
 from nhm_platform.errors import Aborted, FieldViolation, InvalidArgument, NotFound
+from nhm_platform.idempotency import request_id_violation
 from nhm_platform.phone import InvalidPhoneNumber, PhoneNumber, Purpose, parse_phone_number
 
 M = TypeVar("M", bound=Message)
@@ -136,7 +137,7 @@ class Allocator:
         # What they share (prospects, recent calls, campaigns; the ledger) is read and written once per batch.
         self._transactions = TransactionCoalescer(db, max_calls=coalesce_max_calls,
                                                   max_transactions=coalesce_transactions, retries=conflict_retries,
-                                                  lock_wait=coalesce_lock_wait, hooks=BatchReads(db))
+                                                  lock_wait=coalesce_lock_wait, hooks=BatchReads(db, METHOD))
 
     def allocate(self, tenant_id: str, request: AllocationRequest, *, fingerprint: str,
                  respond: Callable[[Allocation], M], parse: Callable[[bytes], M]) -> M:
@@ -145,6 +146,8 @@ class Allocator:
             violations.append(FieldViolation("campaign_id", "required"))
         if not request.call_id:
             violations.append(FieldViolation("call_id", "required: a unique id per call, reused on retries"))
+        elif (violation := request_id_violation(request.call_id, "call_id")) is not None:
+            violations.append(violation)
         if request.carrier not in Carrier._value2member_map_:
             violations.append(FieldViolation("destination_carrier", "not a known carrier"))
         try:
@@ -157,9 +160,7 @@ class Allocator:
 
         def serve(session: Session) -> M:
             batch = AllocationBatch.of(session)
-            batch.claimable(tenant_id, request.call_id)
-            stored = idempotency.claim(session, tenant_id=tenant_id, request_id=request.call_id, method=METHOD,
-                                       request_fingerprint=fingerprint, now=now, field="call_id")
+            stored = batch.claim(tenant_id, request.call_id, fingerprint)
             if stored is not None:
                 return parse(stored)
             campaign = batch.campaign(tenant_id, request.campaign_id)
@@ -172,7 +173,8 @@ class Allocator:
             batch.record(repo.Recorded(allocated.ledger, message, stick=allocated.stick), allocated.counting)
             return message
 
-        return self._transactions.run(serve, CallKey(tenant_id, request.campaign_id, destination.e164, now))
+        return self._transactions.run(serve, CallKey(tenant_id, request.campaign_id, destination.e164, now,
+                                                     request.call_id, fingerprint))
 
     def _allocate(self, session: Session, batch: AllocationBatch, tenant_id: str, campaign_id: str,
                   policy: CallingPolicy, destination: PhoneNumber, carrier: Carrier, call_id: str,

@@ -1,12 +1,13 @@
 """What the allocations of one coalesced transaction share: read once before the first, written once after the last.
 
-Before the batch's first call: its prospects (locked on PostgreSQL, with their sticky caller IDs), their recent
-calls, their campaigns, and their sticky caller IDs as members of the calls' campaigns, a statement each for the
-whole batch. During it, the candidate windows its calls walk, each read once. After its last call: every ledger
-row, stored answer and sticky caller ID, then every number's count (repository.count_all), a few driver calls in
-all. In between, a call sees the batch as if the calls before it had written as they went: a prospect called
-twice in one batch has the first call's caller ID as its sticky one and that call among its recent calls, and a
-number counted by an earlier call shows that count.
+Before the batch's first call: its call ids (claimed, or their stored answers), its prospects (locked on
+PostgreSQL, with their sticky caller IDs), their recent calls, their campaigns, and their sticky caller IDs as
+members of the calls' campaigns, a statement each for the whole batch. During it, the candidate windows its
+calls walk, each read once. After its last call: every ledger row, stored answer and sticky caller ID, the
+release of the call ids of calls that failed, then every number's count (repository.count_all), a few driver
+calls in all. In between, a call sees the batch as if the calls before it had written as they went: a prospect
+called twice in one batch has the first call's caller ID as its sticky one and that call among its recent calls,
+and a number counted by an earlier call shows that count.
 
 Calls are counted here, in memory, and written together when the batch ends: numbers are locked only from that
 statement to the commit, instead of from each call to the commit, and no call makes a round trip to count. The
@@ -31,9 +32,11 @@ from sqlalchemy.orm import Session
 from nhm_allocation import repository as repo
 from nhm_allocation.eligibility import Call, Candidate, Usage
 from nhm_allocation.enums import Gate, Tier
+from nhm_allocation.models import idempotency
 from nhm_allocation.prospect_rules import LOOKBACK
 from nhm_platform.db import Database
 from nhm_platform.errors import Aborted
+from nhm_platform.idempotency import Claim
 from nhm_platform.row_scope import RowScope
 
 _SESSION_KEY = "nhm.allocation.batch"
@@ -47,6 +50,8 @@ class CallKey:
     campaign_id: str
     destination: str
     now: datetime
+    call_id: str
+    fingerprint: str
 
 
 @dataclass
@@ -62,6 +67,10 @@ class AllocationBatch:
     counts: dict[tuple[str, str], repo.Count] = field(default_factory=dict)
     scopes: dict[str, RowScope] = field(default_factory=dict)
     recorded: list[repo.Recorded] = field(default_factory=list)
+    # What claiming each call id found (by tenant, call id and request fingerprint), the ids a call of this
+    # batch claimed, and those it answered.
+    claims: dict[tuple[str, str, str], Claim] = field(default_factory=dict)
+    claimed: set[tuple[str, str]] = field(default_factory=set)
     answered: set[tuple[str, str]] = field(default_factory=set)
 
     @staticmethod
@@ -110,10 +119,17 @@ class AllocationBatch:
     def recent_calls(self, tenant_id: str, destination: str, since: datetime) -> list[datetime]:
         return [time for time in self.recent[(tenant_id, destination)] if time > since]
 
-    def claimable(self, tenant_id: str, call_id: str) -> None:
-        """A call id answered earlier in this batch has no stored answer yet: its retry waits for the commit."""
-        if (tenant_id, call_id) in self.answered:
+    def claim(self, tenant_id: str, call_id: str, fingerprint: str) -> bytes | None:
+        """None if the call id is this call's to answer; else the first call's stored answer. Raises why the id
+        cannot be used, and Aborted for an id an earlier call of this batch claimed: it has no stored answer yet,
+        so its retry waits for the commit."""
+        key = (tenant_id, call_id)
+        if key in self.claimed:
             raise Aborted(f"call_id {call_id!r} is being answered in this transaction; retry", reason="CONFLICT")
+        stored = self.claims[(tenant_id, call_id, fingerprint)].result()
+        if stored is None:
+            self.claimed.add(key)
+        return stored
 
     def record(self, recorded: repo.Recorded, counting: Counting | None) -> None:
         """An allocation's writes, once its answer is final; what later calls of the batch see at once.
@@ -162,8 +178,8 @@ class Counting:
 class BatchReads:
     """The coalescer's batch hooks for allocations (nhm_platform.coalescing.BatchHooks)."""
 
-    def __init__(self, db: Database) -> None:
-        self._db = db
+    def __init__(self, db: Database, method: str) -> None:
+        self._db, self._method = db, method  # the method whose call ids the batch claims
 
     def begin(self, session: Session, calls: Sequence[tuple[RowScope, CallKey]]) -> None:
         batch = AllocationBatch()
@@ -173,6 +189,11 @@ class BatchReads:
         for (scope, tenant_id), keys in by_tenant.items():
             self._db.use_row_scope(session, scope)
             batch.scopes[tenant_id] = scope
+            claims = idempotency.claim_all(session, tenant_id=tenant_id, method=self._method,
+                                           requests=[(key.call_id, key.fingerprint) for key in keys],
+                                           now=max(key.now for key in keys), field="call_id")
+            for (call_id, fingerprint), claim in claims.items():
+                batch.claims[(tenant_id, call_id, fingerprint)] = claim
             destinations = {key.destination for key in keys}
             for destination, sticky in repo.lock_prospects(session, tenant_id, destinations).items():
                 batch.stickies[(tenant_id, destination)] = sticky
@@ -204,8 +225,15 @@ class BatchReads:
         counts: dict[str, list[repo.Count]] = defaultdict(list)
         for (tenant_id, _), count in batch.counts.items():
             counts[tenant_id].append(count)
-        for tenant_id, recorded in by_tenant.items():
+        failed: dict[str, list[str]] = defaultdict(list)  # claimed by calls that failed: free for a new call
+        for tenant_id, call_id in batch.claimed - batch.answered:
+            failed[tenant_id].append(call_id)
+        for tenant_id in batch.scopes:
             self._db.use_row_scope(session, batch.scopes[tenant_id])
+            idempotency.release_all(session, tenant_id, failed[tenant_id])
+            recorded = by_tenant[tenant_id]
+            if not recorded:
+                continue
             repo.record_all(session, recorded)
             # Last, so that the numbers stay locked only until the commit that follows.
             if len(repo.count_all(session, tenant_id, counts[tenant_id])) < len(counts[tenant_id]):

@@ -7,8 +7,10 @@ commit); the same id with different parameters is refused, never applied twice.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from google.protobuf.message import Message
 from sqlalchemy import (
@@ -19,14 +21,18 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     String,
     Table,
+    any_,
     bindparam,
+    delete,
+    func,
+    null,
     select,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from nhm_platform.errors import Aborted, FailedPrecondition, InvalidArgument
+from nhm_platform.errors import Aborted, FailedPrecondition, FieldViolation, InvalidArgument
 from nhm_platform.statements import Compiled, dialect_of
 
 MAX_REQUEST_ID_LENGTH = 128
@@ -39,6 +45,49 @@ def fingerprint(request: Message, exclude: tuple[str, ...] = ("request_id",)) ->
     for name in exclude:
         copy.ClearField(name)
     return hashlib.sha256(copy.SerializeToString(deterministic=True)).hexdigest()
+
+
+def request_id_violation(request_id: str, field: str = "request_id") -> FieldViolation | None:
+    """What is wrong with a request id as a key, if anything."""
+    if len(request_id) > MAX_REQUEST_ID_LENGTH or not request_id.isprintable():
+        return FieldViolation(field, f"at most {MAX_REQUEST_ID_LENGTH} printable characters")
+    return None
+
+
+def check_request_id(request_id: str, field: str = "request_id") -> None:
+    violation = request_id_violation(request_id, field)
+    if violation is not None:
+        raise InvalidArgument.for_fields([violation])
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What claiming a request id found: nothing (it is claimed now), the first call's stored answer, or why
+    the id cannot be used (refusal)."""
+
+    stored: bytes | None = None
+    refusal: Exception | None = None
+
+    def result(self) -> bytes | None:
+        """None if the id is claimed now; else the stored answer, or the refusal raised."""
+        if self.refusal is not None:
+            raise self.refusal
+        return self.stored
+
+
+def _found(row: Any, request_id: str, method: str, request_fingerprint: str, field: str) -> Claim:
+    """What a claim found already there (row: its method, fingerprint and response; None if gone since)."""
+    if row is None:  # the transaction that held the id rolled back between the two statements
+        return Claim(refusal=Aborted(f"{field} {request_id!r} was released by a call that failed; retry",
+                                     reason="CONFLICT"))
+    if row.method != method or row.fingerprint != request_fingerprint:
+        return Claim(refusal=FailedPrecondition(
+            f"{field} {request_id!r} was already used for a different request; use a new id for a new request",
+            reason="REQUEST_ID_REUSED"))
+    if row.response is None:
+        return Claim(refusal=FailedPrecondition(f"{field} {request_id!r} is still being processed",
+                                                reason="REQUEST_IN_PROGRESS"))
+    return Claim(stored=bytes(row.response))
 
 
 class IdempotencyStore:
@@ -72,28 +121,71 @@ class IdempotencyStore:
             t.tenant_id == bindparam("k_tenant"), t.request_id == bindparam("k_request"),
         ).values(response=bindparam("k_response"))
         self._complete = Compiled(self.completion, prepared=True)
+        requests = func.unnest(bindparam("k_requests", type_=postgresql.ARRAY(String)),
+                               bindparam("k_fingerprints", type_=postgresql.ARRAY(String))
+                               ).table_valued("request_id", "fingerprint").render_derived()
+        claim_all = postgresql.insert(self.table).from_select(
+            ["tenant_id", "request_id", "method", "fingerprint", "response", "create_time"],
+            select(bindparam("k_tenant", type_=String), requests.c.request_id, bindparam("k_method", type_=String),
+                   requests.c.fingerprint, null(), bindparam("k_now", type_=DateTime(timezone=True))))
+        self._pg_claim_all = Compiled(claim_all.on_conflict_do_nothing(index_elements=["tenant_id", "request_id"])
+                                      .returning(t.request_id), prepared=True)
+        self._pg_stored_all = Compiled(select(t.request_id, t.method, t.fingerprint, t.response).where(
+            t.tenant_id == bindparam("k_tenant"),
+            t.request_id == any_(bindparam("k_requests", type_=postgresql.ARRAY(String)))), prepared=True)
+        self._release = Compiled(delete(self.table).where(
+            t.tenant_id == bindparam("k_tenant"), t.request_id == bindparam("k_request"), t.response.is_(None)))
 
     def claim(self, session: Session, *, tenant_id: str, request_id: str, method: str, request_fingerprint: str,
               now: datetime, field: str = "request_id") -> bytes | None:
         """None if this request id is new (it is now claimed); else the stored response of the first call."""
-        if len(request_id) > MAX_REQUEST_ID_LENGTH or not request_id.isprintable():
-            raise InvalidArgument.for_field(field, f"at most {MAX_REQUEST_ID_LENGTH} printable characters")
+        check_request_id(request_id, field)
         dialect = dialect_of(session)
         key = {"k_tenant": tenant_id, "k_request": request_id}
         inserted = self._claims["postgresql" if dialect == "postgresql" else "sqlite"].first(session, {
             **key, "k_method": method, "k_fingerprint": request_fingerprint, "k_now": now})
         if inserted is not None:
             return None
-        row = self._stored.first(session, key)
-        if row is None:  # the transaction that held the id rolled back between the two statements
-            raise Aborted(f"{field} {request_id!r} was released by a call that failed; retry", reason="CONFLICT")
-        if row.method != method or row.fingerprint != request_fingerprint:
-            raise FailedPrecondition(
-                f"{field} {request_id!r} was already used for a different request; use a new id for a new request",
-                reason="REQUEST_ID_REUSED")
-        if row.response is None:
-            raise FailedPrecondition(f"{field} {request_id!r} is still being processed", reason="REQUEST_IN_PROGRESS")
-        return bytes(row.response)
+        return _found(self._stored.first(session, key), request_id, method, request_fingerprint, field).result()
+
+    def claim_all(self, session: Session, *, tenant_id: str, method: str, requests: Sequence[tuple[str, str]],
+                  now: datetime, field: str = "request_id") -> dict[tuple[str, str], Claim]:
+        """claim() for many requests at once, each (request id, request fingerprint) already checked with
+        check_request_id: what each found. An id claimed now is claimed for its first request, and a later one
+        with the same id finds the same claim (its caller serves the first one first); an id there before is
+        judged by each request's own fingerprint. Two statements on PostgreSQL (the second only if some id was
+        there before); on SQLite two an id."""
+        first: dict[str, str] = {}  # each id's first request's fingerprint
+        for request_id, request_fingerprint in requests:
+            first.setdefault(request_id, request_fingerprint)
+        if dialect_of(session) == "postgresql":
+            ids = sorted(first)
+            claimed = {row.request_id for row in self._pg_claim_all.rows(session, {
+                "k_tenant": tenant_id, "k_requests": ids, "k_fingerprints": [first[i] for i in ids],
+                "k_method": method, "k_now": now})}
+            there = [request_id for request_id in ids if request_id not in claimed]
+            rows = {row.request_id: row for row in self._pg_stored_all.rows(
+                session, {"k_tenant": tenant_id, "k_requests": there})} if there else {}
+        else:
+            claimed, rows = set(), {}
+            for request_id, request_fingerprint in first.items():
+                key = {"k_tenant": tenant_id, "k_request": request_id}
+                if self._claims["sqlite"].first(session, {**key, "k_method": method,
+                                                          "k_fingerprint": request_fingerprint, "k_now": now}):
+                    claimed.add(request_id)
+                else:
+                    rows[request_id] = self._stored.first(session, key)
+        return {(request_id, request_fingerprint):
+                Claim() if request_id in claimed else
+                _found(rows.get(request_id), request_id, method, request_fingerprint, field)
+                for request_id, request_fingerprint in requests}
+
+    def release_all(self, session: Session, tenant_id: str, request_ids: Collection[str]) -> None:
+        """Give up claims made in this transaction whose calls failed (their answers were never stored), for
+        callers that cannot roll a failed call back alone."""
+        if request_ids:
+            self._release.execute_many(session, [{"k_tenant": tenant_id, "k_request": request_id}
+                                                 for request_id in sorted(request_ids)])
 
     def complete(self, session: Session, *, tenant_id: str, request_id: str, response: Message) -> None:
         self._complete.execute(session, self.completion_values(tenant_id, request_id, response))
