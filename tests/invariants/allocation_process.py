@@ -20,12 +20,13 @@ from nhm_allocation import allocator, batch, repository
 from nhm_allocation.app import SPEC
 from nhm_allocation.decision import Refusal
 from nhm_allocation.eligibility import Usage, cap_reason
+from nhm_platform.idempotency import Claim
 from nhm_platform.service import main
 
 
 def check_then_insert() -> None:
-    """Read the counters, check the batch's calls against them, then write the number read plus the calls: the
-    race that over-allocates and loses counts (two batches both read 4 of 5 and both write 5)."""
+    """Read the counters without a lock, check the batch's calls against them, then write the number read plus
+    the calls: the race that over-allocates and loses counts (two batches both read 4 of 5 and both write 5)."""
 
     def count_all(session: Session, tenant_id: str, counts: Sequence[repository.Count]) -> dict[str, Usage]:
         counted = {}
@@ -45,7 +46,13 @@ def check_then_insert() -> None:
             counted[count.phone_number] = usage
         return counted
 
+    def lock_usage(session: Session, tenant_id: str, phone_number: str, *,
+                   keep: Callable[[Usage], bool]) -> tuple[Usage | None, bool]:
+        usage = repository.usage(session, tenant_id, phone_number)  # no lock: another batch counts meanwhile
+        return usage, usage is not None and keep(usage)
+
     repository.count_all = count_all
+    repository.lock_usage = lock_usage
 
 
 def no_wait() -> None:
@@ -69,7 +76,8 @@ def no_wait() -> None:
 
 def no_idempotency() -> None:
     """Ignore the call id: a retry is served as a new call."""
-    allocator.idempotency.claim = lambda *args, **kwargs: None  # type: ignore[method-assign]
+    batch.idempotency.claim_all = lambda *args, requests, **kwargs: {  # type: ignore[method-assign]
+        request: Claim() for request in requests}  # every call id new, every time
     repository.idempotency.complete_all = lambda *args, **kwargs: None  # type: ignore[method-assign]
     original = repository.record_all
 

@@ -173,6 +173,46 @@ def test_batch_hooks_read_for_every_call_before_the_first_and_write_after_the_la
     assert rows == {"batch:", "batch:" + ",".join(served)}  # in the same transactions, the failed ones left out
 
 
+def read_then_serve(key: str, *, refuse: bool = False, statement: str = "SELECT n FROM counters"):
+    """A call that writes nothing of its own: it reads, then is refused or served (the hooks write for it)."""
+    def work(session):
+        session.execute(text(statement))
+        if refuse:
+            raise InvalidArgument("refused")
+        session.info["served"].append(key)
+        return key
+    return work
+
+
+def test_calls_that_write_nothing_run_without_savepoints_and_fail_alone(db):
+    hooks = LedgerOfBatches()
+    coalescer = TransactionCoalescer(db, max_calls=CALLERS, max_transactions=1, hooks=hooks, call_savepoints=False)
+    statements: list[str] = []
+    event.listen(db.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    keys = [f"c{i:02d}" for i in range(6)]  # the ledger's key holds the served ones' keys in 32 characters
+    results = run_together(coalescer, [read_then_serve(key, refuse=i % 3 == 1) for i, key in enumerate(keys)], keys)
+    assert [isinstance(r, InvalidArgument) for r in results] == [i % 3 == 1 for i in range(len(keys))]
+    assert not [s for s in statements if "SAVEPOINT" in s.upper()]
+    served = [key for i, key in enumerate(keys) if i % 3 != 1]
+    with db.read() as session:
+        rows = set(session.execute(text("SELECT k FROM ledger WHERE k LIKE 'batch:%'")).scalars())
+    assert rows == {"batch:", "batch:" + ",".join(served)}
+
+
+def test_a_statement_that_fails_in_a_call_without_savepoint_fails_its_batch(db):
+    """On PostgreSQL a failed statement aborts the transaction: the calls after it could not run, nor the commit."""
+    hooks = LedgerOfBatches()
+    coalescer = TransactionCoalescer(db, max_calls=CALLERS, max_transactions=1, hooks=hooks, call_savepoints=False,
+                                     retries=0)
+    keys = [f"c{i:02d}" for i in range(CALLERS)]
+    works = [read_then_serve(key, statement="SELECT * FROM no_such_table" if i == 3 else "SELECT 1")
+             for i, key in enumerate(keys)]
+    results = run_together(coalescer, works, keys)
+    assert all(isinstance(r, Exception) for r in results), results  # nobody was told it succeeded
+    with db.read() as session:
+        assert set(session.execute(text("SELECT k FROM ledger")).scalars()) == {"batch:"}  # the first batch's
+
+
 def test_one_call_at_a_time_runs_without_savepoints(db):
     coalescer = TransactionCoalescer(db)
     statements: list[str] = []

@@ -6,7 +6,7 @@ calling window and limits, then picks: the sticky caller ID if still eligible, e
 tier in turn, walking the tier's index in rotation order, and counts the call against the first number with room.
 If the walk finds nothing, every member of the pool is evaluated once more, which is what the refusal reports.
 The counts, the ledger row, the sticky caller ID and the stored answer are written in the same transaction. Calls
-that arrive while a transaction runs are served together in the next one, each in its own savepoint and each
+that arrive while a transaction runs are served together in the next one, each
 answered only after the commit; what they share (prospects, recent calls, campaigns, candidate windows; the
 counts, the ledger, answers and sticky caller IDs) is read before the first and written after the last, a few
 statements for the whole batch, the counts under the database's check of every cap (batch.py).
@@ -14,6 +14,7 @@ statements for the whole batch, the counts under the database's check of every c
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -113,12 +114,14 @@ class _Pick:
     candidate: Candidate
     usage: Usage  # once the call is counted
     cap: int
-    counted_now: bool = False  # by the database already (else by the batch's end)
     sticky: bool = False
 
     def counting(self, call: Call) -> Counting:
-        return Counting(call.day_start, call.hour_start, self.cap, call.policy.hourly_cap, self.usage,
-                        self.counted_now)
+        return Counting(call.day_start, call.hour_start, self.cap, call.policy.hourly_cap, self.usage)
+
+
+def _has_room(candidate: Candidate, call: Call, usage: Usage) -> bool:
+    return cap_reason(replace(candidate, usage=usage), call) is None
 
 
 def validate_call_id(call_id: str) -> None:
@@ -133,11 +136,12 @@ class Allocator:
                  conflict_retries: int = 3, count_at_once_within: int = 32) -> None:
         self._db, self._clock, self._window, self._staleness = db, clock, max(1, window), staleness
         self._count_at_once_within = count_at_once_within
-        # Calls that arrive together share one transaction (each in its own savepoint; see nhm_platform.coalescing).
-        # What they share (prospects, recent calls, campaigns; the ledger) is read and written once per batch.
+        # Calls that arrive together share one transaction (see nhm_platform.coalescing). What they share is read
+        # and written once per batch (batch.py), and that is all they write: no savepoint a call.
         self._transactions = TransactionCoalescer(db, max_calls=coalesce_max_calls,
                                                   max_transactions=coalesce_transactions, retries=conflict_retries,
-                                                  lock_wait=coalesce_lock_wait, hooks=BatchReads(db, METHOD))
+                                                  lock_wait=coalesce_lock_wait, hooks=BatchReads(db, METHOD),
+                                                  call_savepoints=False)
 
     def allocate(self, tenant_id: str, request: AllocationRequest, *, fingerprint: str,
                  respond: Callable[[Allocation], M], parse: Callable[[bytes], M]) -> M:
@@ -229,33 +233,36 @@ class Allocator:
 
     def _take_first(self, session: Session, batch: AllocationBatch, tenant_id: str, eligible: list[Candidate],
                     call: Call, tally: Tally) -> _Pick | None:
-        """The first of the eligible candidates (each as this batch left it, under both caps) that takes the call.
-        A number with room to spare is counted in memory, for the batch's end to write with its other counts; one
-        near a cap is counted at once, under its row's lock, and passed over if it filled up meanwhile."""
+        """The first of the eligible candidates (each as this batch left it, under both caps) that takes the call,
+        counted in memory for the batch's end to write with its other counts. A number near a cap is read again
+        under its row's lock first (waiting for a transaction counting it), and passed over if it filled up."""
         straddled = False
         for candidate in eligible:
             if not batch.countable(tenant_id, candidate.phone_number, call):
                 straddled = True
                 continue
             cap, _ = daily_cap(candidate, call.policy, call.now)
-            now_ms = epoch_ms(call.now)
-            if self._counts_at_end(batch, tenant_id, candidate, call, cap):
-                return _Pick(candidate, candidate.usage.plus_call(call.day_start, call.hour_start, now_ms), cap)
-            usage = repo.count_now(session, tenant_id, repo.Count(
-                candidate.phone_number, 1, call.day_start, call.hour_start, cap - 1, call.policy.hourly_cap - 1,
-                now_ms))
-            if usage is not None:
-                return _Pick(candidate, usage, cap, counted_now=True)
-            fresh = repo.usage(session, tenant_id, candidate.phone_number) or candidate.usage
-            tally.reclassify(None, cap_reason(replace(candidate, usage=fresh), call) or Reason.DAILY_CAP)
+            if not self._counts_on_its_read(batch, tenant_id, candidate, call, cap):
+                fresh, held = repo.lock_usage(session, tenant_id, candidate.phone_number,
+                                              keep=functools.partial(_has_room, candidate, call))
+                if not held:
+                    reason = cap_reason(replace(candidate, usage=fresh or candidate.usage), call)
+                    tally.reclassify(None, reason or Reason.DAILY_CAP)
+                    continue
+                candidate = replace(candidate, usage=fresh or candidate.usage)
+            usage = candidate.usage.plus_call(call.day_start, call.hour_start, epoch_ms(call.now))
+            return _Pick(candidate, usage, cap)
         if straddled:  # a number with room was counted earlier in this batch in another hour: after its commit
             raise Aborted("the batch counted this call's numbers in another hour; retry", reason="CONFLICT")
         return None
 
-    def _counts_at_end(self, batch: AllocationBatch, tenant_id: str, candidate: Candidate, call: Call,
-                       cap: int) -> bool:
+    def _counts_on_its_read(self, batch: AllocationBatch, tenant_id: str, candidate: Candidate, call: Call,
+                            cap: int) -> bool:
+        """Whether the call may count on the number as read without its lock: on SQLite always (its transaction
+        holds the whole database), on a number this batch counted already (it holds the lock, or read it with
+        room to spare), and on one with more room than count_at_once_within."""
         if self._db.is_sqlite or batch.counts_at_end(tenant_id, candidate.phone_number):
-            return True  # SQLite's transaction holds the whole database: nobody counts meanwhile
+            return True
         room = min(cap - candidate.usage.used_today(call.day_start),
                    call.policy.hourly_cap - candidate.usage.used_this_hour(call.hour_start))
         return room > self._count_at_once_within

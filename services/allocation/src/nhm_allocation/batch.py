@@ -14,9 +14,10 @@ statement to the commit, instead of from each call to the commit, and no call ma
 database still arbitrates every cap: the counts are written only if every counted call was under its caps given
 what other transactions counted meanwhile; if not, the batch rolls back and is served again from fresh reads
 (nhm_platform.coalescing retries an Aborted batch), so a cap is never exceeded and nothing is counted twice. Near
-a cap, where concurrent batches would often count on the same last calls, the allocator counts a call at once
-instead (see Allocator). A call adds its writes and its count only once it has its answer, so a call that fails
-leaves nothing here.
+a cap, where concurrent batches would often count on the same last calls, the allocator reads the number again
+under its row lock before counting on it (see Allocator). A call adds its writes and its count only once it has
+its answer, so a call that fails leaves nothing here, and the calls themselves write nothing: the coalescer needs
+no savepoint to roll one back.
 """
 
 from __future__ import annotations
@@ -136,9 +137,7 @@ class AllocationBatch:
         counting: how the call counts against its caller ID (None: not counted)."""
         ledger = recorded.ledger
         tenant_id, destination = ledger["tenant_id"], ledger["destination"]
-        if counting is not None and counting.counted_now:
-            self.counted[(tenant_id, ledger["phone_number"])] = counting.usage
-        elif counting is not None:
+        if counting is not None:
             self._count(tenant_id, ledger["phone_number"], counting)
         self.recorded.append(recorded)
         self.answered.add((tenant_id, ledger["call_id"]))
@@ -165,14 +164,13 @@ class AllocationBatch:
 @dataclass(frozen=True)
 class Counting:
     """One call counted against a number: the day and hour it counts in, the caps it was under, the number's
-    usage once counted, and whether the database counted it already (else the batch's end does)."""
+    usage once counted."""
 
     day_start: int
     hour_start: int
     daily_cap: int
     hourly_cap: int
     usage: Usage
-    counted_now: bool = False
 
 
 class BatchReads:

@@ -371,9 +371,9 @@ _SQLITE_REFUND, _SQLITE_COPY_ROTATION = Compiled(_REFUND.returning(*_USAGE_RETUR
 def count_all(session: Session, tenant_id: str, counts: Sequence[Count]) -> dict[str, Usage]:
     """Add each count's calls to its number's counters, if they were all under their caps: the numbers counted,
     with their usage since. A number left out had no room for them, given what other transactions counted
-    meanwhile, and the others were counted anyway: the transaction must then roll back (or, for one count, its
-    savepoint: see count_now). One statement on PostgreSQL, waiting for the rows other transactions hold; on
-    SQLite, whose transaction holds the whole database, one statement a number."""
+    meanwhile, and the others were counted anyway: the transaction must then roll back. One statement on
+    PostgreSQL, waiting for the rows other transactions hold; on SQLite, whose transaction holds the whole
+    database, one statement a number."""
     if not counts:
         return {}
     if dialect_of(session) == "postgresql":
@@ -392,21 +392,31 @@ def count_all(session: Session, tenant_id: str, counts: Sequence[Count]) -> dict
     return counted
 
 
-class _Full(Exception):
-    """The number counted at once had no room: its savepoint is rolled back."""
+class _Released(Exception):
+    """The number read under its lock is of no use to the call: its savepoint is rolled back."""
 
 
-def count_now(session: Session, tenant_id: str, count: Count) -> Usage | None:
-    """count_all for one number, leaving nothing behind if it has no room: on PostgreSQL the row it locked (and
-    waited for) is released at once instead of at the commit, so that other calls do not queue on a full number."""
+_PG_LOCK_USAGE = Compiled(select(*_USAGE_RETURNING).where(
+    _U.tenant_id == bindparam("tenant"), _U.phone_number == bindparam("phone")).with_for_update(), prepared=True)
+
+
+def lock_usage(session: Session, tenant_id: str, phone_number: str, *,
+               keep: Callable[[Usage], bool]) -> tuple[Usage | None, bool]:
+    """A number's usage read under its row lock, waiting for a transaction that holds it (counting it), and
+    whether the lock is kept: it is if keep(usage), and released at once if not (a savepoint rolled back), so
+    that other calls do not queue behind a number this one cannot use. Nothing is written: the count is the
+    batch's end's, which no other transaction can now make fail. PostgreSQL only (SQLite's transaction holds the
+    whole database)."""
+    found: list[Usage | None] = []
     try:
         with savepoint(session):
-            usage = count_all(session, tenant_id, [count]).get(count.phone_number)
-            if usage is None:
-                raise _Full
-    except _Full:
-        return None
-    return usage
+            row = _PG_LOCK_USAGE.first(session, {"tenant": tenant_id, "phone": phone_number})
+            found.append(Usage(*row) if row is not None else None)
+            if found[0] is None or not keep(found[0]):
+                raise _Released
+    except _Released:
+        return found[0], False
+    return found[0], True
 
 
 def refund(session: Session, tenant_id: str, phone_number: str, *, day_start: int, hour_start: int) -> Usage | None:

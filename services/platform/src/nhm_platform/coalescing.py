@@ -18,7 +18,10 @@ one statement for both.
 What the calls of a batch read and write alike may be done once for the batch (``BatchHooks``): read for all of
 them before the first call, and written for all of them after the last, in the same transaction. A call then adds
 its writes to the batch only once it can no longer fail, so a call rolled back to its savepoint leaves nothing
-behind; a batch whose shared writes fail fails every call, as a failed commit does.
+behind; a batch whose shared writes fail fails every call, as a failed commit does. Calls whose writes are all
+the hooks' (``call_savepoints=False``) run without a savepoint, a round trip less each: a call that fails has
+nothing to roll back, and a statement that fails (which on PostgreSQL aborts the transaction) fails the batch,
+which is then served again as any conflict is, or call by call after a lock wait.
 
 Calls are served in arrival order by the callers themselves (a waiting caller runs the next batch when a
 transaction slot is free: flat combining, no extra thread). Within a batch each call sees the writes of the calls
@@ -75,9 +78,10 @@ class _Call(Generic[T]):
 
 class TransactionCoalescer:
     def __init__(self, db: Database, *, max_calls: int = 32, max_transactions: int = 32, retries: int = 3,
-                 lock_wait: float = 0.05, hooks: BatchHooks | None = None) -> None:
+                 lock_wait: float = 0.05, hooks: BatchHooks | None = None, call_savepoints: bool = True) -> None:
         self._db = db
         self._hooks = hooks
+        self._call_savepoints = call_savepoints
         self._lock_wait = max(0.001, lock_wait)
         self._max_calls = max(1, max_calls)
         # SQLite has one writer: a second transaction would only wait for the first, with fewer calls in each.
@@ -191,6 +195,8 @@ class TransactionCoalescer:
         if alone:  # its failure rolls back the whole (one-call) transaction: no savepoint needed
             return call.work(session), None
         self._db.use_row_scope(session, call.scope)
+        if not self._call_savepoints:
+            return self._unsaved(session, call)
         try:
             # Left open after the call: the next call's savepoint nests in it, and commit releases them all.
             with savepoint(session, release=False):
@@ -204,3 +210,15 @@ class TransactionCoalescer:
         except Exception as error:  # noqa: BLE001 - handed to the call's caller, the others still commit
             return None, error
         return result, None
+
+    @staticmethod
+    def _unsaved(session: Session, call: _Call[Any]) -> tuple[Any, BaseException | None]:
+        """A call that writes nothing of its own: its errors are its own, but a failed statement is the batch's."""
+        try:
+            return call.work(session), None
+        except DBAPIError as error:
+            if getattr(error.orig, "sqlstate", None) == _LOCK_NOT_AVAILABLE:
+                raise _Busy from error
+            raise
+        except Exception as error:  # noqa: BLE001 - handed to the call's caller, the others still commit
+            return None, error
