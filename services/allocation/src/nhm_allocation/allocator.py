@@ -133,9 +133,9 @@ class Allocator:
     def __init__(self, db: Database, clock: Clock, *, window: int,
                  staleness: Callable[[], timedelta | None] = lambda: None, coalesce_max_calls: int = 32,
                  coalesce_transactions: int = 2, coalesce_lock_wait: float = 0.05,
-                 conflict_retries: int = 3, count_at_once_within: int = 32) -> None:
+                 conflict_retries: int = 3, near_cap_room: int = 32) -> None:
         self._db, self._clock, self._window, self._staleness = db, clock, max(1, window), staleness
-        self._count_at_once_within = count_at_once_within
+        self._near_cap_room = near_cap_room
         # Calls that arrive together share one transaction (see nhm_platform.coalescing). What they share is read
         # and written once per batch (batch.py), and that is all they write: no savepoint a call.
         self._transactions = TransactionCoalescer(db, max_calls=coalesce_max_calls,
@@ -260,12 +260,12 @@ class Allocator:
                             cap: int) -> bool:
         """Whether the call may count on the number as read without its lock: on SQLite always (its transaction
         holds the whole database), on a number this batch counted already (it holds the lock, or read it with
-        room to spare), and on one with more room than count_at_once_within."""
+        room to spare), and on one with more room than near_cap_room."""
         if self._db.is_sqlite or batch.counts_at_end(tenant_id, candidate.phone_number):
             return True
         room = min(cap - candidate.usage.used_today(call.day_start),
                    call.policy.hourly_cap - candidate.usage.used_this_hour(call.hour_start))
-        return room > self._count_at_once_within
+        return room > self._near_cap_room
 
     def _walk(self, session: Session, batch: AllocationBatch, tenant_id: str, campaign_id: str, call: Call,
               tally: Tally) -> _Pick | None:

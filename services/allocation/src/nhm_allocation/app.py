@@ -34,7 +34,7 @@ def build(context: ServiceContext[AllocationSettings]) -> BuiltService:
                           coalesce_transactions=settings.coalesce_transactions,
                           coalesce_lock_wait=settings.coalesce_lock_wait,
                           conflict_retries=settings.conflict_retries,
-                          count_at_once_within=settings.count_at_once_within)
+                          near_cap_room=settings.near_cap_room)
     reports = Reports(context.db, context.clock, max_batch_get=settings.max_batch_get)
     servicer = AllocationServiceServicer(allocator, reports, replication)
     registration = ServiceRegistration(

@@ -35,13 +35,14 @@ class AllocationSettings(ServerSettings):
     # Times a call is retried when a conflict with another process (a deadlock, a count that found a number
     # filled meanwhile) aborted its transaction.
     conflict_retries: int = 3
-    # On PostgreSQL a call is counted against its caller ID when its batch ends, with the batch's other counts in
-    # one statement, unless the number had at most this many calls of room left under its caps when read: then
-    # at once, under the number's row lock, so that batches of several transactions and processes do not all
-    # count on a number's last calls and have to be served again (a count that finds no room rolls its batch
-    # back). 32, a full batch's calls. 0 counts every call at its batch's end. SQLite always counts at the end:
-    # its transaction holds the whole database, so nobody counts meanwhile.
-    count_at_once_within: int = 32
+    # A call is counted against its caller ID when its batch ends, with the batch's other counts in one statement
+    # that checks every cap (a batch whose count finds a number filled meanwhile by another transaction is rolled
+    # back and served again). On PostgreSQL a number with at most this many calls of room left under its caps,
+    # as read, is read again under its row lock before a call counts on it (waiting for a transaction counting
+    # it), so that batches of several transactions and processes do not all count on its last calls and have to
+    # be served again. 32, a full batch's calls. 0 never locks ahead. SQLite never does: its transaction holds the
+    # whole database, so nobody counts meanwhile.
+    near_cap_room: int = 32
     # Most numbers one BatchGetNumberUsage request may name; more are refused with INVALID_ARGUMENT.
     max_batch_get: int = 1000
     # Seconds between upkeep passes (forgetting old call ids, ledger rows and prospects); 0 turns upkeep off.
