@@ -48,7 +48,7 @@ def test_the_allocation_profile_prints_its_figures(backend):
     result = subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
     assert "µs wall" in result.stdout and "per call" in result.stdout, result.stdout
-    # the statement that counts each call was timed (PostgreSQL: WITH number_usage_to_count AS ...)
+    # the statement that counts the calls was timed (PostgreSQL: WITH locked AS (SELECT number_usage... FOR UPDATE)
     assert "number_usage" in result.stdout
 
 
