@@ -245,11 +245,10 @@ class Allocator:
             if not self._counts_on_its_read(batch, tenant_id, candidate, call, cap):
                 fresh, held = repo.lock_usage(session, tenant_id, candidate.phone_number,
                                               keep=functools.partial(_has_room, candidate, call))
-                if not held:
-                    reason = cap_reason(replace(candidate, usage=fresh or candidate.usage), call)
-                    tally.reclassify(None, reason or Reason.DAILY_CAP)
-                    continue
                 candidate = replace(candidate, usage=fresh or candidate.usage)
+                if not held:
+                    tally.reclassify(None, cap_reason(candidate, call) or Reason.DAILY_CAP)
+                    continue
             usage = candidate.usage.plus_call(call.day_start, call.hour_start, epoch_ms(call.now))
             return _Pick(candidate, usage, cap)
         if straddled:  # a number with room was counted earlier in this batch in another hour: after its commit

@@ -140,13 +140,20 @@ class IdempotencyStore:
               now: datetime, field: str = "request_id") -> bytes | None:
         """None if this request id is new (it is now claimed); else the stored response of the first call."""
         check_request_id(request_id, field)
-        dialect = dialect_of(session)
-        key = {"k_tenant": tenant_id, "k_request": request_id}
-        inserted = self._claims["postgresql" if dialect == "postgresql" else "sqlite"].first(session, {
-            **key, "k_method": method, "k_fingerprint": request_fingerprint, "k_now": now})
-        if inserted is not None:
+        claimed, stored = self._claim_one(session, dialect_of(session), tenant_id, request_id, method,
+                                          request_fingerprint, now)
+        if claimed:
             return None
-        return _found(self._stored.first(session, key), request_id, method, request_fingerprint, field).result()
+        return _found(stored, request_id, method, request_fingerprint, field).result()
+
+    def _claim_one(self, session: Session, dialect: str, tenant_id: str, request_id: str, method: str,
+                   request_fingerprint: str, now: datetime) -> tuple[bool, Any]:
+        """(True, None) if the id is claimed now; else (False, the stored row of its first call)."""
+        key = {"k_tenant": tenant_id, "k_request": request_id}
+        if self._claims["postgresql" if dialect == "postgresql" else "sqlite"].first(session, {
+                **key, "k_method": method, "k_fingerprint": request_fingerprint, "k_now": now}) is not None:
+            return True, None
+        return False, self._stored.first(session, key)
 
     def claim_all(self, session: Session, *, tenant_id: str, method: str, requests: Sequence[tuple[str, str]],
                   now: datetime, field: str = "request_id") -> dict[tuple[str, str], Claim]:
@@ -169,12 +176,10 @@ class IdempotencyStore:
         else:
             claimed, rows = set(), {}
             for request_id, request_fingerprint in first.items():
-                key = {"k_tenant": tenant_id, "k_request": request_id}
-                if self._claims["sqlite"].first(session, {**key, "k_method": method,
-                                                          "k_fingerprint": request_fingerprint, "k_now": now}):
+                is_new, rows[request_id] = self._claim_one(session, "sqlite", tenant_id, request_id, method,
+                                                           request_fingerprint, now)
+                if is_new:
                     claimed.add(request_id)
-                else:
-                    rows[request_id] = self._stored.first(session, key)
         return {(request_id, request_fingerprint):
                 Claim() if request_id in claimed else
                 _found(rows.get(request_id), request_id, method, request_fingerprint, field)
