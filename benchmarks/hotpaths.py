@@ -13,7 +13,8 @@ sharing a port all get connections). It measures, in the same run:
   not to run out, a calling window spanning the day) at 1/8/32/64 callers on a pool of 100 numbers, at 32 callers
   on a pool of 100,000, and at 32 callers with two server processes (NHM_ALLOCATION_WORKERS=2);
 - outcome ingestion into scoring (batched: ReportCallOutcomes of 1,000; streamed: StreamCallOutcomes of 100)
-  while 32 callers allocate;
+  while 32 callers allocate, with scoring's rescore_delay at --rescore-delay (1 s unless said; the rate counts
+  the time until every number is rescored);
 - first-page latency of ListHealth (scoring) and ListNumbers (registry) with 100,000 numbers;
 - with --decay, AllocateNumber at 32 callers for 120 s: the first and the last 10 s.
 
@@ -55,9 +56,12 @@ from nhm.scoring.v1 import scoring_pb2 as spb
 from nhm.scoring.v1 import scoring_pb2_grpc
 from nhm_allocation.app import SPEC as ALLOCATION
 from nhm_platform.database_roles import application_url
+from nhm_platform.db import Database
 from nhm_platform.migrations import upgrade
 from nhm_platform.phone import Purpose, parse_phone_number
+from nhm_platform.row_scope import platform_rows
 from nhm_registry.app import SPEC as REGISTRY
+from nhm_scoring import rescore_queue
 from nhm_scoring.app import SPEC as SCORING
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -249,8 +253,8 @@ class Allocations:
         return found, result.per_window
 
 
-def bench_backend(backend: str, urls: dict[str, str], sizes: Sizes, prospects: list[str], decay: bool
-                  ) -> list[Figure]:
+def bench_backend(backend: str, urls: dict[str, str], sizes: Sizes, prospects: list[str], decay: bool,
+                  rescore_delay: float) -> list[Figure]:
     for spec in (ALLOCATION, SCORING, REGISTRY):
         upgrade(urls[spec.name], spec.migrations_dir, spec.version_table)
     load = Allocations(backend, urls["allocation"], prospects)
@@ -262,13 +266,15 @@ def bench_backend(backend: str, urls: dict[str, str], sizes: Sizes, prospects: l
     main = sizes.main_callers
     allocation_env = service_env("allocation", urls["allocation"], registry_target="", scoring_target="")
     envs = {"allocation": allocation_env, "registry": service_env("registry", urls["registry"]),
-            "scoring": service_env("scoring", urls["scoring"], follow_registry="false", rescore_interval="3600")}
+            "scoring": service_env("scoring", urls["scoring"], follow_registry="false", rescore_interval="3600",
+                                   rescore_delay=str(rescore_delay))}
     with services(envs) as ports:
         load.settle(ports["allocation"], (sizes.small_pool, sizes.large_pool), main, min(2.0, sizes.duration))
         for callers in sizes.callers:
             found.append(load.measure(ports["allocation"], sizes.small_pool, callers, sizes.duration)[0])
         found.append(load.measure(ports["allocation"], sizes.large_pool, main, sizes.duration)[0])
-        found += ingestion_while_allocating(backend, load, ports["allocation"], ports["scoring"], sizes)
+        found += ingestion_while_allocating(backend, load, ports["allocation"], ports["scoring"], urls["scoring"],
+                                            sizes)
         found.append(first_page(backend, "ListHealth first page", sizes, ports["scoring"], lambda channel: (
             scoring_pb2_grpc.ScoringServiceStub(channel).ListHealth, spb.ListHealthRequest(page_size=100))))
         found.append(registry_first_page(backend, ports["registry"], sizes))
@@ -281,9 +287,10 @@ def bench_backend(backend: str, urls: dict[str, str], sizes: Sizes, prospects: l
 
 
 def ingestion_while_allocating(backend: str, load: Allocations, allocation_port: int, scoring_port: int,
-                               sizes: Sizes) -> list[Figure]:
+                               scoring_url: str, sizes: Sizes) -> list[Figure]:
     """Outcomes into scoring, batched then streamed, each while `main` callers allocate; the allocation rate during
-    each goes with it (extra["allocations_per_s"])."""
+    each goes with it (extra["allocations_per_s"]). With a rescore delay, the time the service then takes to rescore
+    the numbers still waiting counts too (extra["drain_s"]): the rate is of events whose health is written."""
     active = [scoring_bench.phone(i) for i in range(0, sizes.listed, 50)] or [scoring_bench.phone(0)]
     found = []
     for mode in ("batched", "streamed"):
@@ -322,16 +329,35 @@ def ingestion_while_allocating(backend: str, load: Allocations, allocation_port:
         stop.set()
         for client in clients:
             client.join()
+        drained = time.perf_counter()
+        wait_rescored(scoring_url)
         seconds = time.perf_counter() - started
         ingested = Figure(backend, f"outcomes ingested {mode} (while allocating)", len(clients), 0,
                           sent[0] / seconds, "events/s", 0.0, 0.0, len(failures),
-                          extra={"allocations_per_s": allocated.rate})
+                          extra={"allocations_per_s": allocated.rate, "drain_s": time.perf_counter() - drained})
         show(ingested)
+        print(f"{'':<11} ingestion {mode}: every number rescored {ingested.extra['drain_s']:.2f} s after the last "
+              "report (counted in the rate)", flush=True)
         if failures:
             print(f"{'':<11} ingestion {mode}: {len(failures)} request(s) failed, first: {failures[0]!r}"[:300],
                   flush=True)
         found += [allocated, ingested]
     return found
+
+
+def wait_rescored(scoring_url: str, timeout: float = 300.0) -> None:
+    """Until scoring's background pass has rescored every number its ingestion marked (rescore_delay > 0)."""
+    db = Database(application_url(scoring_url))
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            with platform_rows(), db.read() as session:
+                if not rescore_queue.pending(session):
+                    return
+            time.sleep(0.05)
+        raise RuntimeError(f"scoring left numbers unscored for {timeout:.0f} s")
+    finally:
+        db.dispose()
 
 
 def first_page(backend: str, measure: str, sizes: Sizes, port: int,
@@ -447,6 +473,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="postgresql+psycopg:// URL of a server to create databases on (NHM_BENCH_POSTGRES_URL)")
     parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
     parser.add_argument("--decay", action="store_true", help="add the 120 s AllocateNumber run (32 callers)")
+    parser.add_argument("--rescore-delay", type=float, default=1.0,
+                        help="scoring's rescore_delay: 0 rescores in each ingesting transaction (the default of the "
+                             "service); more leaves it to the background pass, as a high-volume deployment would")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, fractions of a second (CI)")
     parser.add_argument("--out", default=str(ROOT / "bench-results"), help="folder for the JSON results")
     args = parser.parse_args(argv)
@@ -467,7 +496,7 @@ def main(argv: list[str] | None = None) -> int:
                 urls = {name: f"sqlite:///{folder / name}.db" for name in ("allocation", "scoring", "registry")}
             else:
                 urls = stack.enter_context(postgres_databases(args.postgres))
-            figures += bench_backend(backend, urls, sizes, prospects, args.decay)
+            figures += bench_backend(backend, urls, sizes, prospects, args.decay, args.rescore_delay)
     with_echo_ratios(figures, echo)
     after = machine()
     print(f"\nOne run, {started:%Y-%m-%d %H:%M} UTC; ratios are to the bare echo at the same number of callers "

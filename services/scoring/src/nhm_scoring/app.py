@@ -18,6 +18,7 @@ from nhm_scoring.models import audit, cursors
 from nhm_scoring.policies import Policies
 from nhm_scoring.reading import Reading
 from nhm_scoring.registry_feed import RegistryReplica, registry_follower
+from nhm_scoring.rescore_queue import QueuedRescoring
 from nhm_scoring.servicer import ScoringServiceServicer
 from nhm_scoring.settings import ScoringSettings
 from nhm_scoring.weekly_report import WeeklyReports
@@ -32,7 +33,7 @@ def build(context: ServiceContext[ScoringSettings]) -> BuiltService:
                           max_clock_skew=timedelta(seconds=settings.max_clock_skew),
                           csv_chunk=settings.csv_chunk_rows)
     servicer = ScoringServiceServicer(
-        ingestion=Ingestion(db, clock, limits),
+        ingestion=Ingestion(db, clock, limits, defer_rescoring=settings.rescore_delay > 0),
         reading=Reading(db, clock, max_batch_get=settings.max_batch_get),
         reports=WeeklyReports(db, clock),
         policies=Policies(db, clock, housekeeper),
@@ -50,6 +51,11 @@ def build(context: ServiceContext[ScoringSettings]) -> BuiltService:
     )
     on_start = [housekeeper.start]
     registration.on_stop.append(housekeeper.stop)
+    # Also with no delay: marks left by a run that had one are rescored.
+    queued = QueuedRescoring(db, clock, delay=settings.rescore_delay if settings.rescore_delay > 0
+                             else settings.rescore_interval)
+    on_start.append(queued.start)
+    registration.on_stop.append(queued.stop)
     if settings.follow_registry:
         follower, channel = registry_follower(settings, db, clock, cursors, RegistryReplica(clock, api_keys))
         on_start.append(follower.start)

@@ -1,4 +1,5 @@
 """Ingestion: events in, buckets and labels updated, the numbers they touched rescored — one transaction a batch.
+With a rescore delay, the numbers are marked instead, and a background pass rescores them (rescore_queue.py).
 
 Per event: checked (events.py), then its number must be one of the tenant's (from the registry's feed), then
 its event id must be new (INSERT … ON CONFLICT DO NOTHING on the raw table). Only then does it count. A batch
@@ -18,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from nhm_platform.clock import Clock
 from nhm_platform.db import Database
-from nhm_scoring import buckets, label_store, number_replica, policy_store, raw_events
+from nhm_scoring import buckets, label_store, number_replica, policy_store, raw_events, rescore_queue
 from nhm_scoring.csv_import import parse_observations
 from nhm_scoring.events import (
     CallOutcome,
@@ -63,8 +64,9 @@ class IngestLimits:
 
 
 class Ingestion:
-    def __init__(self, db: Database, clock: Clock, limits: IngestLimits) -> None:
+    def __init__(self, db: Database, clock: Clock, limits: IngestLimits, *, defer_rescoring: bool = False) -> None:
         self._db, self._clock, self._limits = db, clock, limits
+        self._defer_rescoring = defer_rescoring
 
     def report_calls(self, tenant_id: str, outcomes: Sequence[CallOutcome]) -> IngestSummary:
         return self._ingest(tenant_id, lambda limits, _policy: check_calls(outcomes, limits), self._store_calls)
@@ -142,36 +144,40 @@ class Ingestion:
         summary.rejections.sort(key=lambda r: r.index)
         return summary
 
-    @staticmethod
-    def _store_calls(session: Session, tenant_id: str, events: list[CallOutcome], now: datetime,
+    def _store_calls(self, session: Session, tenant_id: str, events: list[CallOutcome], now: datetime,
                      policy: ScoringPolicy) -> set[str]:
         inserted = raw_events.insert_calls(session, tenant_id, events, now)
         accepted = [e for e in events if e.event_id in inserted]
         if accepted:
             phones = {e.phone_number for e in accepted}
             buckets.apply(session, tenant_id, fold_calls(accepted, standings(session, tenant_id, phones)))
-            rescore(session, tenant_id, phones, now, policy)
+            self._rescore(session, tenant_id, phones, now, policy)
         return inserted
 
-    @staticmethod
-    def _store_complaints(session: Session, tenant_id: str, events: list[Complaint], now: datetime,
+    def _store_complaints(self, session: Session, tenant_id: str, events: list[Complaint], now: datetime,
                           policy: ScoringPolicy) -> set[str]:
         inserted = raw_events.insert_complaints(session, tenant_id, events, now)
         accepted = [e for e in events if e.event_id in inserted]
         if accepted:
             buckets.apply(session, tenant_id, fold_complaints(accepted))
-            rescore(session, tenant_id, {e.phone_number for e in accepted}, now, policy)
+            self._rescore(session, tenant_id, {e.phone_number for e in accepted}, now, policy)
         return inserted
 
-    @staticmethod
-    def _store_observations(session: Session, tenant_id: str, events: list[Observation], now: datetime,
+    def _store_observations(self, session: Session, tenant_id: str, events: list[Observation], now: datetime,
                             policy: ScoringPolicy) -> set[str]:
         inserted = raw_events.insert_observations(session, tenant_id, events, now)
         accepted = [e for e in events if e.event_id in inserted]
         if accepted:
             label_store.apply(session, tenant_id, accepted)
-            rescore(session, tenant_id, {e.phone_number for e in accepted}, now, policy)
+            self._rescore(session, tenant_id, {e.phone_number for e in accepted}, now, policy)
         return inserted
+
+    def _rescore(self, session: Session, tenant_id: str, phones: set[str], now: datetime,
+                 policy: ScoringPolicy) -> None:
+        if self._defer_rescoring:
+            rescore_queue.mark(session, tenant_id, phones)
+        else:
+            rescore(session, tenant_id, phones, now, policy)
 
 
 _END = object()

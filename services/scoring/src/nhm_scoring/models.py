@@ -244,6 +244,16 @@ health = Table(
     postgresql_with={"fillfactor": 70},
 )
 
+# Numbers whose events arrived but whose health is not recomputed yet (rescore_delay > 0): each row is written with
+# the events, and removed with the health it asked for. marks: the event batches that asked since.
+rescore_queue = Table(
+    "rescore_queue",
+    metadata,
+    *_key(),
+    Column("marks", BigInteger, nullable=False),
+    PrimaryKeyConstraint("tenant_id", "phone_number", name="pk_rescore_queue"),
+)
+
 # Numbers per status per tenant, kept with every health write: the dashboard's unfiltered counts.
 status_counts = Table(
     "status_counts",

@@ -20,6 +20,11 @@ class ScoringSettings(ServerSettings):
     # Seconds between passes that rescore the numbers whose health time alone can change (windows sliding past,
     # labels ageing) and prune data no window needs any more.
     rescore_interval: float = 60.0
+    # Seconds ingestion may leave the health of the numbers its events touched to a background pass, which then
+    # rescores each of them once however many events it got meanwhile (a dialer reporting thousands of calls a
+    # second over a few thousand numbers). 0: rescored in the transaction that counts the events, so a number's
+    # health and its feed reflect an event as soon as the report is answered.
+    rescore_delay: float = 0.0
     # Most events in one request, or in one message of a stream.
     max_batch_events: int = 10000
     # Most numbers one BatchGetHealth request may name; more are refused with INVALID_ARGUMENT.
