@@ -17,8 +17,10 @@ from scoring.stack import Stack, phone, start_stack, status, triggered
 from nhm_platform.clock import FakeClock
 from nhm_platform.db import Database
 from nhm_platform.row_scope import platform_rows
-from nhm_scoring import rescore_queue
+from nhm_scoring import health_store, rescore_queue
+from nhm_scoring.reputation import HealthStatus
 from nhm_scoring.rescore_queue import QueuedRescoring
+from nhm_testing.keys import TENANT_A
 
 DAY = datetime(2026, 1, 4, tzinfo=UTC)
 
@@ -115,3 +117,15 @@ def test_events_reported_during_a_pass_are_rescored_by_the_next(deferred, clock,
     monkeypatch.setattr(rescore_queue, "rescore", original)
     assert queued.run_once() == 1
     assert status(stack.health(phone(1))) == "AT_RISK"
+
+
+def test_a_clean_stop_rescores_what_is_marked(deferred, clock):
+    stack, _, db = deferred
+    stack.create_numbers(phone(1))
+    clock.set(DAY + timedelta(hours=20, minutes=30))
+    stack.report(stack.calls.day(phone(1), DAY + timedelta(hours=8), calls=180, answered=7))
+    assert pending(db) == 1
+    stack.scoring_handle.running.stop(0)
+    assert pending(db) == 0
+    with platform_rows(), db.read() as session:
+        assert health_store.load(session, TENANT_A, [phone(1)])[phone(1)].status is HealthStatus.AT_RISK

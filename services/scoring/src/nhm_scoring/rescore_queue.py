@@ -59,7 +59,7 @@ def _unmark(session: Session, tenant_id: str, phones: Collection[str]) -> None:
 
 
 class QueuedRescoring:
-    """The background pass. stop() runs a last pass, so a clean shutdown leaves no number waiting."""
+    """The background pass. stop() runs a last pass once started, so a clean shutdown leaves no number waiting."""
 
     def __init__(self, db: Database, clock: Clock, delay: float, chunk: int = CHUNK) -> None:
         self._db, self._clock, self._delay, self._chunk = db, clock, delay, chunk
@@ -72,8 +72,9 @@ class QueuedRescoring:
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(30)
+        if self._thread is None:  # never started: a bulk lane, whose serving process runs the passes
+            return
+        self._thread.join(30)
         self._pass_logged()
 
     def _run(self) -> None:
