@@ -1,6 +1,6 @@
 """Where a batch of call outcomes' time goes, without gRPC: Ingestion.report_calls in a loop, in this process.
 
-    .venv/bin/python benchmarks/profile_ingest.py [--postgres URL] [--numbers 2000] [--batches 20] [--profile]
+    .venv/bin/python benchmarks/profile_ingest.py [--postgres URL] [--numbers 2000] [--batches 20] [--profile] [--defer]
 
 Seeds --numbers numbers as benchmarks/bench_scoring.py does (SQLite in a temporary folder, or a database it
 creates next to the one --postgres names and drops afterwards) and scores them, then sends --batches batches of
@@ -35,7 +35,7 @@ from nhm_platform.clock import SystemClock
 from nhm_platform.db import Database
 from nhm_platform.logs import configure_logging
 from nhm_platform.migrations import upgrade
-from nhm_scoring import buckets, health_store, ingestion, raw_events
+from nhm_scoring import buckets, health_store, ingestion, raw_events, rescore_queue
 from nhm_scoring.app import SPEC
 from nhm_scoring.ingestion import Ingestion, IngestLimits
 from nhm_scoring.servicer import call_outcome
@@ -43,7 +43,7 @@ from nhm_scoring.servicer import call_outcome
 # The steps of a batch that are timed apart: (module, function name, label).
 STEPS = ((raw_events, "insert_calls", "raw insert"), (ingestion, "standings", "standings"),
          (buckets, "apply", "bucket upserts"), (ingestion, "rescore", "rescoring"),
-         (health_store.HealthWrites, "flush", "rescoring: health writes"))
+         (health_store.HealthWrites, "flush", "rescoring: health writes"), (rescore_queue, "mark", "marks"))
 
 
 @contextlib.contextmanager
@@ -95,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=1000, help="outcomes per batch")
     parser.add_argument("--batches", type=int, default=20, help="batches timed")
     parser.add_argument("--profile", action="store_true", help="print a cProfile listing of the timed batches")
+    parser.add_argument("--defer", action="store_true",
+                        help="mark the numbers for the background pass (rescore_delay > 0) instead of rescoring")
     args = parser.parse_args(argv)
     configure_logging("json", "warning")
     tenant = f"bench-{secrets.token_hex(3)}"
@@ -111,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
             worker = Ingestion(db, SystemClock(), IngestLimits(max_batch=settings.max_batch_events,
                                                                max_stream_batch=settings.max_stream_batch_events,
                                                                max_clock_skew=timedelta(seconds=settings.max_clock_skew),
-                                                               csv_chunk=settings.csv_chunk_rows))
+                                                               csv_chunk=settings.csv_chunk_rows),
+                               defer_rescoring=args.defer)
 
             def batch(name: str) -> list[Any]:
                 return [call_outcome(m) for m in bench.outcomes(active, args.batch, f"{tenant}-{name}")]

@@ -30,10 +30,11 @@ def test_benchmark_runs_on_a_tiny_size(backend):
     assert sum("ListHealth" in line and "p50" in line and "p99" in line for line in lines) == 5, result.stdout
 
 
+@pytest.mark.parametrize("defer", [False, True], ids=["rescoring", "marking"])
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_the_ingestion_profile_prints_each_step_of_a_batch(backend):
+def test_the_ingestion_profile_prints_each_step_of_a_batch(backend, defer):
     args = [sys.executable, str(SCRIPT.with_name("profile_ingest.py")), "--numbers", "500", "--batch", "40",
-            "--batches", "3"]
+            "--batches", "3", *(["--defer"] if defer else [])]
     if backend == "postgresql":
         url = os.environ.get(POSTGRES_URL_VARIABLE)
         if not url:
@@ -43,5 +44,8 @@ def test_the_ingestion_profile_prints_each_step_of_a_batch(backend):
     assert result.returncode == 0, result.stderr  # it also fails if a batch is not accepted whole
     assert result.stdout.startswith(f"{backend}: 500 numbers"), result.stdout
     assert "3 batches of 40 over 10 numbers" in result.stdout, result.stdout
-    for step in ("raw insert", "bucket upserts", "rescoring: bucket reads", "rescoring: health writes"):
+    rescoring = ("rescoring: bucket reads", "rescoring: health writes")
+    for step in ("raw insert", "bucket upserts", *(() if defer else rescoring), *(("marks",) if defer else ())):
         assert step in result.stdout, result.stdout
+    if defer:  # the numbers are left to the background pass
+        assert not any(step in result.stdout for step in rescoring), result.stdout
