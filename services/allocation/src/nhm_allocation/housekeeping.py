@@ -8,7 +8,6 @@ hot tables for long.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -20,6 +19,7 @@ from sqlalchemy.sql import ColumnElement
 from nhm_allocation.models import allocations, idempotency, prospects
 from nhm_platform.clock import Clock
 from nhm_platform.db import Database
+from nhm_platform.periodic import Periodic
 from nhm_platform.row_scope import platform_rows
 
 _log = structlog.get_logger("nhm.allocation.housekeeping")
@@ -36,11 +36,12 @@ class Pruned:
 class Housekeeper:
     def __init__(self, db: Database, clock: Clock, *, call_id_retention: timedelta, ledger_retention: timedelta,
                  prospect_retention: timedelta, interval: float) -> None:
-        self._db, self._clock, self._interval = db, clock, interval
+        self._db, self._clock = db, clock
         self._call_id_retention, self._ledger_retention = call_id_retention, ledger_retention
         self._prospect_retention = prospect_retention
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        # interval <= 0: no upkeep in this process.
+        self._periodic = (Periodic("allocation-housekeeping", interval, self._run_and_log, join_timeout=5)
+                          if interval > 0 else None)
 
     def run_once(self) -> Pruned:
         with platform_rows():  # every tenant's old rows
@@ -71,23 +72,15 @@ class Housekeeper:
                 return total
 
     def start(self) -> None:
-        if self._interval <= 0:
-            return
-        self._thread = threading.Thread(target=self._run, name="allocation-housekeeping", daemon=True)
-        self._thread.start()
+        if self._periodic is not None:
+            self._periodic.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5)
+        if self._periodic is not None:
+            self._periodic.stop()
 
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                pruned = self.run_once()
-            except Exception:  # noqa: BLE001 - upkeep retries on the next tick
-                _log.exception("housekeeping.failed")
-                continue
-            if pruned.call_ids or pruned.ledger_rows or pruned.prospects:
-                _log.info("housekeeping.pruned", call_ids=pruned.call_ids, ledger_rows=pruned.ledger_rows,
-                          prospects=pruned.prospects)
+    def _run_and_log(self) -> None:
+        pruned = self.run_once()
+        if pruned.call_ids or pruned.ledger_rows or pruned.prospects:
+            _log.info("housekeeping.pruned", call_ids=pruned.call_ids, ledger_rows=pruned.ledger_rows,
+                      prospects=pruned.prospects)

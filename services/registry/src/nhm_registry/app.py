@@ -9,7 +9,7 @@ from nhm_platform.auth import Principal
 from nhm_platform.server import ServiceRegistration, method_names
 from nhm_platform.service import BuiltService, ServiceContext, ServiceSpec
 from nhm_registry import messages, models
-from nhm_registry.housekeeping import Pruner
+from nhm_registry.housekeeping import scheduled_pruner
 from nhm_registry.service import Registry
 from nhm_registry.servicer import RegistryServiceServicer
 from nhm_registry.settings import RegistrySettings
@@ -32,7 +32,7 @@ def build(context: ServiceContext[RegistrySettings]) -> BuiltService:
     registry = Registry(transactions, models.feed, context.clock, context.settings)
     registry.ensure_tenants(context.static_keys.tenant_ids)
     servicer = RegistryServiceServicer(registry)
-    pruner = Pruner(registry.prune, context.settings.prune_interval)
+    pruner = scheduled_pruner(registry.prune, context.settings.prune_interval)
     service_name = registry_pb2.DESCRIPTOR.services_by_name["RegistryService"].full_name
     registration = ServiceRegistration(
         service_names=[service_name],

@@ -7,7 +7,6 @@ Time comes from the injected clock; the pass runs every rescore_interval seconds
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -17,6 +16,7 @@ from sqlalchemy import delete
 
 from nhm_platform.clock import Clock
 from nhm_platform.db import Database
+from nhm_platform.periodic import Periodic
 from nhm_platform.row_scope import platform_rows
 from nhm_scoring import buckets, health_store, number_replica, policy_store, raw_events
 from nhm_scoring.activity import epoch_day, epoch_hour
@@ -41,26 +41,18 @@ class PassResult:
 class Housekeeper:
     def __init__(self, db: Database, clock: Clock, settings: ScoringSettings) -> None:
         self._db, self._clock, self._settings = db, clock, settings
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._periodic = Periodic("scoring-housekeeping", settings.rescore_interval, self._run_and_log)
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="scoring-housekeeping", daemon=True)
-        self._thread.start()
+        self._periodic.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(10)
+        self._periodic.stop()
 
-    def _run(self) -> None:
-        while not self._stop.wait(self._settings.rescore_interval):
-            try:
-                result = self.run_once()
-                if result.changed or result.pruned:
-                    _log.info("scoring.pass", rescored=result.rescored, changed=result.changed, pruned=result.pruned)
-            except Exception:  # noqa: BLE001 - the pass logs and tries again next time
-                _log.exception("scoring.pass_failed")
+    def _run_and_log(self) -> None:
+        result = self.run_once()
+        if result.changed or result.pruned:
+            _log.info("scoring.pass", rescored=result.rescored, changed=result.changed, pruned=result.pruned)
 
     def run_once(self) -> PassResult:
         with platform_rows():  # every tenant's time-sensitive numbers and old rows
@@ -86,7 +78,7 @@ class Housekeeper:
     def _rescore(self, tenant_id: str, phones: Sequence[str]) -> tuple[int, int]:
         changed = 0
         for i in range(0, len(phones), CHUNK):
-            if self._stop.is_set():
+            if self._periodic.stopping:
                 break
             with self._db.transaction() as session:
                 policy = policy_store.load(session, tenant_id)

@@ -9,15 +9,14 @@ marks it again, so events that arrive during a pass are rescored by the next one
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Collection
 
-import structlog
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from nhm_platform.clock import Clock
 from nhm_platform.db import Database
+from nhm_platform.periodic import Periodic
 from nhm_platform.row_scope import platform_rows
 from nhm_scoring import policy_store
 from nhm_scoring.models import rescore_queue
@@ -25,7 +24,6 @@ from nhm_scoring.phone_filters import phone_filters
 from nhm_scoring.rescoring import rescore
 from nhm_scoring.sql_upserts import add_counts
 
-_log = structlog.get_logger("nhm.scoring.rescore_queue")
 _Q = rescore_queue.c
 # Numbers rescored per transaction, so a pass never holds the database for long.
 CHUNK = 500
@@ -62,30 +60,17 @@ class QueuedRescoring:
     """The background pass. stop() runs a last pass once started, so a clean shutdown leaves no number waiting."""
 
     def __init__(self, db: Database, clock: Clock, delay: float, chunk: int = CHUNK) -> None:
-        self._db, self._clock, self._delay, self._chunk = db, clock, delay, chunk
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._db, self._clock, self._chunk = db, clock, chunk
+        self._periodic = Periodic("scoring-rescore-queue", delay, self.run_once, join_timeout=30)
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="scoring-rescore-queue", daemon=True)
-        self._thread.start()
+        self._periodic.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is None:  # never started: a bulk lane, whose serving process runs the passes
+        if not self._periodic.started:  # a bulk lane, whose serving process runs the passes
             return
-        self._thread.join(30)
-        self._pass_logged()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._delay):
-            self._pass_logged()
-
-    def _pass_logged(self) -> None:
-        try:
-            self.run_once()
-        except Exception:  # noqa: BLE001 - the marks stay; the next pass tries again
-            _log.exception("scoring.rescore_queue_failed")
+        self._periodic.stop()
+        self._periodic.run_logged()
 
     def run_once(self) -> int:
         """Rescore every number marked when the pass starts (and any marked meanwhile); returns how many."""
