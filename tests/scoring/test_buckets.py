@@ -3,18 +3,20 @@ numbers larger than one statement takes."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import insert
 
 from nhm_platform.db import Database
 from nhm_platform.row_scope import platform_rows, tenant_rows
-from nhm_scoring import buckets, number_replica, phone_filters
+from nhm_scoring import buckets, number_replica, phone_filters, raw_events
 from nhm_scoring.activity import HourlyActivity, Windows, epoch_hour
 from nhm_scoring.app import SPEC
-from nhm_scoring.models import hourly_buckets, numbers
+from nhm_scoring.events import OUTBOUND, CallOutcome
+from nhm_scoring.models import hourly_buckets, numbers, prospect_daily
 from nhm_scoring.policy import DEFAULTS
+from nhm_scoring.sql_upserts import add_counts
 
 NOW = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)
 BUSY, QUIET, OLD, OTHER = "+14155550101", "+14155550102", "+14155550103", "+14155550104"
@@ -60,5 +62,44 @@ def test_a_set_of_numbers_larger_than_one_statement_takes_is_read_whole(database
             assert number_replica.known(session, "t1", asked) == set(mine)
             assert number_replica.known(session, "t2", asked[::-1]) == set(theirs)
             assert number_replica.known(session, "t1", []) == set()
+    finally:
+        db.dispose()
+
+
+def test_a_batch_of_raw_events_larger_than_one_statement_is_claimed_once_and_its_times_compare_right(database_url):
+    """333 events (several multi-row statements on SQLite): every one is claimed once, a retry claims none, and
+    each row's time is stored so that the database orders and prunes by it exactly (the 300th as the 1st)."""
+    times = [NOW - timedelta(minutes=i) for i in range(333)]  # whole minutes: no fraction of a second to print
+    events = [CallOutcome(f"e{i}", BUSY, OUTBOUND, "", at, False, 0, 0, 0) for i, at in enumerate(times)]
+    db = Database(database_url(SPEC))
+    try:
+        with tenant_rows("t1"), db.transaction() as session:
+            assert raw_events.insert_calls(session, "t1", events, NOW) == {e.event_id for e in events}
+        with tenant_rows("t1"), db.transaction() as session:
+            assert raw_events.insert_calls(session, "t1", events[::-1], NOW) == set()
+            assert _utc(raw_events.recent_outbound_times(session, "t1", BUSY, 333)) == times
+        with platform_rows(), db.transaction() as session:
+            assert raw_events.prune(session, before=times[300]) == 32  # strictly before: the 300th stays
+        with tenant_rows("t1"), db.transaction() as session:
+            assert _utc(raw_events.recent_outbound_times(session, "t1", BUSY, 333)) == times[:301]
+    finally:
+        db.dispose()
+
+
+def _utc(times: list[datetime]) -> list[datetime]:
+    """SQLite gives back naive UTC times."""
+    return [t if t.tzinfo else t.replace(tzinfo=UTC) for t in times]
+
+
+def test_counts_added_over_many_statements_return_every_row_written(database_url):
+    rows = [{"tenant_id": "t1", "phone_number": BUSY, "day": 20_000, "remote_number": f"+1212555{i:04d}",
+             "calls": 1 + i % 3} for i in range(333)]
+    keys = ("tenant_id", "phone_number", "day", "remote_number")
+    db = Database(database_url(SPEC))
+    try:
+        for round_ in (1, 2):
+            with tenant_rows("t1"), db.transaction() as session:
+                written = add_counts(session, prospect_daily, rows, keys, returning=("remote_number", "calls"))
+            assert sorted(written) == sorted((r["remote_number"], round_ * r["calls"]) for r in rows)
     finally:
         db.dispose()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import operator
 import threading
 from collections import namedtuple
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -96,6 +97,7 @@ def dialect_of(session: Session) -> str:
 class _Plan:
     sql: str
     positional: tuple[str, ...] | None  # parameter order for qmark drivers (SQLite); None: by name (psycopg)
+    ordered: Callable[[Mapping[str, Any]], Sequence[Any]] | None  # the positional values of a mapping, in order
     defaults: Mapping[str, Any]
     binds: tuple[tuple[str, Callable[[Any], Any]], ...]
     row: Any  # namedtuple class of the result columns, or None for a statement without result
@@ -186,17 +188,28 @@ class Compiled:
             row = namedtuple("Row", [entry[0] for entry in columns], rename=True) if columns else None
             results = tuple(entry[3]._cached_result_processor(dialect, None) for entry in columns)
             positional = tuple(compiled.positiontup) if compiled.positional else None
-            plan = _Plan(compiled.string, positional, defaults, binds, row, results)
+            plan = _Plan(compiled.string, positional, _in_order(positional), defaults, binds, row, results)
             self._plans[dialect.name] = plan
             return plan
 
 
+def _in_order(positional: tuple[str, ...] | None) -> Callable[[Mapping[str, Any]], Sequence[Any]] | None:
+    if positional is None:
+        return None
+    if len(positional) > 1:
+        return operator.itemgetter(*positional)  # type: ignore[return-value]  # a tuple, picked in C
+    return lambda values: tuple(values[name] for name in positional)
+
+
 def _arguments(plan: _Plan, params: Mapping[str, Any]) -> Sequence[Any] | Mapping[str, Any]:
-    """One call's parameters as the driver takes them: defaults filled in, bind processors applied, in order."""
-    values = {**plan.defaults, **params}
-    for name, process in plan.binds:
-        values[name] = process(values[name])
-    return [values[name] for name in plan.positional] if plan.positional is not None else values
+    """One call's parameters as the driver takes them: defaults filled in, bind processors applied, in order.
+    Runs once a row of an executemany, so a statement with neither defaults nor processors skips the copy."""
+    values = params
+    if plan.defaults or plan.binds:
+        values = {**plan.defaults, **params}
+        for name, process in plan.binds:
+            values[name] = process(values[name])
+    return plan.ordered(values) if plan.ordered is not None else values
 
 
 def _translated(connection: Connection, sql: str, params: Any, error: Exception, cursor: Any) -> DBAPIError:

@@ -2,15 +2,18 @@
 
 Rows are written in key order, so concurrent transactions on PostgreSQL lock shared rows in the same order.
 PostgreSQL gets one short statement over arrays (INSERT … SELECT unnest(…)), since psycopg re-parses every long
-statement it is sent, which made thousand-row VALUES lists slower than the work. SQLite: without RETURNING, one
-statement compiled once per shape runs for every row on the driver (nhm_platform.statements); with RETURNING,
-multi-row VALUES.
+statement it is sent, which made thousand-row VALUES lists slower than the work. SQLite runs statements compiled
+once per shape on the driver (nhm_platform.statements): without RETURNING, one row's statement for every row
+(executemany); with RETURNING, which executemany cannot give, multi-row VALUES statements of a few fixed sizes
+(SQLAlchemy's own multi-row path builds each row's parameters through its execution context, which cost more than
+the database's work).
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+import operator
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import Table, bindparam, cast, func, select, update
@@ -21,6 +24,9 @@ from nhm_platform.statements import Compiled
 
 # Rows per statement where a statement carries many rows.
 CHUNK = 400
+# SQLite's multi-row statements, largest first: a batch is cut into these sizes, each compiled once per shape
+# (at 256 rows of the widest table, 3,328 parameters: well under SQLite's 32,766).
+_SQLITE_SIZES = (256, 64, 16, 4, 1)
 
 
 def _is_postgres(session: Session) -> bool:
@@ -32,7 +38,7 @@ def _insert(session: Session, table: Table) -> Any:
 
 
 def _ordered(rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> list[dict[str, Any]]:
-    return sorted(rows, key=lambda r: tuple(r[k] for k in keys))
+    return sorted(rows, key=operator.itemgetter(*keys))
 
 
 def _from_arrays(table: Table, rows: Sequence[dict[str, Any]]) -> Any:
@@ -57,9 +63,9 @@ def insert_new(session: Session, table: Table, rows: Sequence[dict[str, Any]], k
                          .on_conflict_do_nothing(index_elements=list(keys)).returning(table.c[returning]))
             found.update(session.execute(statement).scalars())
         return found
-    statement = (_insert(session, table).on_conflict_do_nothing(index_elements=list(keys))
-                 .returning(table.c[returning]))
-    return set(session.execute(statement, ordered).scalars())
+    columns = tuple(ordered[0])
+    return {row[0] for row in _sqlite_returning(
+        session, ordered, columns, lambda size: _sqlite_insert_new(table, columns, size, tuple(keys), returning))}
 
 
 def add_counts(session: Session, table: Table, rows: Sequence[dict[str, Any]], keys: Sequence[str], *,
@@ -88,7 +94,8 @@ def add_counts(session: Session, table: Table, rows: Sequence[dict[str, Any]], k
             else:
                 session.execute(statement)
         return results
-    return list(session.execute(upsert(_insert(session, table)).returning(*wanted), ordered).all())
+    return _sqlite_returning(session, ordered, (*keys, *columns), lambda size: _sqlite_add_counts_returning(
+        table, tuple(keys), tuple(columns), tuple(larger), tuple(returning), size))
 
 
 def _adding(table: Table, statement: Any, keys: Sequence[str], columns: Sequence[str], larger: Sequence[str],
@@ -104,6 +111,48 @@ def _sqlite_add_counts(table: Table, keys: tuple[str, ...], columns: tuple[str, 
                        larger: tuple[str, ...]) -> Compiled:
     statement = sqlite.insert(table).values({c: bindparam(c) for c in (*keys, *columns)})
     return Compiled(_adding(table, statement, keys, columns, larger, func.max))
+
+
+def _sqlite_returning(session: Session, rows: Sequence[dict[str, Any]], columns: Sequence[str],
+                      statement: Callable[[int], Compiled]) -> list[Any]:
+    """The rows RETURNING gives for every row written, in statements of the sizes in _SQLITE_SIZES."""
+    found: list[Any] = []
+    pick = operator.itemgetter(*columns)
+    start = 0
+    for size in _SQLITE_SIZES:
+        while len(rows) - start >= size:
+            values = [value for row in rows[start:start + size] for value in pick(row)]
+            found.extend(statement(size).rows(session, dict(zip(_sqlite_names(tuple(columns), size), values,
+                                                                strict=True))))
+            start += size
+    return found
+
+
+@functools.cache
+def _sqlite_names(columns: tuple[str, ...], size: int) -> tuple[str, ...]:
+    """The parameter names of _sqlite_values, row after row."""
+    return tuple(f"{c}_{i}" for i in range(size) for c in columns)
+
+
+def _sqlite_values(table: Table, columns: Sequence[str], size: int) -> Any:
+    """INSERT INTO table (columns) VALUES (:c_0, …), … (:c_<size-1>, …)."""
+    names = iter(_sqlite_names(tuple(columns), size))
+    return sqlite.insert(table).values([{c: bindparam(next(names), type_=table.c[c].type) for c in columns}
+                                        for _ in range(size)])
+
+
+@functools.cache
+def _sqlite_insert_new(table: Table, columns: tuple[str, ...], size: int, keys: tuple[str, ...],
+                       returning: str) -> Compiled:
+    return Compiled(_sqlite_values(table, columns, size).on_conflict_do_nothing(index_elements=list(keys))
+                    .returning(table.c[returning]))
+
+
+@functools.cache
+def _sqlite_add_counts_returning(table: Table, keys: tuple[str, ...], columns: tuple[str, ...],
+                                 larger: tuple[str, ...], returning: tuple[str, ...], size: int) -> Compiled:
+    statement = _adding(table, _sqlite_values(table, (*keys, *columns), size), keys, columns, larger, func.max)
+    return Compiled(statement.returning(*(table.c[c] for c in returning)))
 
 
 @functools.cache
