@@ -46,8 +46,7 @@ def test_the_hour_windows_add_up_their_own_hours_and_nothing_else(database_url):
 
 @pytest.mark.parametrize("per_statement", [7, 500])
 def test_a_set_of_numbers_larger_than_one_statement_takes_is_read_whole(database_url, monkeypatch, per_statement):
-    monkeypatch.setattr(phone_filters, "SQLITE_CHUNK", per_statement)
-    monkeypatch.setattr(phone_filters, "POSTGRES_CHUNK", per_statement)
+    monkeypatch.setattr(phone_filters, "CHUNK", per_statement)
     mine = [f"+1415555{i:04d}" for i in range(0, 2_400, 2)]  # 1,200 of the tenant's numbers
     theirs = [f"+1415555{i:04d}" for i in range(1, 2_400, 2)]  # as many of another tenant's
     db = Database(database_url(SPEC))

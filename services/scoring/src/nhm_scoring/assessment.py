@@ -8,6 +8,7 @@ label_fresh_for on its weight falls linearly towards 0, which lowers the score i
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -108,7 +109,9 @@ def assess(activity: Activity, traits: NumberTraits, labels: Sequence[LabelState
     risk = int(min(100, round(sum(f.weight for f in triggered))))
     views = tuple(source_views(labels, now, policy))
     burst = blocked_burst(activity, policy)
-    by_status = {s: [v for v in views if v.status is s] for s in HealthStatus}
+    by_status: dict[HealthStatus, list[SourceView]] = defaultdict(list)
+    for view in views:
+        by_status[view.status].append(view)
     risky = risk >= policy.at_risk_score_threshold
 
     if by_status[HealthStatus.BLOCKED] or burst:

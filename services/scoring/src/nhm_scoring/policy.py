@@ -24,6 +24,7 @@ whose risk score reaches at_risk_score_threshold is At Risk before any carrier l
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -87,7 +88,12 @@ class ScoringPolicy:
     factor_weights: Mapping[FactorKind, float] = field(default_factory=lambda: dict(DEFAULT_FACTOR_WEIGHTS))
 
     def weight(self, kind: FactorKind) -> float:
-        return float(self.factor_weights.get(kind, DEFAULT_FACTOR_WEIGHTS[kind]))
+        return self._weights[kind]
+
+    @functools.cached_property
+    def _weights(self) -> dict[FactorKind, float]:
+        """Every factor's weight, worked out once per policy: rescoring asks ten times a number."""
+        return {kind: float(self.factor_weights.get(kind, DEFAULT_FACTOR_WEIGHTS[kind])) for kind in FactorKind}
 
     @property
     def short_call_seconds(self) -> int:
