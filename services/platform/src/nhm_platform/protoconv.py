@@ -1,8 +1,8 @@
 """Conversions between protobuf well-known types and Python values.
 
-Times are converted with integer arithmetic from the epoch: protobuf's own Timestamp.FromDatetime/ToDatetime go
-through time tuples and cost about 15 µs a call, and scoring converts several times per number it rescores. The
-results are the same (tests/kit/test_protoconv.py compares them).
+Times are converted with integer arithmetic from the epoch: protobuf's own Timestamp.FromDatetime goes through a
+time tuple (6.6 µs a call here, against 2.2), and scoring converts several times per number it rescores. The
+results are the same (tests/kit/test_protoconv.py compares them with protobuf's own).
 """
 
 from __future__ import annotations

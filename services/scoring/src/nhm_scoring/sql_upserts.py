@@ -33,10 +33,6 @@ def _is_postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
-def _insert(session: Session, table: Table) -> Any:
-    return (postgresql.insert if _is_postgres(session) else sqlite.insert)(table)
-
-
 def _ordered(rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> list[dict[str, Any]]:
     return sorted(rows, key=operator.itemgetter(*keys))
 
@@ -117,7 +113,7 @@ def _sqlite_returning(session: Session, rows: Sequence[dict[str, Any]], columns:
                       statement: Callable[[int], Compiled]) -> list[Any]:
     """The rows RETURNING gives for every row written, in statements of the sizes in _SQLITE_SIZES."""
     found: list[Any] = []
-    pick = operator.itemgetter(*columns)
+    pick = operator.itemgetter(*columns) if len(columns) > 1 else lambda row: (row[columns[0]],)
     start = 0
     for size in _SQLITE_SIZES:
         while len(rows) - start >= size:
