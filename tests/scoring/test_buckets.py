@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import insert
 
+from nhm_platform import statements
 from nhm_platform.db import Database
 from nhm_platform.row_scope import platform_rows, tenant_rows
-from nhm_scoring import buckets, number_replica, phone_filters, raw_events
+from nhm_scoring import buckets, number_replica, raw_events
 from nhm_scoring.activity import HourlyActivity, Windows, epoch_hour
 from nhm_scoring.app import SPEC
 from nhm_scoring.events import OUTBOUND, CallOutcome
@@ -46,7 +47,7 @@ def test_the_hour_windows_add_up_their_own_hours_and_nothing_else(database_url):
 
 @pytest.mark.parametrize("per_statement", [7, 500])
 def test_a_set_of_numbers_larger_than_one_statement_takes_is_read_whole(database_url, monkeypatch, per_statement):
-    monkeypatch.setattr(phone_filters, "CHUNK", per_statement)
+    monkeypatch.setattr(statements, "SET_LIMIT", per_statement)
     mine = [f"+1415555{i:04d}" for i in range(0, 2_400, 2)]  # 1,200 of the tenant's numbers
     theirs = [f"+1415555{i:04d}" for i in range(1, 2_400, 2)]  # as many of another tenant's
     db = Database(database_url(SPEC))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import operator
 import threading
 from collections import namedtuple
@@ -23,13 +24,18 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import ColumnElement, Connection, String, any_, func, select
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.elements import BindParameter
+from sqlalchemy.types import TypeEngine
 
 from nhm_platform.errors import Unavailable
 
+# Values a set parameter (in_set) carries in one statement at most: a plan for the largest sets stays sound.
+SET_LIMIT = 10_000
 _CONNECTION = "nhm.connection"
 _SAVEPOINTS = itertools.count()
 Processor = Callable[[Any], Any] | None
@@ -91,6 +97,26 @@ def _driver_execute(connection: Connection, sql: str) -> None:
 def dialect_of(session: Session) -> str:
     """"postgresql" or "sqlite": the dialect of the session's transaction."""
     return connection_of(session).dialect.name
+
+
+def in_set(dialect: str, column: Any, parameter: BindParameter[Any]) -> ColumnElement[bool]:
+    """column is one of a set of strings given as one parameter (typed set_type, valued set_value), so a statement
+    is compiled once for a set of any size and can be a Compiled one. PostgreSQL: ``= ANY(:p)`` over a text array.
+    SQLite: ``IN (SELECT value FROM json_each(:p))`` over a JSON array, which SQLite plans as an index search per
+    value, as it does an IN list. An IN list instead makes SQLAlchemy expand every value on every call, and gives
+    psycopg a new query text for each size of set."""
+    if dialect == "postgresql":
+        return column == any_(parameter)  # type: ignore[no-any-return]
+    return column.in_(select(func.json_each(parameter).table_valued("value").c.value))  # type: ignore[no-any-return]
+
+
+def set_type(dialect: str) -> TypeEngine[Any]:
+    return postgresql.ARRAY(String) if dialect == "postgresql" else String()
+
+
+def set_value(dialect: str, values: Sequence[str]) -> list[str] | str:
+    """What an in_set parameter takes: at most SET_LIMIT values."""
+    return list(values) if dialect == "postgresql" else json.dumps(list(values))
 
 
 @dataclass(frozen=True)

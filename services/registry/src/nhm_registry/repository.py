@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import delete, exists, func, insert, literal, select, tuple_, update
+from sqlalchemy import bindparam, delete, exists, func, insert, literal, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
+from nhm_platform import statements
 from nhm_platform.db import refresh_statistics
 from nhm_platform.prefix_search import starts_with
 from nhm_platform.protoconv import as_utc
+from nhm_platform.statements import Compiled, dialect_of, in_set, set_type, set_value
 from nhm_registry import models as m
 from nhm_registry.commands import NumberFilter
 from nhm_registry.domain import (
@@ -55,6 +58,19 @@ _TIME_ORDERS = {NumberOrder.CREATE_TIME, NumberOrder.UPDATE_TIME}
 
 def _locked(query: Any, lock: Lock) -> Any:
     return query if lock is None else query.with_for_update(read=lock == "share")
+
+
+@functools.cache
+def _among(table: Any, dialect: str, lock: Lock) -> Compiled:
+    """A table's rows of one tenant's numbers among a set (one parameter, kit statements.in_set), compiled once per
+    database: the numbers themselves in number order (the order their locks are taken in), their labels and
+    campaigns without one (an ORDER BY would tempt the planner into the (tenant, key) index over the primary key)."""
+    t = table.c
+    query = select(table).where(t.tenant_id == bindparam("p_tenant"),
+                                in_set(dialect, t.phone_number, bindparam("p_phones", type_=set_type(dialect))))
+    if table is m.numbers:
+        query = query.order_by(t.phone_number)
+    return Compiled(_locked(query, lock))
 
 
 def _chunks(items: Sequence[str], size: int = _IN_CHUNK) -> Iterator[Sequence[str]]:
@@ -124,7 +140,7 @@ def _number_values(n: Number) -> dict[str, Any]:
     }
 
 
-def _number(row: Row[Any], labels: dict[str, str], campaign_ids: list[str]) -> Number:
+def _number(row: Any, labels: dict[str, str], campaign_ids: list[str]) -> Number:
     plan = None
     if row.warmup_daily_caps is not None:
         plan = WarmupPlan(tuple(int(c) for c in row.warmup_daily_caps.split(",") if c),
@@ -284,28 +300,28 @@ class Repository:
 
     def get_numbers(self, tenant_id: str, phone_numbers: Sequence[str], *, lock: Lock = None) -> dict[str, Number]:
         """The numbers found; with lock, their rows stay locked (PostgreSQL) until the transaction ends."""
-        rows = []
-        for chunk in _chunks(phone_numbers):
-            query = select(m.numbers).where(m.numbers.c.tenant_id == tenant_id, m.numbers.c.phone_number.in_(chunk))
-            rows.extend(self.session.execute(_locked(query.order_by(m.numbers.c.phone_number), lock)))
+        dialect = dialect_of(self.session)
+        rows: list[Any] = []
+        for chunk in _chunks(phone_numbers, statements.SET_LIMIT):
+            rows.extend(_among(m.numbers, dialect, lock).rows(
+                self.session, {"p_tenant": tenant_id, "p_phones": set_value(dialect, chunk)}))
         return {n.phone_number: n for n in self._hydrate(rows)}
 
-    def _hydrate(self, rows: Sequence[Row[Any]]) -> list[Number]:
+    def _hydrate(self, rows: Sequence[Any]) -> list[Number]:
         """Numbers from their rows, with their labels and campaigns."""
         if not rows:
             return []
+        dialect = dialect_of(self.session)
         labels: dict[tuple[str, str], dict[str, str]] = {}
         campaigns: dict[tuple[str, str], list[str]] = {}
         tenant_ids = {r.tenant_id for r in rows}
         for tenant_id in tenant_ids:
             phones = [r.phone_number for r in rows if r.tenant_id == tenant_id]
-            for chunk in _chunks(phones):
-                # No ORDER BY: it would tempt the planner into the (tenant, key) index over the primary key.
-                for label in self.session.execute(select(m.number_labels).where(
-                        m.number_labels.c.tenant_id == tenant_id, m.number_labels.c.phone_number.in_(chunk))):
+            for chunk in _chunks(phones, statements.SET_LIMIT):
+                among = {"p_tenant": tenant_id, "p_phones": set_value(dialect, chunk)}
+                for label in _among(m.number_labels, dialect, None).rows(self.session, among):
                     labels.setdefault((tenant_id, label.phone_number), {})[label.key] = label.value
-                for member in self.session.execute(select(m.campaign_numbers).where(
-                        m.campaign_numbers.c.tenant_id == tenant_id, m.campaign_numbers.c.phone_number.in_(chunk))):
+                for member in _among(m.campaign_numbers, dialect, None).rows(self.session, among):
                     campaigns.setdefault((tenant_id, member.phone_number), []).append(member.campaign_id)
         return [_number(r, dict(sorted(labels.get((r.tenant_id, r.phone_number), {}).items())),
                         sorted(campaigns.get((r.tenant_id, r.phone_number), []))) for r in rows]
