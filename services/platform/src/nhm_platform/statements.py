@@ -214,17 +214,17 @@ class Compiled:
             row = namedtuple("Row", [entry[0] for entry in columns], rename=True) if columns else None
             results = tuple(entry[3]._cached_result_processor(dialect, None) for entry in columns)
             positional = tuple(compiled.positiontup) if compiled.positional else None
-            plan = _Plan(compiled.string, positional, _in_order(positional), defaults, binds, row, results)
+            ordered = picker(positional) if positional is not None else None
+            plan = _Plan(compiled.string, positional, ordered, defaults, binds, row, results)
             self._plans[dialect.name] = plan
             return plan
 
 
-def _in_order(positional: tuple[str, ...] | None) -> Callable[[Mapping[str, Any]], Sequence[Any]] | None:
-    if positional is None:
-        return None
-    if len(positional) > 1:
-        return operator.itemgetter(*positional)  # type: ignore[return-value]  # a tuple, picked in C
-    return lambda values: tuple(values[name] for name in positional)
+def picker(names: Sequence[str]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """The values of names in a mapping, as a tuple in that order (picked in C; one name or none give a tuple too)."""
+    if len(names) > 1:
+        return operator.itemgetter(*names)
+    return lambda values: tuple(values[name] for name in names)
 
 
 def _arguments(plan: _Plan, params: Mapping[str, Any]) -> Sequence[Any] | Mapping[str, Any]:

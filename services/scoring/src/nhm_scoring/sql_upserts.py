@@ -20,7 +20,7 @@ from sqlalchemy import Table, bindparam, cast, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from nhm_platform.statements import Compiled
+from nhm_platform.statements import Compiled, picker
 
 # Rows per statement where a statement carries many rows.
 CHUNK = 400
@@ -113,7 +113,7 @@ def _sqlite_returning(session: Session, rows: Sequence[dict[str, Any]], columns:
                       statement: Callable[[int], Compiled]) -> list[Any]:
     """The rows RETURNING gives for every row written, in statements of the sizes in _SQLITE_SIZES."""
     found: list[Any] = []
-    pick = operator.itemgetter(*columns) if len(columns) > 1 else lambda row: (row[columns[0]],)
+    pick = picker(columns)
     start = 0
     for size in _SQLITE_SIZES:
         while len(rows) - start >= size:
