@@ -195,6 +195,11 @@ def test_a_batchs_counts_are_written_only_if_every_counted_call_was_under_its_ca
     # and a later day both
     assert count(batched, repo.Count(SF1, 1, DAY + 86_400, HOUR + 86_400, 0, 0, 11))
     assert counters(batched, SF1) == (DAY + 86_400, 1, HOUR + 86_400, 1)
+    # calls of an hour or a day the counters have left are not written, whatever room there is: they would count
+    # in a period their ledger rows do not name
+    assert not count(batched, repo.Count(SF1, 1, DAY + 86_400, HOUR + 86_400 - 3600, 5, 5, 12))
+    assert not count(batched, repo.Count(SF1, 1, DAY, HOUR + 86_400, 5, 5, 12))
+    assert counters(batched, SF1) == (DAY + 86_400, 1, HOUR + 86_400, 1)
 
 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)  # SQLite: the batch holds the only writer
@@ -225,6 +230,49 @@ def test_a_batch_whose_number_another_transaction_filled_meanwhile_is_served_aga
     assert counters(batched, SF1)[:2] == (DAY * 10_000, 10**6)
     assert allocation.usage(SF2).calls_today == 1
     assert batched.ledger() == {"call-1": SF2}
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)  # SQLite: the batch holds the only writer
+def test_a_batch_whose_number_another_process_counted_in_the_next_hour_is_served_again(batched, allocation):
+    """A process whose clock read 20:59:59 counts after another that counted the same number at 21:00: its call
+    must count where its ledger row says, never in the earlier hour's row while the counters hold the later one."""
+    batched.clock.set(NOON_PT.replace(minute=30))
+    for i, prospect in enumerate((OTHER, "+14159020003")):  # both numbers counted today, one call each
+        batched.allocate(prospect, f"earlier-{i}")
+    batched.clock.set(NOON_PT.replace(minute=59, second=59))
+    next_hour = int(NOON_PT.replace(hour=21).timestamp())
+    decided, release = threading.Event(), threading.Event()
+    chosen: list[str] = []
+
+    def held(allocation: Any) -> pb.AllocateNumberResponse:
+        chosen.append(allocation.caller_id)
+        decided.set()
+        release.wait(10)
+        return allocation_to_proto(allocation)
+
+    answers: list[pb.AllocateNumberResponse] = []
+    caller = threading.Thread(target=lambda: answers.append(batched.allocate(PROSPECT, "call-1", respond=held)))
+    caller.start()
+    try:
+        assert decided.wait(10)
+        day_start, day_used, _, hour_used = counters(batched, chosen[0])
+        assert (day_used, hour_used) == (1, 1)
+        other = SF2 if chosen[0] == SF1 else SF1
+        with tenant_rows(TENANT_A), batched.db.transaction() as session:  # the other process's calls, one at 21:00
+            session.execute(update(number_usage).where(number_usage.c.phone_number == chosen[0]).values(
+                day_used=day_used + 1, hour_start=next_hour, hour_used=1))
+            session.execute(update(number_usage).where(number_usage.c.phone_number == other).values(day_used=5))
+    finally:
+        release.set()
+        caller.join(20)
+    # served again from fresh reads: the same number (still the least used), counted in the hour its counters
+    # hold, as its ledger row says
+    assert chosen == [chosen[0], chosen[0]] and answers[0].caller_id == chosen[0]
+    assert counters(batched, chosen[0]) == (day_start, day_used + 2, next_hour, 2)
+    with tenant_rows(TENANT_A), batched.db.read() as session:
+        row = session.execute(select(allocations.c.day_start, allocations.c.hour_start).where(
+            allocations.c.call_id == "call-1")).one()
+    assert tuple(row) == (day_start, next_hour)
 
 
 def test_a_batch_that_straddles_the_hour_counts_a_number_in_one_hour_only(batched, allocation):

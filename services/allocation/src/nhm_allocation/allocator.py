@@ -117,7 +117,7 @@ class _Pick:
     sticky: bool = False
 
     def counting(self, call: Call) -> Counting:
-        return Counting(call.day_start, call.hour_start, self.cap, call.policy.hourly_cap, self.usage)
+        return Counting(self.cap, call.policy.hourly_cap, self.usage)
 
 
 def _has_room(candidate: Candidate, call: Call, usage: Usage) -> bool:

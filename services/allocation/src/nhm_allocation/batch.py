@@ -113,9 +113,11 @@ class AllocationBatch:
 
     def countable(self, tenant_id: str, phone_number: str, call: Call) -> bool:
         """Whether this batch may count the call against the number: not if an earlier call of it counted one in
-        another day or hour (a batch that straddles the hour), whose count must be written first."""
+        an earlier day or hour than the call's (a batch that straddles the hour), whose count must be written
+        first. A call of an earlier period than the count's (a number whose counters had already moved on, or
+        another campaign's later-starting day) counts in the count's period, as plus_call counts it."""
         count = self.counts.get((tenant_id, phone_number))
-        return count is None or (count.day_start, count.hour_start) == (call.day_start, call.hour_start)
+        return count is None or (call.day_start <= count.day_start and call.hour_start <= count.hour_start)
 
     def recent_calls(self, tenant_id: str, destination: str, since: datetime) -> list[datetime]:
         return [time for time in self.recent[(tenant_id, destination)] if time > since]
@@ -156,18 +158,17 @@ class AllocationBatch:
         day_limit, hour_limit = counting.daily_cap - calls - 1, counting.hourly_cap - calls - 1
         if earlier is not None:
             day_limit, hour_limit = min(day_limit, earlier.day_limit), min(hour_limit, earlier.hour_limit)
-        self.counts[key] = repo.Count(phone_number, calls + 1, counting.day_start, counting.hour_start, day_limit,
-                                      hour_limit, counting.usage.last_ms)
+        usage = counting.usage
+        self.counts[key] = repo.Count(phone_number, calls + 1, usage.day_start, usage.hour_start, day_limit,
+                                      hour_limit, usage.last_ms)
         self.counted[key] = counting.usage
 
 
 @dataclass(frozen=True)
 class Counting:
-    """One call counted against a number: the day and hour it counts in, the caps it was under, the number's
-    usage once counted."""
+    """One call counted against a number: the caps it was under, and the number's usage once counted (whose day
+    and hour are those the call counts in, and those its ledger row records)."""
 
-    day_start: int
-    hour_start: int
     daily_cap: int
     hourly_cap: int
     usage: Usage

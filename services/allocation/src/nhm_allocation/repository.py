@@ -304,8 +304,10 @@ def _with_rotation_copy(count: Any) -> Select[Any]:
 @dataclass(frozen=True)
 class Count:
     """The calls a batch counted against one number, written when it ends: how many, the day and hour they count
-    in, and the most calls of that day and hour the counters may have held before them for each of those calls
-    to have been under its caps (a counter of an earlier day or hour holds none)."""
+    in (those their ledger rows record), and the most calls of that day and hour the counters may have held
+    before them for each of those calls to have been under its caps (a counter of an earlier day or hour holds
+    none). A counter that has moved on to a later day or hour since the batch read it is a conflict, as a full
+    one is: its calls would count in a period their ledger rows do not name."""
 
     phone_number: str
     calls: int
@@ -322,8 +324,8 @@ _COUNT_TYPES: dict[str, Any] = {"phone_number": String, "calls": Integer, "day_s
 
 
 def _counting(count: Any) -> tuple[dict[str, Any], tuple[ColumnElement[bool], ...]]:
-    """The counters' new values and the condition that every counted call was under its caps, for a count whose
-    columns (phone_number, calls, day_start, ...) are `count`'s attributes."""
+    """The counters' new values and the condition that every counted call was under its caps in the day and hour
+    it counts in, for a count whose columns (phone_number, calls, day_start, ...) are `count`'s attributes."""
     new_day, new_hour = _U.day_start < count.day_start, _U.hour_start < count.hour_start
     values = {
         "day_used": case((new_day, count.calls), else_=_U.day_used + count.calls),
@@ -332,7 +334,8 @@ def _counting(count: Any) -> tuple[dict[str, Any], tuple[ColumnElement[bool], ..
         "hour_start": case((new_hour, count.hour_start), else_=_U.hour_start),
         "last_ms": count.last_ms,
     }
-    under_caps = (case((new_day, 0), else_=_U.day_used) <= count.day_limit,
+    under_caps = (_U.day_start <= count.day_start, _U.hour_start <= count.hour_start,
+                  case((new_day, 0), else_=_U.day_used) <= count.day_limit,
                   case((new_hour, 0), else_=_U.hour_used) <= count.hour_limit)
     return values, under_caps
 
