@@ -25,9 +25,10 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from nhm_platform import statements
 from nhm_platform.db import Database
 from nhm_platform.errors import Unavailable
-from nhm_platform.statements import Compiled, savepoint
+from nhm_platform.statements import Compiled, savepoint, set_filters
 
 metadata = MetaData()
 things = Table(
@@ -108,6 +109,22 @@ def test_execute_many_writes_every_row_with_its_types_and_fails_like_one_stateme
         with pytest.raises(IntegrityError) as raised:
             _INSERT.execute_many(session, [{**rows[0], "n": "new"}, rows[1]])  # r1 exists already
         assert raised.value.orig is not None
+
+
+def test_set_filters_pick_exactly_the_set_in_statements_of_at_most_the_limit(db, monkeypatch):
+    names = [f"n{i:03d}" for i in range(25)] + ["it's", "\u00e9t\u00e9", "\"q\"", "a,b", "[x]", "\U0001f4de"]
+    with db.transaction() as session:
+        session.execute(insert(things), [{"name": n, "count": 0, "flag": False} for n in [*names, "other"]])
+    wanted = [*names[::2], "absent"]
+    monkeypatch.setattr(statements, "SET_LIMIT", 4)
+    with db.read() as session:
+        filters = list(set_filters(session, things.c.name, wanted))
+        found = [set(session.execute(select(things.c.name).where(among)).scalars()) for among in filters]
+    assert len(filters) == 5  # 17 values, 4 a statement
+    assert set().union(*found) == set(wanted) - {"absent"}
+    assert sum(len(f) for f in found) == len(wanted) - 1  # each value in one statement only
+    with db.read() as session:
+        assert list(set_filters(session, things.c.name, [])) == []
 
 
 def test_a_missing_parameter_is_an_error_not_a_null(db):

@@ -20,11 +20,11 @@ import json
 import operator
 import threading
 from collections import namedtuple
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, String, any_, func, select
+from sqlalchemy import ColumnElement, Connection, String, any_, bindparam, func, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -117,6 +117,19 @@ def set_type(dialect: str) -> TypeEngine[Any]:
 def set_value(dialect: str, values: Sequence[str]) -> list[str] | str:
     """What an in_set parameter takes: at most SET_LIMIT values."""
     return list(values) if dialect == "postgresql" else json.dumps(list(values))
+
+
+def set_filters(session: Session, column: Any, values: Collection[str]) -> Iterator[ColumnElement[bool]]:
+    """Conditions that pick a set of strings in queries of ordinary (not Compiled) statements: one condition on
+    column per statement to run, together covering values in sorted order (numbers, the order their rows' locks
+    are taken in), each with at most SET_LIMIT values as one in_set parameter. Each query's text is then the same
+    for a set of any size: IN lists of hundreds of parameters cost SQLAlchemy an expansion on every call and
+    psycopg a parse of the long text, about a tenth of a scoring rescoring batch (docs/performance.md)."""
+    ordered = sorted(values)
+    dialect = dialect_of(session)
+    for i in range(0, len(ordered), SET_LIMIT):
+        chunk = ordered[i:i + SET_LIMIT]
+        yield in_set(dialect, column, bindparam(None, set_value(dialect, chunk), type_=set_type(dialect)))
 
 
 @dataclass(frozen=True)

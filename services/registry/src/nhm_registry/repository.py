@@ -17,7 +17,7 @@ from nhm_platform import statements
 from nhm_platform.db import refresh_statistics
 from nhm_platform.prefix_search import starts_with
 from nhm_platform.protoconv import as_utc
-from nhm_platform.statements import Compiled, dialect_of, in_set, set_type, set_value
+from nhm_platform.statements import Compiled, dialect_of, in_set, set_filters, set_type, set_value
 from nhm_registry import models as m
 from nhm_registry.commands import NumberFilter
 from nhm_registry.domain import (
@@ -45,7 +45,6 @@ from nhm_registry.domain import (
 # Row locks a writer takes on what it reads (PostgreSQL; SQLite has one writer at a time): "share" keeps a
 # row from changing until the transaction ends, "update" also from being locked by another writer.
 Lock = Literal["share", "update"] | None
-_IN_CHUNK = 500  # numbers per IN (...) list
 _SNAPSHOT_BATCH = 1000
 _ORDER_COLUMNS = {
     NumberOrder.CREATE_TIME: m.numbers.c.create_time,
@@ -73,7 +72,7 @@ def _among(table: Any, dialect: str, lock: Lock) -> Compiled:
     return Compiled(_locked(query, lock))
 
 
-def _chunks(items: Sequence[str], size: int = _IN_CHUNK) -> Iterator[Sequence[str]]:
+def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
 
@@ -276,9 +275,9 @@ class Repository:
 
     def existing_numbers(self, tenant_id: str, phone_numbers: Sequence[str]) -> set[str]:
         found: set[str] = set()
-        for chunk in _chunks(phone_numbers):
+        for among in set_filters(self.session, m.numbers.c.phone_number, phone_numbers):
             found.update(self.session.execute(select(m.numbers.c.phone_number).where(
-                m.numbers.c.tenant_id == tenant_id, m.numbers.c.phone_number.in_(chunk))).scalars())
+                m.numbers.c.tenant_id == tenant_id, among)).scalars())
         return found
 
     def add_numbers(self, numbers: Sequence[Number]) -> None:
@@ -437,10 +436,9 @@ class Repository:
 
     def existing_campaigns(self, tenant_id: str, campaign_ids: Sequence[str], *, lock: Lock = None) -> set[str]:
         found: set[str] = set()
-        for chunk in _chunks(campaign_ids):
+        for among in set_filters(self.session, m.campaigns.c.id, campaign_ids):
             found.update(self.session.execute(_locked(select(m.campaigns.c.id).where(
-                m.campaigns.c.tenant_id == tenant_id, m.campaigns.c.id.in_(chunk)).order_by(m.campaigns.c.id),
-                lock)).scalars())
+                m.campaigns.c.tenant_id == tenant_id, among).order_by(m.campaigns.c.id), lock)).scalars())
         return found
 
     def save_campaign(self, campaign: Campaign, expected_etag: str) -> bool:
@@ -491,8 +489,8 @@ class Repository:
         if phone_numbers is None:
             return set(self.session.execute(query).scalars())
         found: set[str] = set()
-        for chunk in _chunks(phone_numbers):
-            found.update(self.session.execute(query.where(cn.c.phone_number.in_(chunk))).scalars())
+        for among in set_filters(self.session, cn.c.phone_number, phone_numbers):
+            found.update(self.session.execute(query.where(among)).scalars())
         return found
 
     def assign(self, tenant_id: str, campaign_id: str, phone_numbers: Sequence[str]) -> None:
@@ -502,9 +500,9 @@ class Repository:
 
     def unassign(self, tenant_id: str, campaign_id: str, phone_numbers: Sequence[str]) -> None:
         cn = m.campaign_numbers
-        for chunk in _chunks(phone_numbers):
+        for among in set_filters(self.session, cn.c.phone_number, phone_numbers):
             self.session.execute(delete(cn).where(cn.c.tenant_id == tenant_id, cn.c.campaign_id == campaign_id,
-                                                  cn.c.phone_number.in_(chunk)))
+                                                  among))
 
     def unassign_everywhere(self, tenant_id: str, phone_number: str) -> list[str]:
         """Take a number out of every campaign; returns the campaigns it left."""

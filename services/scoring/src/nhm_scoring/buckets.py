@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from sqlalchemy import case, delete, func, select
 from sqlalchemy.orm import Session
 
+from nhm_platform.statements import set_filters
 from nhm_scoring.activity import DailyCounts, HourlyActivity, Windows
 from nhm_scoring.folding import Increments
 from nhm_scoring.models import daily_buckets, hourly_buckets, prospect_daily, talk_histogram
-from nhm_scoring.phone_filters import phone_filters
 from nhm_scoring.sql_upserts import add_counts
 
 DAY_COLUMNS = ("outbound", "answered", "inbound", "talk_ms", "blocked", "complaints")
@@ -48,7 +48,7 @@ def load_days(session: Session, tenant_id: str, phones: Collection[str], first_d
               last_day: int) -> dict[str, list[DailyCounts]]:
     t = daily_buckets.c
     found: dict[str, list[DailyCounts]] = defaultdict(list)
-    for among in phone_filters(session, t.phone_number, phones):
+    for among in set_filters(session, t.phone_number, phones):
         rows = session.execute(
             select(t.phone_number, t.day, t.outbound, t.answered, t.inbound, t.talk_ms, t.blocked, t.complaints,
                    t.max_prospect_calls)
@@ -68,7 +68,7 @@ def load_hours(session: Session, tenant_id: str, phones: Collection[str],
     sip608 = func.sum(case((t.hour >= windows.first_hour_blocked, t.sip608), else_=0))
     any_calls = func.max(case(((t.outbound > 0) | (t.sip608 > 0), 1), else_=0))
     found: dict[str, HourlyActivity] = {}
-    for among in phone_filters(session, t.phone_number, phones):
+    for among in set_filters(session, t.phone_number, phones):
         rows = session.execute(select(t.phone_number, busiest, sip608, any_calls)
                                .where(t.tenant_id == tenant_id, among,
                                       t.hour >= windows.first_hour)
@@ -83,7 +83,7 @@ def load_short_calls(session: Session, tenant_id: str, phones: Collection[str], 
     """Answered outbound calls with talk time under below_seconds, per number, over the days given."""
     t = talk_histogram.c
     found: dict[str, int] = {}
-    for among in phone_filters(session, t.phone_number, phones):
+    for among in set_filters(session, t.phone_number, phones):
         rows = session.execute(
             select(t.phone_number, func.sum(t.calls))
             .where(t.tenant_id == tenant_id, among, t.day >= first_day, t.day <= last_day,

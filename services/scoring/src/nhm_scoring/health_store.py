@@ -15,9 +15,9 @@ from nhm.scoring.v1 import scoring_pb2
 from nhm.type.v1 import types_pb2
 from nhm_platform.prefix_search import starts_with
 from nhm_platform.protoconv import as_utc
+from nhm_platform.statements import set_filters
 from nhm_scoring.folding import Standing
 from nhm_scoring.models import assignments, feed, health, health_history, source_labels, status_counts
-from nhm_scoring.phone_filters import phone_filters
 from nhm_scoring.reputation import HealthStatus, Label
 from nhm_scoring.sql_upserts import add_counts, update_rows
 
@@ -52,7 +52,7 @@ def load(session: Session, tenant_id: str, phones: Collection[str], *, lock: boo
     so two processes rescoring one number one after the other never record one transition twice."""
     t = health.c
     found = {}
-    for among in phone_filters(session, t.phone_number, phones):
+    for among in set_filters(session, t.phone_number, phones):
         query = (select(t.phone_number, t.status, t.status_time, t.update_time, t.payload, t.time_sensitive)
                  .where(t.tenant_id == tenant_id, among).order_by(t.phone_number))
         if lock and session.get_bind().dialect.name == "postgresql":
@@ -70,7 +70,7 @@ def get(session: Session, tenant_id: str, phone: str) -> HealthRow | None:
 def standings(session: Session, tenant_id: str, phones: Collection[str]) -> dict[str, Standing]:
     t = health.c
     found = {}
-    for among in phone_filters(session, t.phone_number, phones):
+    for among in set_filters(session, t.phone_number, phones):
         for phone, status, flags in session.execute(select(t.phone_number, t.status, t.carrier_flags).where(
                 t.tenant_id == tenant_id, among)):
             found[phone] = Standing(HealthStatus(status), flags)
@@ -201,7 +201,7 @@ def last_at(session: Session, tenant_id: str, when: datetime, phones: Collection
     """The last transition at or before a time of the numbers given (absent: not known then)."""
     t = health_history.c
     found: dict[str, HistoryRow] = {}
-    for among in phone_filters(session, t.phone_number, phones):
+    for among in set_filters(session, t.phone_number, phones):
         last = (select(func.max(t.id).label("id"))
                 .where(t.tenant_id == tenant_id, t.transition_time <= when, among)
                 .group_by(t.phone_number).subquery())

@@ -10,10 +10,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from nhm_platform.protoconv import as_utc
+from nhm_platform.statements import set_filters
 from nhm_scoring.assessment import LabelState
 from nhm_scoring.events import Observation
 from nhm_scoring.models import source_labels
-from nhm_scoring.phone_filters import phone_filters
 from nhm_scoring.reputation import Label, Source
 
 
@@ -44,7 +44,7 @@ def apply(session: Session, tenant_id: str, events: Sequence[Observation]) -> No
 def load(session: Session, tenant_id: str, phones: Collection[str]) -> dict[str, list[LabelState]]:
     t = source_labels.c
     found: dict[str, list[LabelState]] = defaultdict(list)
-    for among in phone_filters(session, t.phone_number, phones):
+    for among in set_filters(session, t.phone_number, phones):
         for r in session.execute(select(t.phone_number, t.source, t.label, t.raw_label, t.score, t.observe_time)
                                  .where(t.tenant_id == tenant_id, among)):
             found[r.phone_number].append(LabelState(Source(r.source), Label(r.label), r.raw_label,

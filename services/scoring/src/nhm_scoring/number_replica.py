@@ -11,9 +11,9 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from nhm_platform.replica import upsert
+from nhm_platform.statements import set_filters
 from nhm_scoring.factors import NumberTraits
 from nhm_scoring.models import assignments, numbers
-from nhm_scoring.phone_filters import phone_filters
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class NumberFacts:
 def known(session: Session, tenant_id: str, phones: Collection[str]) -> set[str]:
     """Which of phones are the tenant's numbers."""
     found: set[str] = set()
-    for among in phone_filters(session, numbers.c.phone_number, phones):
+    for among in set_filters(session, numbers.c.phone_number, phones):
         found.update(session.execute(select(numbers.c.phone_number).where(
             numbers.c.tenant_id == tenant_id, among)).scalars())
     return found
@@ -41,7 +41,7 @@ def known(session: Session, tenant_id: str, phones: Collection[str]) -> set[str]
 def load(session: Session, tenant_id: str, phones: Collection[str]) -> dict[str, NumberFacts]:
     t = numbers.c
     found = {}
-    for among in phone_filters(session, t.phone_number, phones):
+    for among in set_filters(session, t.phone_number, phones):
         for r in session.execute(select(t.phone_number, t.area_code, t.attestation, t.inbound_enabled, t.state)
                                  .where(t.tenant_id == tenant_id, among)):
             found[r.phone_number] = NumberFacts(r.phone_number, r.area_code, r.attestation, r.inbound_enabled,
@@ -52,7 +52,7 @@ def load(session: Session, tenant_id: str, phones: Collection[str]) -> dict[str,
 def campaigns(session: Session, tenant_id: str, phones: Collection[str]) -> dict[str, list[str]]:
     t = assignments.c
     found: dict[str, list[str]] = defaultdict(list)
-    for among in phone_filters(session, t.phone_number, phones):
+    for among in set_filters(session, t.phone_number, phones):
         for phone, campaign in session.execute(select(t.phone_number, t.campaign_id).where(
                 t.tenant_id == tenant_id, among).order_by(t.phone_number, t.campaign_id)):
             found[phone].append(campaign)

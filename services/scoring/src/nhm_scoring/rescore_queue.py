@@ -18,9 +18,9 @@ from nhm_platform.clock import Clock
 from nhm_platform.db import Database
 from nhm_platform.periodic import Periodic
 from nhm_platform.row_scope import platform_rows
+from nhm_platform.statements import set_filters
 from nhm_scoring import policy_store
 from nhm_scoring.models import rescore_queue
-from nhm_scoring.phone_filters import phone_filters
 from nhm_scoring.rescoring import rescore
 from nhm_scoring.sql_upserts import add_counts
 
@@ -52,7 +52,7 @@ def _take(session: Session, tenant_id: str, limit: int) -> list[str]:
 
 
 def _unmark(session: Session, tenant_id: str, phones: Collection[str]) -> None:
-    for among in phone_filters(session, _Q.phone_number, phones):
+    for among in set_filters(session, _Q.phone_number, phones):
         session.execute(delete(rescore_queue).where(_Q.tenant_id == tenant_id, among))
 
 
