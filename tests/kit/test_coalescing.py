@@ -10,7 +10,7 @@ from sqlalchemy import event, text
 
 from nhm_platform.coalescing import TransactionCoalescer
 from nhm_platform.db import Database
-from nhm_platform.errors import InvalidArgument
+from nhm_platform.errors import Aborted, InvalidArgument
 
 CALLERS = 12
 
@@ -266,5 +266,40 @@ def test_a_call_that_waits_for_a_row_leaves_the_batch_and_the_others_commit_mean
         with db.read() as session:
             assert session.execute(text("SELECT n FROM counters")).scalar() == 1
             assert session.execute(text("SELECT count(*) FROM ledger")).scalar() == 3
+    finally:
+        db.dispose()
+
+
+def test_a_call_that_left_its_batch_and_lost_a_conflict_alone_is_served_again(postgres):
+    db = Database(postgres.empty("coalescing_busy_aborted"))
+    try:
+        with db.transaction() as session:
+            session.execute(text("CREATE TABLE counters (k varchar(8) PRIMARY KEY, n integer NOT NULL)"))
+            session.execute(text("INSERT INTO counters VALUES ('a', 0)"))
+        coalescer = TransactionCoalescer(db, max_calls=CALLERS, max_transactions=1, lock_wait=0.05)
+        runs = []
+
+        def conflicts_once_alone(session):
+            runs.append(len(runs))
+            n = session.execute(text("UPDATE counters SET n = n + 1 WHERE k = 'a' RETURNING n")).scalar_one()
+            if len(runs) == 2:  # its first run on its own: as a batch's end that found its number moved on
+                raise Aborted("another transaction counted meanwhile; retry", reason="CONFLICT")
+            return n
+
+        blocker = db.engine.connect()  # holds the row: the call leaves its batch and runs alone
+        blocker.execute(text("UPDATE counters SET n = n WHERE k = 'a'"))
+
+        def release() -> None:
+            time.sleep(0.5)
+            blocker.commit()
+            blocker.close()
+
+        threading.Thread(target=release).start()
+        results = run_together(coalescer, [lambda session: session.execute(text("SELECT 1")).scalar_one(),
+                                            conflicts_once_alone])
+        assert results == [1, 1]  # served again after the conflict, not answered ABORTED
+        assert len(runs) == 3  # in the batch (waited), alone (aborted), then again
+        with db.read() as session:
+            assert session.execute(text("SELECT n FROM counters")).scalar() == 1  # the aborted run left nothing
     finally:
         db.dispose()

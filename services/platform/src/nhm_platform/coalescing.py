@@ -98,17 +98,24 @@ class TransactionCoalescer:
         while True:
             self._submit(call)
             if isinstance(call.error, _Busy):  # it waited for a row in a batch: now alone, with the usual timeouts
-                with row_scope(call.scope), self._db.transaction() as session:
-                    self._begin(session, [call])
-                    result = work(session)
-                    self._end(session)
-                    return result
+                try:
+                    return self._alone(call)
+                except Aborted as error:  # a conflict, as in a batch: served again like one
+                    call.attempts += 1
+                    call.error = error
             if isinstance(call.error, Aborted) and call.attempts <= self._retries:
                 call.done, call.error = False, None
                 continue
             if call.error is not None:
                 raise call.error
             return call.result  # type: ignore[no-any-return]
+
+    def _alone(self, call: _Call[T]) -> T:
+        with row_scope(call.scope), self._db.transaction() as session:
+            self._begin(session, [call])
+            result = call.work(session)
+            self._end(session)
+            return result
 
     def _submit(self, call: _Call[Any]) -> None:
         """Queue the call; while it is not served, run the next batch if a transaction slot is free, else wait.
