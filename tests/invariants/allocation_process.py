@@ -1,16 +1,21 @@
 """The allocation service as a process, optionally with one rule deliberately broken (test-only seam).
 
-``python -m invariants.allocation_process [VARIANT]`` patches the named flaw into the service's modules and then
-runs the service's own entry point. It lives in tests/ and is never installed, so no build of nhm can ship a
-broken variant; the load invariants run each check once against its variant to prove the check can fail.
+``python -m invariants.allocation_process [VARIANT] [--clock-file PATH [--clock-skew S]]`` patches the named
+flaw into the service's modules and then runs the service's own entry point. It lives in tests/ and is never
+installed, so no build of nhm can ship a broken variant; the load invariants run each check once against its
+variant to prove the check can fail. With --clock-file the service's clock can be moved ahead (follow_clock_file).
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
-import sys
+import os
+import threading
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -20,6 +25,7 @@ from nhm_allocation import allocator, batch, repository
 from nhm_allocation.app import SPEC
 from nhm_allocation.decision import Refusal
 from nhm_allocation.eligibility import Usage, cap_reason
+from nhm_platform.clock import SystemClock
 from nhm_platform.idempotency import Claim
 from nhm_platform.service import main
 
@@ -110,8 +116,38 @@ VARIANTS: dict[str, Callable[[], None]] = {
 }
 
 
+def follow_clock_file(path: Path, skew: float) -> None:
+    """Run the service's clock ahead of the machine's by the seconds last written in `path` (watched every 10 ms
+    and acknowledged in `path`.<pid>) plus `skew`: a load test moves every process of a run while its load runs,
+    each process off by its own skew, as the clocks of two machines are. The clock only ever jumps forward, as an
+    NTP step may move a real one. (A thread, not a signal: Python runs a signal's handler on the main thread,
+    which a serving process keeps blocked.)"""
+    offset = timedelta(seconds=skew)
+
+    def watch() -> None:
+        nonlocal offset
+        seen = None
+        while True:
+            written = path.stat().st_mtime_ns if path.exists() else None
+            if written != seen:
+                seen = written
+                text = path.read_text()
+                offset = timedelta(seconds=float(text) + skew)
+                Path(f"{path}.{os.getpid()}").write_text(text)
+            time.sleep(0.01)
+
+    SystemClock.now = lambda self: datetime.now(UTC) + offset  # type: ignore[method-assign]
+    threading.Thread(target=watch, daemon=True, name="test-clock").start()
+
+
 if __name__ == "__main__":
-    variant = sys.argv[1] if len(sys.argv) > 1 else ""
-    if variant:
-        VARIANTS[variant]()
-    sys.exit(main(SPEC, ["serve"]))
+    parser = argparse.ArgumentParser()
+    parser.add_argument("variant", nargs="?", choices=sorted(VARIANTS))
+    parser.add_argument("--clock-file", type=Path)
+    parser.add_argument("--clock-skew", type=float, default=0.0, help="seconds this process's clock is off")
+    args = parser.parse_args()
+    if args.variant:
+        VARIANTS[args.variant]()
+    if args.clock_file:
+        follow_clock_file(args.clock_file, args.clock_skew)
+    raise SystemExit(main(SPEC, ["serve"]))

@@ -18,7 +18,11 @@ import sys
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from datetime import time as clock_time
+from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import grpc
 import pytest
@@ -27,6 +31,7 @@ from sqlalchemy import create_engine, text
 
 from nhm.allocation.v1 import allocation_pb2, allocation_pb2_grpc
 from nhm.type.v1 import types_pb2
+from nhm_allocation.policy import DEFAULT_CAP_RESET_ZONE
 from nhm_testing.databases import owner_url
 from nhm_testing.keys import TENANT_A, TENANT_A_KEY, TENANT_B, TENANT_B_KEY, auth
 from nhm_testing.processes import ServiceProcess, service_environment
@@ -174,14 +179,51 @@ def run_clients(targets: list[str], jobs: Jobs, *, threads: int, timeout: float,
     return records, releases
 
 
-def start_allocation(url: str, upstream: str, variant: str = "", **settings: Any) -> ServiceProcess:
-    """An allocation process (a test launcher around the real entry point; `variant` breaks one rule)."""
+def start_allocation(url: str, upstream: str, variant: str = "", clock_file: Path | None = None,
+                     clock_skew: float = 0.0, **settings: Any) -> ServiceProcess:
+    """An allocation process (a test launcher around the real entry point; `variant` breaks one rule, and with
+    clock_file its clock can be moved ahead, off by clock_skew seconds: move_clocks)."""
+    args = (variant,) if variant else ()
+    if clock_file is not None:
+        args += ("--clock-file", str(clock_file), "--clock-skew", repr(clock_skew))
     process = ServiceProcess("allocation", module="invariants.allocation_process",
-                             args=(variant,) if variant else (), database_url=url, registry_target=upstream,
+                             args=args, database_url=url, registry_target=upstream,
                              scoring_target=upstream, housekeeping_interval=0,
                              # The machine is shared: give lock waits room before UNAVAILABLE.
                              **{"db_timeout": 15, **settings})
     return process.start()
+
+
+def midnight_ahead(seconds: float, zone: str = DEFAULT_CAP_RESET_ZONE) -> float:
+    """How far ahead to move a clock for the next local midnight in zone (the campaigns' cap reset zone, where
+    daily caps start again) to come `seconds` from now: it is also the start of a UTC hour."""
+    at = datetime.now(UTC) + timedelta(seconds=seconds)
+    local = at.astimezone(ZoneInfo(zone))
+    midnight = datetime.combine(local.date() + timedelta(days=1), clock_time(), tzinfo=ZoneInfo(zone))
+    return (midnight - at).total_seconds()
+
+
+def hour_ahead(ahead: float, seconds: float) -> float:
+    """How far ahead to move a clock that runs `ahead` seconds ahead for the start of the next UTC hour to come
+    `seconds` from now (never less than `ahead`: the clock only moves forward)."""
+    now = time.time() + ahead
+    boundary = (now + seconds) // 3600 * 3600 + 3600
+    return ahead + (boundary - now - seconds)
+
+
+def move_clocks(processes: list[ServiceProcess], clock_file: Path, ahead: float, timeout: float = 10) -> None:
+    """Move the clocks of processes started with clock_file `ahead` seconds, every one by the same amount, and
+    wait until each has."""
+    written = clock_file.with_suffix(".new")
+    written.write_text(repr(ahead))
+    written.replace(clock_file)  # whole, never half written
+    deadline = time.monotonic() + timeout
+    for process in processes:
+        assert process.proc is not None
+        acknowledged = Path(f"{clock_file}.{process.proc.pid}")
+        while not (acknowledged.exists() and acknowledged.read_text() == repr(ahead)):
+            assert time.monotonic() < deadline, f"process {process.proc.pid} did not move its clock"
+            time.sleep(0.01)
 
 
 def wait_caught_up(targets: list[str], upstream: FakeUpstream, timeout: float = 60) -> None:
@@ -220,7 +262,7 @@ def replay(target: str, records: list[dict[str, Any]], limit: int, timeout: floa
 
 @dataclass
 class Ledger:
-    """What the allocation database holds after a run."""
+    """What the allocation database holds after a run, or at one moment of it (one snapshot of both tables)."""
 
     allocations: list[dict[str, Any]]
     usage: list[dict[str, Any]]
@@ -230,6 +272,10 @@ class Ledger:
         engine = create_engine(owner_url(url))
         try:
             with engine.connect() as connection:
+                if engine.dialect.name == "postgresql":
+                    connection = connection.execution_options(isolation_level="REPEATABLE READ")
+                else:  # the driver would run each SELECT in a transaction of its own
+                    connection.exec_driver_sql("BEGIN")
                 allocations = [dict(r._mapping) for r in connection.execute(text(
                     "SELECT tenant_id, call_id, campaign_id, destination, phone_number, day_start, hour_start, "
                     "counted, released FROM allocations"))]
@@ -289,10 +335,15 @@ def over_cap(run: Run) -> list[str]:
 
 def counters_match_ledger(run: Run) -> list[str]:
     """Each number's usage counters equal the ledger rows of the day and hour they count."""
+    return counters_against(run.ledger)
+
+
+def counters_against(ledger: Ledger) -> list[str]:
+    """counters_match_ledger for one snapshot of the database (after a run, or while it runs)."""
     violations = []
-    for u in run.ledger.usage:
-        rows = [a for a in run.ledger.counted if (a["tenant_id"], a["phone_number"]) == (u["tenant_id"],
-                                                                                         u["phone_number"])]
+    for u in ledger.usage:
+        rows = [a for a in ledger.counted if (a["tenant_id"], a["phone_number"]) == (u["tenant_id"],
+                                                                                     u["phone_number"])]
         day = sum(1 for a in rows if a["day_start"] == u["day_start"])
         hour = sum(1 for a in rows if a["hour_start"] == u["hour_start"])
         if (u["day_used"], u["hour_used"]) != (day, hour):
