@@ -202,31 +202,44 @@ def test_a_batchs_counts_are_written_only_if_every_counted_call_was_under_its_ca
     assert counters(batched, SF1) == (DAY + 86_400, 1, HOUR + 86_400, 1)
 
 
+class HeldCall:
+    """A call whose batch has decided (each caller ID it chose in `chosen`) and is held open until the block ends:
+    what another transaction does in the block happens between the batch's reads and its count. Its answer, once
+    committed, is in `answers`."""
+
+    def __init__(self, batched: Batched, destination: str, call_id: str) -> None:
+        self.chosen: list[str] = []
+        self.answers: list[pb.AllocateNumberResponse] = []
+        self._decided, self._release = threading.Event(), threading.Event()
+
+        def held(allocation: Any) -> pb.AllocateNumberResponse:
+            self.chosen.append(allocation.caller_id)
+            self._decided.set()
+            self._release.wait(10)
+            return allocation_to_proto(allocation)
+
+        self._caller = threading.Thread(target=lambda: self.answers.append(
+            batched.allocate(destination, call_id, respond=held)))
+
+    def __enter__(self) -> HeldCall:
+        self._caller.start()
+        assert self._decided.wait(10)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._release.set()
+        self._caller.join(20)
+
+
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)  # SQLite: the batch holds the only writer
 def test_a_batch_whose_number_another_transaction_filled_meanwhile_is_served_again(batched, allocation):
-    decided, release = threading.Event(), threading.Event()
-    chosen: list[str] = []
-
-    def held(allocation: Any) -> pb.AllocateNumberResponse:
-        chosen.append(allocation.caller_id)
-        decided.set()
-        release.wait(10)
-        return allocation_to_proto(allocation)
-
-    answers: list[pb.AllocateNumberResponse] = []
-    caller = threading.Thread(target=lambda: answers.append(batched.allocate(PROSPECT, "call-1", respond=held)))
-    caller.start()
-    try:
-        assert decided.wait(10)
-        assert chosen == [SF1]  # counted in memory: the batch holds no lock on SF1 until it ends
+    with HeldCall(batched, PROSPECT, "call-1") as call:
+        assert call.chosen == [SF1]  # counted in memory: the batch holds no lock on SF1 until it ends
         with tenant_rows(TENANT_A), batched.db.transaction() as session:  # so another transaction fills it now
             session.execute(update(number_usage).where(number_usage.c.phone_number == SF1).values(
                 day_start=DAY * 10_000, day_used=10**6))
-    finally:
-        release.set()
-        caller.join(20)
     # the batch's count found SF1 without room: rolled back and served again from fresh reads
-    assert chosen == [SF1, SF2] and answers[0].caller_id == SF2
+    assert call.chosen == [SF1, SF2] and call.answers[0].caller_id == SF2
     assert counters(batched, SF1)[:2] == (DAY * 10_000, 10**6)
     assert allocation.usage(SF2).calls_today == 1
     assert batched.ledger() == {"call-1": SF2}
@@ -241,34 +254,19 @@ def test_a_batch_whose_number_another_process_counted_in_the_next_hour_is_served
         batched.allocate(prospect, f"earlier-{i}")
     batched.clock.set(NOON_PT.replace(minute=59, second=59))
     next_hour = int(NOON_PT.replace(hour=21).timestamp())
-    decided, release = threading.Event(), threading.Event()
-    chosen: list[str] = []
-
-    def held(allocation: Any) -> pb.AllocateNumberResponse:
-        chosen.append(allocation.caller_id)
-        decided.set()
-        release.wait(10)
-        return allocation_to_proto(allocation)
-
-    answers: list[pb.AllocateNumberResponse] = []
-    caller = threading.Thread(target=lambda: answers.append(batched.allocate(PROSPECT, "call-1", respond=held)))
-    caller.start()
-    try:
-        assert decided.wait(10)
-        day_start, day_used, _, hour_used = counters(batched, chosen[0])
+    with HeldCall(batched, PROSPECT, "call-1") as call:
+        phone = call.chosen[0]
+        day_start, day_used, _, hour_used = counters(batched, phone)
         assert (day_used, hour_used) == (1, 1)
-        other = SF2 if chosen[0] == SF1 else SF1
+        other = SF2 if phone == SF1 else SF1
         with tenant_rows(TENANT_A), batched.db.transaction() as session:  # the other process's calls, one at 21:00
-            session.execute(update(number_usage).where(number_usage.c.phone_number == chosen[0]).values(
+            session.execute(update(number_usage).where(number_usage.c.phone_number == phone).values(
                 day_used=day_used + 1, hour_start=next_hour, hour_used=1))
             session.execute(update(number_usage).where(number_usage.c.phone_number == other).values(day_used=5))
-    finally:
-        release.set()
-        caller.join(20)
     # served again from fresh reads: the same number (still the least used), counted in the hour its counters
     # hold, as its ledger row says
-    assert chosen == [chosen[0], chosen[0]] and answers[0].caller_id == chosen[0]
-    assert counters(batched, chosen[0]) == (day_start, day_used + 2, next_hour, 2)
+    assert call.chosen == [phone, phone] and call.answers[0].caller_id == phone
+    assert counters(batched, phone) == (day_start, day_used + 2, next_hour, 2)
     with tenant_rows(TENANT_A), batched.db.read() as session:
         row = session.execute(select(allocations.c.day_start, allocations.c.hour_start).where(
             allocations.c.call_id == "call-1")).one()

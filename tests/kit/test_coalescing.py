@@ -15,14 +15,20 @@ from nhm_platform.errors import Aborted, InvalidArgument
 CALLERS = 12
 
 
-@pytest.fixture
-def db(backend, sqlite_provisioner, postgres_provisioner):
-    provisioner = sqlite_provisioner if backend == "sqlite" else postgres_provisioner
-    database = Database(provisioner.empty("coalescing"))
+def with_tables(url: str) -> Database:
+    """A counter at 0 and an empty ledger."""
+    database = Database(url)
     with database.transaction() as session:
         session.execute(text("CREATE TABLE counters (k varchar(8) PRIMARY KEY, n integer NOT NULL)"))
         session.execute(text("INSERT INTO counters VALUES ('a', 0)"))
         session.execute(text("CREATE TABLE ledger (k varchar(32) PRIMARY KEY)"))
+    return database
+
+
+@pytest.fixture
+def db(backend, sqlite_provisioner, postgres_provisioner):
+    provisioner = sqlite_provisioner if backend == "sqlite" else postgres_provisioner
+    database = with_tables(provisioner.empty("coalescing"))
     yield database
     database.dispose()
 
@@ -225,81 +231,72 @@ def test_one_call_at_a_time_runs_without_savepoints(db):
         assert session.execute(text("SELECT count(*) FROM ledger")).scalar() == 1
 
 
-def test_a_call_that_waits_for_a_row_leaves_the_batch_and_the_others_commit_meanwhile(postgres):
-    db = Database(postgres.empty("coalescing_busy"))
-    try:
-        with db.transaction() as session:
-            session.execute(text("CREATE TABLE counters (k varchar(8) PRIMARY KEY, n integer NOT NULL)"))
-            session.execute(text("INSERT INTO counters VALUES ('a', 0)"))
-            session.execute(text("CREATE TABLE ledger (k varchar(32) PRIMARY KEY)"))
-        coalescer = TransactionCoalescer(db, max_calls=CALLERS, max_transactions=1, lock_wait=0.05)
-        answered: dict[str, float] = {}
-
-        def ledger_only(key: str):
-            def work(session):
-                session.execute(text("INSERT INTO ledger VALUES (:k)"), {"k": key})
-                return key
-            return work
-
-        def noting(work, key: str):
-            def wrapped(session):
-                result = work(session)
-                answered[key] = time.monotonic()
-                return result
-            return wrapped
-
-        blocker = db.engine.connect()  # another transaction holds the counter row for a second
-        blocker.execute(text("UPDATE counters SET n = n WHERE k = 'a'"))
-        released = [0.0]
-
-        def release() -> None:
-            time.sleep(1.0)
-            released[0] = time.monotonic()
-            blocker.commit()
-            blocker.close()
-
-        threading.Thread(target=release).start()
-        results = run_together(coalescer, [noting(ledger_only("before"), "before"), add_one_under(100, "waits"),
-                                            noting(ledger_only("after"), "after")])
-        assert results == ["before", 1, "after"]  # the waiting call still succeeded, on its own
-        assert answered["after"] < released[0]  # the call behind it did not wait for the row
-        with db.read() as session:
-            assert session.execute(text("SELECT n FROM counters")).scalar() == 1
-            assert session.execute(text("SELECT count(*) FROM ledger")).scalar() == 3
-    finally:
-        db.dispose()
+@pytest.fixture
+def pg_db(postgres):
+    """The db fixture's tables on PostgreSQL (where a call can wait for a row another transaction holds)."""
+    database = with_tables(postgres.empty("coalescing_pg"))
+    yield database
+    database.dispose()
 
 
-def test_a_call_that_left_its_batch_and_lost_a_conflict_alone_is_served_again(postgres):
-    db = Database(postgres.empty("coalescing_busy_aborted"))
-    try:
-        with db.transaction() as session:
-            session.execute(text("CREATE TABLE counters (k varchar(8) PRIMARY KEY, n integer NOT NULL)"))
-            session.execute(text("INSERT INTO counters VALUES ('a', 0)"))
-        coalescer = TransactionCoalescer(db, max_calls=CALLERS, max_transactions=1, lock_wait=0.05)
-        runs = []
+def hold_counter_row(db: Database, seconds: float) -> list[float]:
+    """Another transaction holds the counter row for `seconds`; the list gets the monotonic time it lets go."""
+    blocker = db.engine.connect()
+    blocker.execute(text("UPDATE counters SET n = n WHERE k = 'a'"))
+    released = [0.0]
 
-        def conflicts_once_alone(session):
-            runs.append(len(runs))
-            n = session.execute(text("UPDATE counters SET n = n + 1 WHERE k = 'a' RETURNING n")).scalar_one()
-            if len(runs) == 2:  # its first run on its own: as a batch's end that found its number moved on
-                raise Aborted("another transaction counted meanwhile; retry", reason="CONFLICT")
-            return n
+    def release() -> None:
+        time.sleep(seconds)
+        released[0] = time.monotonic()
+        blocker.commit()
+        blocker.close()
 
-        blocker = db.engine.connect()  # holds the row: the call leaves its batch and runs alone
-        blocker.execute(text("UPDATE counters SET n = n WHERE k = 'a'"))
+    threading.Thread(target=release).start()
+    return released
 
-        def release() -> None:
-            time.sleep(0.5)
-            blocker.commit()
-            blocker.close()
 
-        threading.Thread(target=release).start()
-        results = run_together(coalescer, [lambda session: session.execute(text("SELECT 1")).scalar_one(),
-                                            conflicts_once_alone])
-        assert results == [1, 1]  # served again after the conflict, not answered ABORTED
-        assert len(runs) == 3  # in the batch (waited), alone (aborted), then again
-        with db.read() as session:
-            assert session.execute(text("SELECT n FROM counters")).scalar() == 1  # the aborted run left nothing
-    finally:
-        db.dispose()
+def test_a_call_that_waits_for_a_row_leaves_the_batch_and_the_others_commit_meanwhile(pg_db):
+    coalescer = TransactionCoalescer(pg_db, max_calls=CALLERS, max_transactions=1, lock_wait=0.05)
+    answered: dict[str, float] = {}
+
+    def ledger_only(key: str):
+        def work(session):
+            session.execute(text("INSERT INTO ledger VALUES (:k)"), {"k": key})
+            return key
+        return work
+
+    def noting(work, key: str):
+        def wrapped(session):
+            result = work(session)
+            answered[key] = time.monotonic()
+            return result
+        return wrapped
+
+    released = hold_counter_row(pg_db, 1.0)
+    results = run_together(coalescer, [noting(ledger_only("before"), "before"), add_one_under(100, "waits"),
+                                        noting(ledger_only("after"), "after")])
+    assert results == ["before", 1, "after"]  # the waiting call still succeeded, on its own
+    assert answered["after"] < released[0]  # the call behind it did not wait for the row
+    with pg_db.read() as session:
+        assert session.execute(text("SELECT n FROM counters")).scalar() == 1
+        assert session.execute(text("SELECT count(*) FROM ledger")).scalar() == 3
+
+
+def test_a_call_that_left_its_batch_and_lost_a_conflict_alone_is_served_again(pg_db):
+    coalescer = TransactionCoalescer(pg_db, max_calls=CALLERS, max_transactions=1, lock_wait=0.05)
+    runs = []
+
+    def conflicts_once_alone(session):
+        runs.append(len(runs))
+        n = session.execute(text("UPDATE counters SET n = n + 1 WHERE k = 'a' RETURNING n")).scalar_one()
+        if len(runs) == 2:  # its first run on its own: as a batch's end that found its number moved on
+            raise Aborted("another transaction counted meanwhile; retry", reason="CONFLICT")
+        return n
+
+    hold_counter_row(pg_db, 0.5)  # the call leaves its batch and runs alone
+    results = run_together(coalescer, [lambda session: session.execute(text("SELECT 1")).scalar_one(),
+                                        conflicts_once_alone])
+    assert results == [1, 1]  # served again after the conflict, not answered ABORTED
+    assert len(runs) == 3  # in the batch (waited), alone (aborted), then again
+    with pg_db.read() as session:
+        assert session.execute(text("SELECT n FROM counters")).scalar() == 1  # the aborted run left nothing
