@@ -24,8 +24,10 @@ SCALE = load.SCALE
 pytestmark = load.RELIABILITY_MARKS
 CLIENTS, THREADS, PROCESSES, TIMEOUT = 3, 16, 2, 20.0
 # Seconds into the load at which its day and hour end, and between the hours that end after (the load takes
-# 9-25 s here); how far apart the processes' clocks are then (each next process's is ahead by as much).
-CROSS_AFTER, HOP_EVERY, CLOCK_SKEW = 4.0, 3.0, 0.25
+# 9-25 s here); how far apart the processes' clocks are then (each next process's is ahead by as much). At most
+# MAX_HOPS hours end after the day, so that a long run (make reliability) stays within that day and within the
+# 24 hours a prospect's limit counts.
+CROSS_AFTER, HOP_EVERY, CLOCK_SKEW, MAX_HOPS = 4.0, 3.0, 0.25, 12
 
 # Each broken variant and the invariants that must catch it.
 BROKEN = {
@@ -47,10 +49,10 @@ BROKEN_CAMPAIGNS = {
 
 class Hops:
     """Moves the clocks of a run's processes while its load runs: midnight in the campaigns' reset zone (the start
-    of a day and of an hour) comes CROSS_AFTER seconds in, then the start of another hour every HOP_EVERY seconds;
-    each process's clock is CLOCK_SKEW ahead of the one before, as two machines' clocks are apart. Just before
-    each move it reads the database (one snapshot): the next hour's counters would hide a disagreement between
-    this hour's counters and the ledger from the check after the run."""
+    of a day and of an hour) comes CROSS_AFTER seconds in, then the start of another hour every HOP_EVERY seconds
+    (MAX_HOPS times at most); each process's clock is CLOCK_SKEW ahead of the one before, as two machines' clocks
+    are apart. Just before each move it reads the database (one snapshot): the next hour's counters would hide a
+    disagreement between this hour's counters and the ledger from the check after the run."""
 
     def __init__(self, processes: list[Any], clock_file: Path, url: str) -> None:
         self._processes, self._clock_file, self._url = processes, clock_file, url
@@ -63,7 +65,9 @@ class Hops:
 
     def _hop(self) -> None:
         time.sleep(CROSS_AFTER)
-        while not self._stopping.wait(HOP_EVERY - 1.0):
+        for _ in range(MAX_HOPS):
+            if self._stopping.wait(HOP_EVERY - 1.0):
+                return
             try:
                 self.snapshots.append(load.Ledger.read(self._url))
                 self._ahead = load.hour_ahead(self._ahead, 1.0)
