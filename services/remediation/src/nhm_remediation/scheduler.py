@@ -4,8 +4,11 @@ raise overdue and digest alerts, and deliver alerts.
 All state is in the database (due times on cases, queued actions, pending deliveries), so a restart picks up
 where the last process stopped. Several replicas can run it at once: due cases are locked (``FOR UPDATE SKIP
 LOCKED`` on PostgreSQL; SQLite has one writer) and re-checked after locking; actions and deliveries are claimed
-with a conditional update (a lease) and carry idempotency keys, so no step is done twice. Time is the injected
-clock; the loop's own pacing (``scheduler_interval``) is real time.
+with a conditional update (a lease) and carry idempotency keys, so no step takes effect twice. A replica whose
+lease runs out while it works (a pause longer than ``claim_lease``, or a clock stepped past it) may see another
+replica do the step again with the same key: the registry answers a request id it has seen from its store, and a
+webhook receiver ignores an alert id it has seen (delivery is at least once). Time is the injected clock; the
+loop's own pacing (``scheduler_interval``) is real time.
 """
 
 from __future__ import annotations
